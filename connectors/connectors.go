@@ -1,0 +1,92 @@
+// Package connectors holds the contract every channel connector implements,
+// and the dependencies the gateway hands to each. One sub-package per kind
+// (webhook, imap, tracking, telephony, livechat) implements it; the gateway
+// wires them in one map from kind to constructor.
+package connectors
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/validate"
+)
+
+// ErrUnavailable is returned by Intake.Submit when the event could not be
+// made durable; the connector must not acknowledge its source (HTTP 503).
+var ErrUnavailable = errors.New("intake unavailable")
+
+// Result tells a connector what Intake did with an event.
+type Result struct {
+	EventID   string
+	Duplicate bool
+}
+
+// Intake records events durably and deduplicated. A nil error means the
+// event is durable (or was already): only then may the source be acknowledged.
+type Intake interface {
+	Submit(ctx context.Context, ev *normalize.Event) (Result, error)
+	// Reject counts an input refused before it became an event (bad
+	// signature, bad body), for metrics.
+	Reject(connector, reason string)
+}
+
+// Create says where a connector creates a contact and an item when an event
+// matches nothing.
+type Create struct {
+	Pipeline    string `yaml:"pipeline" json:"pipeline"`
+	Stage       string `yaml:"stage" json:"stage"`
+	Responsible string `yaml:"responsible" json:"responsible,omitempty"`
+}
+
+// Base is the part of a connector's config section common to all kinds.
+type Base struct {
+	Name   string  `yaml:"name"`
+	Type   string  `yaml:"type"`
+	Create *Create `yaml:"create"`
+}
+
+// Deps are what the gateway gives a connector.
+type Deps struct {
+	Logger    *slog.Logger // already scoped with the connector's name
+	Intake    Intake
+	Now       func() time.Time
+	PublicURL string // base URL of the gateway as seen from outside
+}
+
+// Connector is one configured connector instance.
+type Connector interface {
+	Name() string
+}
+
+// HTTPConnector is a connector that receives requests under /in/{name}/.
+// The gateway strips that prefix: the handler sees "/" or "/sub/path".
+type HTTPConnector interface {
+	Connector
+	http.Handler
+}
+
+// Service is a connector with a long-running part (a poller, a listener).
+// Run returns when ctx is done, or with an error that stops the gateway.
+type Service interface {
+	Connector
+	Run(ctx context.Context) error
+}
+
+// Config is a kind's config section. Decoding fills it from YAML (unknown
+// keys are rejected by the config loader); Validate returns problems with
+// paths relative to the connector's section.
+type Config interface {
+	Validate() validate.Errors
+}
+
+// Kind describes one connector kind.
+type Kind struct {
+	// NewConfig returns a pointer to a config value with defaults set.
+	NewConfig func() Config
+	// New builds the connector from its validated config.
+	New func(base Base, cfg Config, deps Deps) (Connector, error)
+}
