@@ -1,0 +1,236 @@
+// Package engine is the stage engine: it receives normalized events, finds
+// the items they concern, applies the trigger rules of DESIGN.md §3 to each,
+// moves items atomically through the store, records every decision so that
+// it can be explained, and runs the actions of the stage entered.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
+)
+
+// CreateSpec says where to create a contact and an item for an event that
+// matches nothing (per connector).
+type CreateSpec struct {
+	Pipeline    string
+	Stage       string // empty: the pipeline's first stage
+	Responsible string
+}
+
+// Observer is told about what the engine does, for metrics. Methods must be
+// cheap and safe for concurrent use.
+type Observer interface {
+	Moved(pipeline, from, to string)
+	Applied(ev *normalize.Event, lag time.Duration, unmatched bool)
+}
+
+// Options configure an Engine.
+type Options struct {
+	Store     store.Store
+	Pipelines []Pipeline
+	// Create maps a connector name to where it creates unknown contacts.
+	Create map[string]CreateSpec
+	// Actions runs stage actions; nil uses only the built-in "log" action.
+	Actions ActionRunner
+	// DefaultRegion is used to normalize trigger line numbers (e.g. "US").
+	DefaultRegion string
+	Logger        *slog.Logger
+	Now           func() time.Time
+	Observer      Observer
+	// Workers is how many events are applied concurrently (default 16).
+	// Events of one subject are always applied in log order.
+	Workers int
+	// Consumer names this process in the store's log consumer group.
+	Consumer string
+}
+
+// Engine applies events to items. Create it with New.
+type Engine struct {
+	st        store.Store
+	pipelines map[string]*pipeline
+	order     []*pipeline
+	create    map[string]CreateSpec
+	actions   ActionRunner
+	log       *slog.Logger
+	now       func() time.Time
+	obs       Observer
+	workers   int
+	consumer  string
+	waiters   *waiters
+	drain     chan struct{}
+	drainOnce sync.Once
+	done      chan struct{}
+}
+
+// maxMoveAttempts bounds retries of an item move that lost a version race.
+const maxMoveAttempts = 16
+
+// New checks the pipelines and builds an engine.
+func New(o Options) (*Engine, error) {
+	if o.Store == nil {
+		return nil, errors.New("engine: no store")
+	}
+	e := &Engine{
+		st: o.Store, pipelines: map[string]*pipeline{}, create: o.Create, actions: o.Actions,
+		log: o.Logger, now: o.Now, obs: o.Observer, workers: o.Workers, consumer: o.Consumer,
+		waiters: newWaiters(), drain: make(chan struct{}), done: make(chan struct{}),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.obs == nil {
+		e.obs = nopObserver{}
+	}
+	if e.actions == nil {
+		e.actions = LogAction{Store: o.Store, Logger: e.log}
+	}
+	if e.workers <= 0 {
+		e.workers = 16
+	}
+	if e.consumer == "" {
+		e.consumer = "engine"
+	}
+	for _, p := range o.Pipelines {
+		cp, err := compilePipeline(p, o.DefaultRegion)
+		if err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		e.pipelines[p.ID] = cp
+		e.order = append(e.order, cp)
+	}
+	for name, c := range e.create {
+		p, ok := e.pipelines[c.Pipeline]
+		if !ok {
+			return nil, fmt.Errorf("engine: connector %s: create: unknown pipeline %q", name, c.Pipeline)
+		}
+		if c.Stage == "" {
+			c.Stage = p.Stages[0].ID
+			e.create[name] = c
+		} else if _, ok := p.stageIndex[c.Stage]; !ok {
+			return nil, fmt.Errorf("engine: connector %s: create: unknown stage %q", name, c.Stage)
+		}
+	}
+	return e, nil
+}
+
+// Pipeline returns a configured pipeline by id.
+func (e *Engine) Pipeline(id string) (Pipeline, bool) {
+	p, ok := e.pipelines[id]
+	if !ok {
+		return Pipeline{}, false
+	}
+	return p.Pipeline, true
+}
+
+// Pipelines returns the configured pipelines in config order.
+func (e *Engine) Pipelines() []Pipeline {
+	out := make([]Pipeline, len(e.order))
+	for i, p := range e.order {
+		out[i] = p.Pipeline
+	}
+	return out
+}
+
+// Result is what applying one event did.
+type Result struct {
+	Items     []store.ItemDecisions
+	Unmatched bool
+	Note      string
+}
+
+// Apply applies one event: it resolves the items the event concerns (DESIGN
+// §4), evaluates and moves each, and records the decisions. Applying the
+// same event again moves nothing: the store refuses a second move of one
+// item by one event, and the first verdict recorded is kept.
+func (e *Engine) Apply(ctx context.Context, ev *normalize.Event) (Result, error) {
+	items, note, err := e.resolve(ctx, ev)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Note: note}
+	if len(items) == 0 {
+		res.Unmatched = true
+		return res, nil
+	}
+	for _, it := range items {
+		d, err := e.applyItem(ctx, ev, it)
+		if err != nil {
+			return Result{}, err
+		}
+		res.Items = append(res.Items, d)
+	}
+	return res, nil
+}
+
+// applyItem evaluates and, when a trigger wins, moves one item, retrying
+// when another writer changed the item in between.
+func (e *Engine) applyItem(ctx context.Context, ev *normalize.Event, it store.Item) (store.ItemDecisions, error) {
+	for attempt := 1; ; attempt++ {
+		d := store.ItemDecisions{ItemID: it.ID, Pipeline: it.Pipeline, From: it.Stage, At: e.now(), Decisions: []store.Decision{}}
+		p, ok := e.pipelines[it.Pipeline]
+		if !ok {
+			d.Note = "pipeline is not configured"
+			return d, e.recordDecisions(ctx, ev.ID, d)
+		}
+		verdict := p.evaluate(it, ev)
+		if verdict.decisions != nil {
+			d.Decisions = verdict.decisions
+		}
+		t := verdict.winner
+		if t == nil {
+			return d, e.recordDecisions(ctx, ev.ID, d)
+		}
+		to := p.Stages[t.stage]
+		d.To, d.Moved = to.ID, true
+		actor := t.AsUser
+		if actor == "" {
+			actor = it.Responsible
+		}
+		entry := store.TimelineEntry{
+			ID: "ev:" + ev.ID, ItemID: it.ID, Kind: store.EntryMove, From: it.Stage, To: to.ID,
+			Trigger: t.name, EventID: ev.ID, Actor: actor, At: d.At,
+		}
+		moved, err := e.st.Move(ctx, store.MoveRequest{
+			ItemID: it.ID, ExpectVersion: it.Version, To: to.ID, Closed: to.Final != "",
+			EventID: ev.ID, Entry: entry, Decisions: &d, At: d.At,
+		})
+		switch {
+		case err == nil:
+			e.obs.Moved(it.Pipeline, it.Stage, to.ID)
+			e.runActions(ctx, moved, it.Stage, to, entry, ev)
+			return d, nil
+		case errors.Is(err, store.ErrAlreadyApplied):
+			d.Moved, d.To, d.Note = false, "", "event already applied to this item"
+			return d, nil
+		case errors.Is(err, store.ErrConflict) && attempt < maxMoveAttempts:
+			it, err = e.st.GetItem(ctx, it.ID)
+			if err != nil {
+				return d, fmt.Errorf("engine: reload item %s: %w", d.ItemID, err)
+			}
+		default:
+			return d, fmt.Errorf("engine: move item %s to %s: %w", it.ID, to.ID, err)
+		}
+	}
+}
+
+func (e *Engine) recordDecisions(ctx context.Context, eventID string, d store.ItemDecisions) error {
+	if err := e.st.RecordDecisions(ctx, eventID, d); err != nil {
+		return fmt.Errorf("engine: record decisions for %s: %w", d.ItemID, err)
+	}
+	return nil
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Moved(string, string, string)                  {}
+func (nopObserver) Applied(*normalize.Event, time.Duration, bool) {}

@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
+)
+
+// identities lists the subject's identities in lookup order.
+func identities(s normalize.Subject) []store.Identity {
+	var ids []store.Identity
+	if em := normalize.NormalizeEmail(s.Email); em != "" {
+		ids = append(ids, store.Identity{Kind: store.IdentityEmail, Value: em})
+	}
+	if s.Phone != "" {
+		ids = append(ids, store.Identity{Kind: store.IdentityPhone, Value: s.Phone})
+	}
+	if s.VisitorID != "" {
+		ids = append(ids, store.Identity{Kind: store.IdentityVisitor, Value: s.VisitorID})
+	}
+	return ids
+}
+
+// resolve finds the items an event concerns (DESIGN §4): the item named by
+// the subject; else the items of the contact owning one of the subject's
+// identities, in pipelines that have a trigger for the event's type; else a
+// new contact and item when the connector is configured to create them.
+// The note explains an empty answer.
+func (e *Engine) resolve(ctx context.Context, ev *normalize.Event) ([]store.Item, string, error) {
+	if id := ev.Subject.ItemID; id != "" {
+		it, err := e.st.GetItem(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Sprintf("item %q does not exist", id), nil
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("engine: get item %s: %w", id, err)
+		}
+		return []store.Item{it}, "", nil
+	}
+	ids := identities(ev.Subject)
+	if len(ids) == 0 {
+		return nil, "event has no subject identity", nil
+	}
+	contact, err := e.findContact(ctx, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	var items []store.Item
+	if contact.ID != "" {
+		all, err := e.st.ListItems(ctx, store.ItemFilter{ContactID: contact.ID, Limit: 1000})
+		if err != nil {
+			return nil, "", fmt.Errorf("engine: items of contact %s: %w", contact.ID, err)
+		}
+		for _, it := range all {
+			if p, ok := e.pipelines[it.Pipeline]; ok && p.listens[ev.Type] {
+				items = append(items, it)
+			}
+		}
+		if len(items) > 0 {
+			return items, "", nil
+		}
+	}
+	spec, ok := e.create[ev.Connector]
+	if !ok {
+		if contact.ID != "" {
+			return nil, fmt.Sprintf("contact %s has no item in a pipeline with %s triggers", contact.ID, ev.Type), nil
+		}
+		return nil, "no contact has this subject's identities", nil
+	}
+	it, err := e.createFor(ctx, ev, ids, contact, spec)
+	if err != nil || it.ID == "" {
+		return nil, "contact already has an open item in the create pipeline", err
+	}
+	return []store.Item{it}, "", nil
+}
+
+func (e *Engine) findContact(ctx context.Context, ids []store.Identity) (store.Contact, error) {
+	for _, id := range ids {
+		c, err := e.st.FindContact(ctx, id)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return store.Contact{}, fmt.Errorf("engine: find contact by %s: %w", id.Kind, err)
+		}
+	}
+	return store.Contact{}, nil
+}
+
+// createFor creates (idempotently) a contact and an item for an event that
+// matched nothing. The ids are derived from the identity and the number of
+// items the contact already has in the pipeline, so concurrent first events
+// of one new customer converge on one contact and one item. It returns a
+// zero item when the contact already has an open item in the pipeline.
+func (e *Engine) createFor(ctx context.Context, ev *normalize.Event, ids []store.Identity, c store.Contact, spec CreateSpec) (store.Item, error) {
+	now := e.now()
+	if c.ID == "" {
+		cand := store.Contact{ID: "c_" + normalize.Hash(ids[0].Kind, ids[0].Value), Name: ev.Subject.Name, CreatedAt: now}
+		var err error
+		if c, _, err = e.st.EnsureContact(ctx, cand, ids); err != nil {
+			return store.Item{}, fmt.Errorf("engine: create contact: %w", err)
+		}
+	}
+	existing, err := e.st.ListItems(ctx, store.ItemFilter{ContactID: c.ID, Pipeline: spec.Pipeline, Limit: 1000})
+	if err != nil {
+		return store.Item{}, fmt.Errorf("engine: items of contact %s: %w", c.ID, err)
+	}
+	for _, it := range existing {
+		if !it.Closed {
+			return store.Item{}, nil
+		}
+	}
+	it := store.Item{
+		ID:       "i_" + normalize.Hash(c.ID, spec.Pipeline, strconv.Itoa(len(existing))),
+		Pipeline: spec.Pipeline, Stage: spec.Stage, ContactID: c.ID, Responsible: spec.Responsible,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	entry := store.TimelineEntry{ID: "created", ItemID: it.ID, Kind: store.EntryCreated, To: spec.Stage,
+		EventID: ev.ID, Actor: spec.Responsible, Message: "created from event " + ev.ID, At: now}
+	it, _, err = e.st.CreateItem(ctx, it, entry)
+	if err != nil {
+		return store.Item{}, fmt.Errorf("engine: create item: %w", err)
+	}
+	return it, nil
+}
