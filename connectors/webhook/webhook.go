@@ -1,0 +1,100 @@
+// Package webhook holds two push connector kinds that receive HTTP POSTs
+// under /in/{name}/:
+//
+//   - webhook: inbound webhooks signed per the Standard Webhooks spec
+//     (webhook-id, webhook-timestamp, webhook-signature), turned into
+//     webhook.received or crm.<name> events;
+//   - forms: web forms and callback forms posted by browsers or servers
+//     (urlencoded, multipart or JSON), turned into form.submitted events.
+//
+// Each kind has its config (config.go), a pure normalizer golden-tested on
+// testdata/, and an http.Handler that answers only after Intake made the
+// event durable. The Verifier is exported for other connectors (telephony)
+// that receive Standard Webhooks.
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/stagegate/stagegate/connectors"
+)
+
+// WebhookKind is the connector kind "webhook": signed inbound webhooks.
+var WebhookKind = connectors.Kind{
+	NewConfig: func() connectors.Config { return NewWebhookConfig() },
+	New: func(base connectors.Base, cfg connectors.Config, deps connectors.Deps) (connectors.Connector, error) {
+		c, ok := cfg.(*WebhookConfig)
+		if !ok {
+			return nil, fmt.Errorf("webhook %s: config is %T, want *WebhookConfig", base.Name, cfg)
+		}
+		return NewWebhook(base, c, deps)
+	},
+}
+
+// Webhook is a connector of kind webhook. It answers POST on "/" and on any
+// sub-path; each verified request becomes one event whose id is derived
+// from webhook-id, so the sender's retries are duplicates.
+type Webhook struct {
+	*shared
+	verifier *Verifier
+}
+
+var _ connectors.HTTPConnector = (*Webhook)(nil)
+
+// NewWebhook builds a webhook connector from its validated config.
+func NewWebhook(base connectors.Base, cfg *WebhookConfig, deps connectors.Deps) (*Webhook, error) {
+	s, err := newShared("webhook", base, deps, cfg.DefaultRegion, cfg.MaxBody)
+	if err != nil {
+		return nil, err
+	}
+	v, err := NewVerifier(cfg.AllSecrets(), cfg.Tolerance, s.now)
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", base.Name, err)
+	}
+	return &Webhook{shared: s, verifier: v}, nil
+}
+
+// ServeHTTP verifies, normalizes and submits one webhook. Answers: 200
+// {"event_id","duplicate"}; 400 for missing headers, a stale or future
+// timestamp, or a bad body; 401 for a bad signature; 405 for a method other
+// than POST; 413 for a body over max_body; 503 with Retry-After when the
+// intake is unavailable. Nothing is submitted unless the request is valid.
+func (c *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		c.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		return
+	}
+	body, ok := c.readBody(w, r)
+	if !ok {
+		return
+	}
+	id, err := c.verifier.Verify(r.Header, body)
+	switch {
+	case errors.Is(err, ErrMissingHeaders):
+		c.refuse(w, r, http.StatusBadRequest, "missing_headers", err.Error())
+		return
+	case errors.Is(err, ErrBadTimestamp):
+		c.refuse(w, r, http.StatusBadRequest, "bad_timestamp", err.Error())
+		return
+	case err != nil:
+		c.refuse(w, r, http.StatusUnauthorized, "bad_signature", "no valid signature")
+		return
+	}
+	ev, err := NormalizeWebhook(c.name, id, body, c.now(), c.region)
+	if err != nil {
+		code := "bad_field"
+		if errors.Is(err, ErrBadJSON) {
+			code = "bad_json"
+		}
+		c.refuse(w, r, http.StatusBadRequest, code, err.Error())
+		return
+	}
+	res, ok := c.submit(w, r, ev)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, Accepted{EventID: res.EventID, Duplicate: res.Duplicate})
+}
