@@ -1,0 +1,179 @@
+// Package bolt is the embedded default store driver: one go.etcd.io/bbolt
+// file used by one process, fsync'd on every commit. Writes are batched by a
+// group committer (many callers, one transaction, one fsync), reads run in
+// read-only transactions, and a background sweeper forgets event ids once
+// the dedup window has passed.
+package bolt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/stagegate/stagegate/store"
+)
+
+// Options are the driver's settings that are not part of the config file.
+type Options struct {
+	// Logger receives sweeper and commit failures; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Tests inject a fake one to
+	// check dedup expiry.
+	Now func() time.Time
+	// SweepInterval is how often expired dedup keys and event records are
+	// deleted; 0 means one minute.
+	SweepInterval time.Duration
+}
+
+// Store is the bbolt implementation of store.Store.
+type Store struct {
+	db     *bbolt.DB
+	c      *committer
+	log    *slog.Logger
+	now    func() time.Time
+	window time.Duration
+
+	closing   chan struct{} // closed when Close starts
+	closeOnce sync.Once
+	sweepDone chan struct{}
+
+	readMu sync.Mutex // serializes ReadLog so no entry is handed out twice
+	cursor uint64     // highest log sequence delivered since Open
+
+	wakeMu sync.Mutex
+	wake   chan struct{} // closed and replaced after every new log entry
+}
+
+var _ store.Store = (*Store)(nil)
+
+// errClosed is returned by every call after Close.
+var errClosed = fmt.Errorf("closed: %w", store.ErrUnavailable)
+
+// Bucket names.
+var (
+	bDedup      = []byte("dedup")       // event id → expiry (timeKey)
+	bExpiry     = []byte("expiry")      // timeKey(expiry) + event id → nil
+	bLog        = []byte("log")         // u64(seq) → event JSON
+	bEvents     = []byte("events")      // event id → EventRecord JSON
+	bUnmatched  = []byte("unmatched")   // timeKey(ack) + u64(n) → event id
+	bDecisions  = []byte("decisions")   // event id \0 item id → ItemDecisions JSON
+	bApplied    = []byte("applied")     // event id \0 item id → nil
+	bContacts   = []byte("contacts")    // contact id → Contact JSON
+	bIdentities = []byte("identities")  // kind \0 value → contact id
+	bItems      = []byte("items")       // item id → Item JSON
+	bIdxAll     = []byte("idx_all")     // timeKey(created) + item id → nil
+	bIdxPipe    = []byte("idx_pipe")    // pipeline \0 timeKey + item id → nil
+	bIdxStage   = []byte("idx_stage")   // pipeline \0 stage \0 timeKey + item id → nil
+	bIdxContact = []byte("idx_contact") // contact id \0 timeKey + item id → nil
+	bTimelines  = []byte("timelines")   // item id → bucket of entries
+)
+
+var allBuckets = [][]byte{
+	bDedup, bExpiry, bLog, bEvents, bUnmatched, bDecisions, bApplied,
+	bContacts, bIdentities, bItems, bIdxAll, bIdxPipe, bIdxStage, bIdxContact, bTimelines,
+}
+
+// Open opens (creating if needed) the database file cfg.Path and its parent
+// directory, and starts the committer and the sweeper. Delivery of the log
+// starts again from its oldest unacknowledged entry.
+func Open(cfg store.Config, opts Options) (*Store, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("bolt: open: path is required")
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o750); err != nil {
+		return nil, fmt.Errorf("bolt: open: %w", err)
+	}
+	db, err := bbolt.Open(cfg.Path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", cfg.Path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", cfg.Path, err)
+	}
+	s := &Store{
+		db:        db,
+		log:       opts.Logger,
+		now:       opts.Now,
+		window:    cfg.DedupWindow,
+		closing:   make(chan struct{}),
+		sweepDone: make(chan struct{}),
+		wake:      make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.window <= 0 {
+		s.window = store.DefaultDedupWindow
+	}
+	s.c = newCommitter(db, s.log)
+	interval := opts.SweepInterval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	go s.sweeper(interval)
+	return s, nil
+}
+
+// Close stops the sweeper, answers every queued write, and closes the file.
+// Calls made after Close return an error wrapping store.ErrUnavailable;
+// closing twice is a no-op.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.c.close()
+		<-s.sweepDone
+		if cerr := s.db.Close(); cerr != nil {
+			err = fmt.Errorf("bolt: close: %w", cerr)
+		}
+	})
+	return err
+}
+
+// Ping reports whether the database is open and readable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.view(func(*bbolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("bolt: ping: %w", err)
+	}
+	return ctx.Err()
+}
+
+// view runs fn in a read-only transaction, mapping a closed database to
+// store.ErrUnavailable.
+func (s *Store) view(fn func(tx *bbolt.Tx) error) error {
+	select {
+	case <-s.closing:
+		return errClosed
+	default:
+	}
+	err := s.db.View(fn)
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return errClosed
+	}
+	return err
+}
+
+// update runs fn through the group committer.
+func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	return s.c.do(ctx, fn)
+}

@@ -1,0 +1,171 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/stagegate/stagegate/store"
+)
+
+// Move applies req in one transaction: it checks, in this order, that the
+// item exists, that req.EventID was not applied to it, and that its version
+// is req.ExpectVersion; then it moves the item, bumps the version, appends
+// req.Entry, marks the event applied and stores req.Decisions.
+func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, error) {
+	if req.At.IsZero() {
+		req.At = s.now()
+	}
+	entry := req.Entry
+	entry.ItemID = req.ItemID
+	if entry.At.IsZero() {
+		entry.At = req.At
+	}
+	var out store.Item
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		out = store.Item{}
+		items := tx.Bucket(bItems)
+		var it store.Item
+		if err := getJSON(items, []byte(req.ItemID), &it); err != nil {
+			return clean(err)
+		}
+		pair := pairKey(req.EventID, req.ItemID)
+		if req.EventID != "" && tx.Bucket(bApplied).Get(pair) != nil {
+			return clean(store.ErrAlreadyApplied)
+		}
+		if it.Version != req.ExpectVersion {
+			return clean(fmt.Errorf("%w: version is %d, not %d", store.ErrConflict, it.Version, req.ExpectVersion))
+		}
+		oldIx := stageIndex(it)
+		it.Stage, it.Closed, it.UpdatedAt = req.To, req.Closed, req.At
+		it.Version++
+		if err := putJSON(items, []byte(it.ID), it); err != nil {
+			return err
+		}
+		if newIx := stageIndex(it); string(newIx.key) != string(oldIx.key) {
+			stages := tx.Bucket(bIdxStage)
+			if err := stages.Delete(oldIx.key); err != nil {
+				return err
+			}
+			if err := stages.Put(newIx.key, nil); err != nil {
+				return err
+			}
+		}
+		e := entry
+		if e.ID == "" {
+			e.ID = fmt.Sprintf("move-%d", it.Version)
+		}
+		if _, err := appendEntry(tx, e); err != nil {
+			return err
+		}
+		if req.EventID != "" {
+			if err := tx.Bucket(bApplied).Put(pair, nil); err != nil {
+				return err
+			}
+			if req.Decisions != nil {
+				d := *req.Decisions
+				d.ItemID = req.ItemID
+				if err := putJSON(tx.Bucket(bDecisions), pair, d); err != nil {
+					return err
+				}
+			}
+		}
+		out = it
+		return nil
+	})
+	if err != nil {
+		return store.Item{}, fmt.Errorf("bolt: move %s: %w", req.ItemID, err)
+	}
+	return out, nil
+}
+
+// appendEntry adds e to its item's timeline unless the item has an entry
+// with e.ID; it reports whether it wrote. Entries live in a bucket per
+// item: "s"+u64(seq) → entry JSON keeps the order, "i"+id → seq the ids.
+func appendEntry(tx *bbolt.Tx, e store.TimelineEntry) (bool, error) {
+	tb, err := tx.Bucket(bTimelines).CreateBucketIfNotExists([]byte(e.ItemID))
+	if err != nil {
+		return false, err
+	}
+	idKey := append([]byte{'i'}, e.ID...)
+	if tb.Get(idKey) != nil {
+		return false, nil
+	}
+	seq, err := tb.NextSequence()
+	if err != nil {
+		return false, err
+	}
+	if err := putJSON(tb, append([]byte{'s'}, u64(seq)...), e); err != nil {
+		return false, err
+	}
+	return true, tb.Put(idKey, u64(seq))
+}
+
+// AppendTimeline adds e to the timeline of item e.ItemID, which must exist;
+// an entry with an ID the item already has is ignored.
+func (s *Store) AppendTimeline(ctx context.Context, e store.TimelineEntry) error {
+	if e.ItemID == "" || e.ID == "" {
+		return errors.New("bolt: append timeline: item id and entry id are required")
+	}
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		if tx.Bucket(bItems).Get([]byte(e.ItemID)) == nil {
+			return clean(store.ErrNotFound)
+		}
+		_, err := appendEntry(tx, e)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: append timeline %s: %w", e.ItemID, err)
+	}
+	return nil
+}
+
+// Timeline returns the entries of an item, oldest first.
+func (s *Store) Timeline(ctx context.Context, itemID string) ([]store.TimelineEntry, error) {
+	var out []store.TimelineEntry
+	err := s.view(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bItems).Get([]byte(itemID)) == nil {
+			return store.ErrNotFound
+		}
+		tb := tx.Bucket(bTimelines).Bucket([]byte(itemID))
+		if tb == nil {
+			return nil
+		}
+		c := tb.Cursor()
+		for k, v := c.Seek([]byte{'s'}); k != nil && k[0] == 's'; k, v = c.Next() {
+			var e store.TimelineEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("entry %x: %w", k, err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: timeline %s: %w", itemID, err)
+	}
+	return out, nil
+}
+
+// RecordDecisions stores d for (eventID, d.ItemID) unless a verdict is
+// stored already.
+func (s *Store) RecordDecisions(ctx context.Context, eventID string, d store.ItemDecisions) error {
+	if eventID == "" || d.ItemID == "" {
+		return errors.New("bolt: record decisions: event id and item id are required")
+	}
+	pair := pairKey(eventID, d.ItemID)
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bDecisions)
+		if b.Get(pair) != nil {
+			return nil
+		}
+		return putJSON(b, pair, d)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: record decisions %s %s: %w", eventID, d.ItemID, err)
+	}
+	return nil
+}
