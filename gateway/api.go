@@ -1,0 +1,258 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/internal/httpx"
+	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
+)
+
+// routesAPI mounts the REST API under /api/v1/, behind bearer-token auth.
+func (g *Gateway) routesAPI(mux *http.ServeMux) {
+	api := http.NewServeMux()
+	api.HandleFunc("POST /api/v1/items", g.apiCreateItem)
+	api.HandleFunc("GET /api/v1/items", g.apiListItems)
+	api.HandleFunc("GET /api/v1/items/{id}", g.apiGetItem)
+	api.HandleFunc("POST /api/v1/items/{id}/move", g.apiMoveItem)
+	api.HandleFunc("GET /api/v1/items/{id}/timeline", g.apiTimeline)
+	api.HandleFunc("GET /api/v1/contacts/{id}", g.apiGetContact)
+	api.HandleFunc("POST /api/v1/events", g.apiPostEvent)
+	api.HandleFunc("GET /api/v1/events/{id}", g.apiGetEvent)
+	api.HandleFunc("GET /api/v1/unmatched", g.apiUnmatched)
+	api.HandleFunc("GET /api/v1/pipelines", g.apiPipelines)
+	api.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path)
+	})
+	mux.Handle("/api/v1/", g.auth(api))
+}
+
+// auth checks "Authorization: Bearer <token>" against the configured tokens
+// in constant time.
+func (g *Gateway) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		valid := 0
+		if ok && tok != "" {
+			for _, t := range g.cfg.API.Tokens {
+				valid |= subtle.ConstantTimeCompare([]byte(tok), []byte(t))
+			}
+		}
+		if valid != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="stagegate"`)
+			httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// storeError answers for an error from the store or the engine.
+func (g *Gateway) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "not found")
+	case errors.Is(err, engine.ErrUnknownStage):
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_stage", "unknown pipeline or stage")
+	case errors.Is(err, engine.ErrSameStage):
+		httpx.WriteError(w, http.StatusConflict, "same_stage", "the item is already at that stage")
+	case unavailable(err):
+		httpx.WriteError(w, http.StatusServiceUnavailable, "unavailable", "store unavailable, try again")
+	default:
+		g.log.Error("api: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+type contactInput struct {
+	Email string `json:"email"`
+	Phone string `json:"phone"`
+	Name  string `json:"name"`
+}
+
+type createItemInput struct {
+	Pipeline    string            `json:"pipeline"`
+	Stage       string            `json:"stage"`
+	Responsible string            `json:"responsible"`
+	Contact     *contactInput     `json:"contact"`
+	Fields      map[string]string `json:"fields"`
+}
+
+func (g *Gateway) apiCreateItem(w http.ResponseWriter, r *http.Request) {
+	var in createItemInput
+	if !httpx.DecodeJSON(w, r, g.maxBody, &in) {
+		return
+	}
+	p, ok := g.eng.Pipeline(in.Pipeline)
+	if !ok {
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_pipeline", "unknown pipeline "+strconv.Quote(in.Pipeline))
+		return
+	}
+	if in.Stage != "" && !hasStage(p, in.Stage) {
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_stage", "unknown stage "+strconv.Quote(in.Stage)+" in pipeline "+p.ID)
+		return
+	}
+	it := store.Item{ID: "i_" + randomID(), Pipeline: p.ID, Stage: in.Stage, Responsible: in.Responsible, Fields: in.Fields}
+	if in.Contact != nil {
+		ids, msg := g.contactIdentities(*in.Contact)
+		if msg != "" {
+			httpx.WriteError(w, http.StatusUnprocessableEntity, "bad_contact", msg)
+			return
+		}
+		c := store.Contact{ID: "c_" + randomID(), Name: in.Contact.Name, CreatedAt: g.now()}
+		if len(ids) > 0 {
+			c.ID = "c_" + normalize.Hash(ids[0].Kind, ids[0].Value)
+		}
+		c, _, err := g.st.EnsureContact(r.Context(), c, ids)
+		if err != nil {
+			g.storeError(w, r, err)
+			return
+		}
+		it.ContactID = c.ID
+	}
+	created, err := g.eng.CreateItem(r.Context(), it, in.Responsible)
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusCreated, created)
+}
+
+func (g *Gateway) contactIdentities(c contactInput) ([]store.Identity, string) {
+	var ids []store.Identity
+	if c.Email != "" {
+		em := normalize.NormalizeEmail(c.Email)
+		if em == "" {
+			return nil, "contact.email is not an email address"
+		}
+		ids = append(ids, store.Identity{Kind: store.IdentityEmail, Value: em})
+	}
+	if c.Phone != "" {
+		ph, err := normalize.NormalizePhone(c.Phone, g.cfg.Engine.DefaultRegion)
+		if err != nil {
+			return nil, "contact.phone is not a valid phone number"
+		}
+		ids = append(ids, store.Identity{Kind: store.IdentityPhone, Value: ph})
+	}
+	return ids, ""
+}
+
+func hasStage(p engine.Pipeline, id string) bool {
+	for _, s := range p.Stages {
+		if s.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) apiListItems(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.ItemFilter{Pipeline: q.Get("pipeline"), Stage: q.Get("stage"), ContactID: q.Get("contact_id")}
+	if f.Pipeline != "" {
+		p, ok := g.eng.Pipeline(f.Pipeline)
+		if !ok {
+			httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_pipeline", "unknown pipeline "+strconv.Quote(f.Pipeline))
+			return
+		}
+		if f.Stage != "" && !hasStage(p, f.Stage) {
+			httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_stage", "unknown stage "+strconv.Quote(f.Stage))
+			return
+		}
+	} else if f.Stage != "" {
+		httpx.WriteError(w, http.StatusBadRequest, "bad_filter", "stage filter needs a pipeline")
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			httpx.WriteError(w, http.StatusBadRequest, "bad_limit", "limit must be 1..1000")
+			return
+		}
+		f.Limit = n
+	}
+	items, err := g.st.ListItems(r.Context(), f)
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	if items == nil {
+		items = []store.Item{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (g *Gateway) apiGetItem(w http.ResponseWriter, r *http.Request) {
+	it, err := g.st.GetItem(r.Context(), r.PathValue("id"))
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, it)
+}
+
+func (g *Gateway) apiGetContact(w http.ResponseWriter, r *http.Request) {
+	c, err := g.st.GetContact(r.Context(), r.PathValue("id"))
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, c)
+}
+
+type moveInput struct {
+	Stage  string `json:"stage"`
+	AsUser string `json:"as_user"`
+}
+
+func (g *Gateway) apiMoveItem(w http.ResponseWriter, r *http.Request) {
+	var in moveInput
+	if !httpx.DecodeJSON(w, r, g.maxBody, &in) {
+		return
+	}
+	if in.Stage == "" {
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "missing_stage", "stage is required")
+		return
+	}
+	it, err := g.eng.MoveManual(r.Context(), r.PathValue("id"), in.Stage, in.AsUser)
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, it)
+}
+
+func (g *Gateway) apiTimeline(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := g.st.GetItem(r.Context(), id); err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	tl, err := g.st.Timeline(r.Context(), id)
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	if tl == nil {
+		tl = []store.TimelineEntry{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"entries": tl})
+}
+
+func (g *Gateway) apiPipelines(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"pipelines": g.eng.Pipelines()})
+}
+
+func randomID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

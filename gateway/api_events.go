@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/stagegate/stagegate/internal/httpx"
+	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
+)
+
+// maxWait bounds POST /api/v1/events?wait=.
+const maxWait = 30 * time.Second
+
+type postEventReply struct {
+	EventID   string                `json:"event_id"`
+	Duplicate bool                  `json:"duplicate"`
+	Applied   *bool                 `json:"applied,omitempty"`
+	Unmatched bool                  `json:"unmatched,omitempty"`
+	Note      string                `json:"note,omitempty"`
+	Decisions []store.ItemDecisions `json:"decisions,omitempty"`
+}
+
+func (g *Gateway) apiPostEvent(w http.ResponseWriter, r *http.Request) {
+	var wait time.Duration
+	if ws := r.URL.Query().Get("wait"); ws != "" {
+		d, err := time.ParseDuration(ws)
+		if err != nil || d < 0 || d > maxWait {
+			httpx.WriteError(w, http.StatusBadRequest, "bad_wait", "wait must be a duration from 0s to 30s, like 5s")
+			return
+		}
+		wait = d
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large", "request body is over the limit")
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	var in normalize.APIInput
+	if !httpx.DecodeJSON(w, r, g.maxBody, &in) {
+		return
+	}
+	ev, err := normalize.FromAPI(in, raw, g.now(), g.cfg.Engine.DefaultRegion)
+	if err != nil {
+		g.intake.Reject(normalize.APIConnector, "invalid")
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "invalid_event", err.Error())
+		return
+	}
+	res, err := g.intake.Submit(r.Context(), ev)
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	reply := postEventReply{EventID: ev.ID, Duplicate: res.Duplicate}
+	if wait == 0 {
+		httpx.WriteJSON(w, http.StatusAccepted, reply)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	applied := g.eng.Wait(ctx, ev.ID) == nil
+	reply.Applied = &applied
+	if !applied {
+		httpx.WriteJSON(w, http.StatusAccepted, reply)
+		return
+	}
+	rec, ds, err := g.st.GetEvent(r.Context(), ev.ID)
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	reply.Unmatched, reply.Note, reply.Decisions = rec.Unmatched, rec.Note, ds
+	if reply.Decisions == nil {
+		reply.Decisions = []store.ItemDecisions{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, reply)
+}
+
+type eventReply struct {
+	store.EventRecord
+	Items []store.ItemDecisions `json:"items"`
+}
+
+func (g *Gateway) apiGetEvent(w http.ResponseWriter, r *http.Request) {
+	rec, ds, err := g.st.GetEvent(r.Context(), r.PathValue("id"))
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	if ds == nil {
+		ds = []store.ItemDecisions{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, eventReply{EventRecord: rec, Items: ds})
+}
+
+func (g *Gateway) apiUnmatched(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			httpx.WriteError(w, http.StatusBadRequest, "bad_limit", "limit must be 1..1000")
+			return
+		}
+		limit = n
+	}
+	evs, err := g.st.ListUnmatched(r.Context(), limit)
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	if evs == nil {
+		evs = []store.EventRecord{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"events": evs})
+}

@@ -1,0 +1,203 @@
+// Package gateway wires a whole Stagegate together from its config — store,
+// engine, connectors, REST API, health and metrics — behind one HTTP
+// listener, so that the binary and tests can start a complete gateway (tests
+// on 127.0.0.1:0).
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/stagegate/stagegate/config"
+	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/store"
+)
+
+// Options are what the config file does not say.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Instance names this process among gateways sharing one store
+	// (the log consumer name). Default: hostname-pid.
+	Instance string
+	// ShutdownTimeout bounds the graceful shutdown. Default 15s.
+	ShutdownTimeout time.Duration
+}
+
+// Gateway is one running Stagegate. Build it with New, then Run it.
+type Gateway struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	now      func() time.Time
+	st       store.Store
+	eng      *engine.Engine
+	m        *metrics
+	intake   *intake
+	services []connectors.Service
+	handler  http.Handler
+	maxBody  int64
+	shutdown time.Duration
+
+	mu sync.Mutex
+	ln net.Listener
+}
+
+// New opens the store and builds the engine and every connector. Close the
+// gateway by cancelling the context given to Run (or call Close if Run is
+// never called).
+func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: o.Logger, now: o.Now, m: newMetrics(), maxBody: cfg.Limits.MaxBody, shutdown: o.ShutdownTimeout}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.shutdown == 0 {
+		g.shutdown = 15 * time.Second
+	}
+	if g.maxBody <= 0 {
+		g.maxBody = 1 << 20
+	}
+	instance := o.Instance
+	if instance == "" {
+		host, _ := os.Hostname()
+		instance = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	st, err := openStore(ctx, cfg.Store, g.log.With("component", "store"), g.now)
+	if err != nil {
+		return nil, err
+	}
+	g.st = st
+	g.intake = &intake{st: st, m: g.m, log: g.log.With("component", "intake")}
+	create := map[string]engine.CreateSpec{}
+	for _, c := range cfg.Connectors {
+		if c.Create != nil {
+			create[c.Name] = engine.CreateSpec{Pipeline: c.Create.Pipeline, Stage: c.Create.Stage, Responsible: c.Create.Responsible}
+		}
+	}
+	g.eng, err = engine.New(engine.Options{
+		Store: st, Pipelines: cfg.Pipelines, Create: create, DefaultRegion: cfg.Engine.DefaultRegion,
+		Logger: g.log.With("component", "engine"), Now: g.now, Observer: g.m,
+		Workers: cfg.Engine.Workers, Consumer: instance,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	if err := g.mountConnectors(mux); err != nil {
+		st.Close()
+		return nil, err
+	}
+	g.routes(mux)
+	g.handler = mux
+	return g, nil
+}
+
+// Handler returns the gateway's HTTP handler (for tests and embedding).
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Listen opens the listener on the configured address ("127.0.0.1:0" picks
+// a free port) and returns its address.
+func (g *Gateway) Listen() (net.Addr, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ln != nil {
+		return g.ln.Addr(), nil
+	}
+	ln, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
+	}
+	g.ln = ln
+	return ln.Addr(), nil
+}
+
+// Run serves until ctx is done, then shuts down gracefully: it stops taking
+// input, lets requests in flight finish, applies what was accepted, and
+// closes the store.
+func (g *Gateway) Run(ctx context.Context) error {
+	if _, err := g.Listen(); err != nil {
+		g.st.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler: g.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	svcCtx, stopServices := context.WithCancel(ctx)
+	defer stopServices()
+
+	errc := make(chan error, 2+len(g.services))
+	var wg sync.WaitGroup
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		if err := g.eng.Run(engCtx); err != nil {
+			errc <- fmt.Errorf("engine: %w", err)
+		}
+	}()
+	for _, s := range g.services {
+		run("connector "+s.Name(), func() error { return s.Run(svcCtx) })
+	}
+	run("http", func() error {
+		if err := srv.Serve(g.ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.log.Info("stagegate listening", "addr", g.ln.Addr().String(), "store", g.cfg.Store.Driver)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		g.log.Error("stopping after failure", "err", runErr)
+	}
+	g.log.Info("shutting down: no new input, finishing accepted events")
+	sctx, cancel := context.WithTimeout(context.Background(), g.shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		g.log.Warn("http shutdown", "err", err)
+	}
+	stopServices()
+	if err := g.eng.Drain(sctx); err != nil {
+		g.log.Warn("engine drain incomplete; the rest stays in the log", "err", err)
+	}
+	stopEngine()
+	<-engineDone
+	wg.Wait()
+	if err := g.st.Close(); err != nil {
+		g.log.Warn("store close", "err", err)
+	}
+	g.log.Info("stopped")
+	return runErr
+}
+
+// Close releases the store of a gateway that was never Run.
+func (g *Gateway) Close() error { return g.st.Close() }
+
+// Store returns the gateway's store (for tests and tools).
+func (g *Gateway) Store() store.Store { return g.st }

@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/webhook"
+	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/internal/httpx"
+)
+
+// Kinds maps each connector kind named in the config to its constructor.
+// Wiring is explicit: a new kind is one line here.
+var Kinds = map[string]connectors.Kind{
+	"webhook": webhook.WebhookKind,
+	"forms":   webhook.FormsKind,
+}
+
+// ActionTypes lists the action types the gateway can run, for the config
+// loader.
+func ActionTypes() map[string]bool { return engine.LogAction{}.Types() }
+
+func (g *Gateway) routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", g.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
+	g.routesAPI(mux)
+}
+
+// readyz answers 200 when the store answers a ping within two seconds.
+func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := g.st.Ping(ctx); err != nil {
+		g.log.Warn("readyz: store unreachable", "err", err)
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"status": "unavailable", "checks": map[string]string{"store": "unreachable"}})
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": map[string]string{"store": "ok"}})
+}
+
+// mountConnectors builds every configured connector and mounts the HTTP
+// ones under /in/{name}/.
+func (g *Gateway) mountConnectors(mux *http.ServeMux) error {
+	for _, c := range g.cfg.Connectors {
+		kind, ok := Kinds[c.Type]
+		if !ok {
+			return fmt.Errorf("gateway: connector %s: unknown type %q", c.Name, c.Type)
+		}
+		deps := connectors.Deps{
+			Logger: g.log.With("connector", c.Name), Intake: g.intake, Now: g.now, PublicURL: g.cfg.PublicURL,
+		}
+		conn, err := kind.New(c.Base, c.Settings, deps)
+		if err != nil {
+			return fmt.Errorf("gateway: connector %s: %w", c.Name, err)
+		}
+		if h, ok := conn.(connectors.HTTPConnector); ok {
+			prefix := "/in/" + c.Name
+			strip := stripPrefix(prefix, h)
+			mux.Handle(prefix, strip)
+			mux.Handle(prefix+"/", strip)
+		}
+		if s, ok := conn.(connectors.Service); ok {
+			g.services = append(g.services, s)
+		}
+	}
+	return nil
+}
+
+// stripPrefix removes prefix from the path; the connector sees "/" for the
+// bare prefix.
+func stripPrefix(prefix string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		p := r.URL.Path[len(prefix):]
+		if p == "" {
+			p = "/"
+		}
+		r2.URL.Path, r2.URL.RawPath = p, ""
+		h.ServeHTTP(w, r2)
+	})
+}
