@@ -60,9 +60,9 @@ const testPipelines = `
 
 type clock struct{ ns atomic.Int64 }
 
-func newClock() *clock { c := &clock{}; c.ns.Store(t0.UnixNano()); return c }
-func (c *clock) now() time.Time        { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) add(d time.Duration)   { c.ns.Add(int64(d)) }
+func newClock() *clock               { c := &clock{}; c.ns.Store(t0.UnixNano()); return c }
+func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
 type fixture struct {
 	t     *testing.T

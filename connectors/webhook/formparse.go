@@ -10,6 +10,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+
+	"github.com/stagegate/stagegate/connectors"
 )
 
 // submission is a form post as read from the wire.
@@ -33,10 +35,10 @@ func (c *Forms) parse(w http.ResponseWriter, r *http.Request) (*submission, *par
 	if err != nil {
 		mediaType = ""
 	}
-	if r.ContentLength > c.maxBody {
+	if r.ContentLength > c.MaxBody() {
 		return nil, c.bodyTooLarge()
 	}
-	body := http.MaxBytesReader(w, r.Body, c.maxBody)
+	body := http.MaxBytesReader(w, r.Body, c.MaxBody())
 	switch mediaType {
 	case "application/x-www-form-urlencoded":
 		b, err := io.ReadAll(body)
@@ -128,14 +130,14 @@ func (c *Forms) parseJSON(body io.Reader) (*submission, *parseError) {
 
 // readErr turns a read error into 413 when the body went over max_body, else 400.
 func (c *Forms) readErr(err error) *parseError {
-	if isTooLarge(err) {
+	if connectors.IsTooLarge(err) {
 		return c.bodyTooLarge()
 	}
 	return &parseError{http.StatusBadRequest, "bad_body", "could not read the body"}
 }
 
 func (c *Forms) bodyTooLarge() *parseError {
-	return &parseError{http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body larger than %d bytes", c.maxBody)}
+	return &parseError{http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body larger than %d bytes", c.MaxBody())}
 }
 
 func (c *Forms) tooManyFields() *parseError {

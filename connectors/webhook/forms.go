@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/internal/httpx"
 )
 
 // FormsKind is the connector kind "forms": web forms and callback forms.
@@ -28,7 +29,8 @@ const preflightMaxAge = 600
 // CORS preflight OPTIONS /{form_id}); each accepted submission becomes one
 // form.submitted event.
 type Forms struct {
-	*shared
+	*connectors.Push
+	region    string
 	forms     map[string]FormConfig
 	origins   map[string]bool // lower-cased, without a trailing slash
 	anyOrigin bool
@@ -40,12 +42,13 @@ var _ connectors.HTTPConnector = (*Forms)(nil)
 
 // NewForms builds a forms connector from its validated config.
 func NewForms(base connectors.Base, cfg *FormsConfig, deps connectors.Deps) (*Forms, error) {
-	s, err := newShared("forms", base, deps, cfg.DefaultRegion, cfg.MaxBody)
+	s, err := connectors.NewPush("forms", base, deps, cfg.MaxBody)
 	if err != nil {
 		return nil, err
 	}
 	c := &Forms{
-		shared:    s,
+		Push:      s,
+		region:    cfg.DefaultRegion,
 		forms:     make(map[string]FormConfig, len(cfg.Forms)),
 		origins:   make(map[string]bool, len(cfg.AllowedOrigins)),
 		honeypot:  cfg.Honeypot,
@@ -74,14 +77,14 @@ func (c *Forms) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	form, found := c.forms[id]
 	if !found {
-		c.refuse(w, r, http.StatusNotFound, "unknown_form", "no form here; post to /{form_id}")
+		c.Refuse(w, r, http.StatusNotFound, "unknown_form", "no form here; post to /{form_id}")
 		return
 	}
 	// No Origin header: a server-to-server post, which CORS does not concern.
 	if origin := r.Header.Get("Origin"); origin != "" {
 		w.Header().Add("Vary", "Origin")
 		if !c.anyOrigin && !c.origins[canonicalOrigin(origin)] {
-			c.refuse(w, r, http.StatusForbidden, "forbidden_origin", "origin not allowed for this form")
+			c.Refuse(w, r, http.StatusForbidden, "forbidden_origin", "origin not allowed for this form")
 			return
 		}
 		w.Header().Set("Access-Control-Allow-Origin", origin)
@@ -98,7 +101,7 @@ func (c *Forms) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		w.Header().Set("Allow", "POST, OPTIONS")
-		c.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		c.Refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
 	}
 }
 
@@ -106,41 +109,41 @@ func (c *Forms) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (c *Forms) post(w http.ResponseWriter, r *http.Request, form FormConfig) {
 	sub, perr := c.parse(w, r)
 	if perr != nil {
-		c.refuse(w, r, perr.status, perr.code, perr.msg)
+		c.Refuse(w, r, perr.status, perr.code, perr.msg)
 		return
 	}
-	received := c.now()
+	received := c.Now()
 	if c.honeypot != "" && strings.TrimSpace(sub.fields.Get(c.honeypot)) != "" {
 		// A bot filled the hidden field: look like a success, record nothing.
-		c.intake.Reject(c.name, "honeypot")
-		c.logRefusal(r, true, "honeypot", "honeypot field filled")
-		c.succeed(w, r, form, sub, Accepted{EventID: FormEventID(c.name, form.ID, sub.fields, received)})
+		c.Intake().Reject(c.Name(), "honeypot")
+		c.LogRefusal(r, true, "honeypot", "honeypot field filled")
+		c.succeed(w, r, form, sub, connectors.Accepted{EventID: FormEventID(c.Name(), form.ID, sub.fields, received)})
 		return
 	}
 	if c.honeypot != "" {
 		sub.fields.Del(c.honeypot)
 	}
-	ev, err := NormalizeForm(c.name, form, sub.fields, sub.raw, received, c.region)
+	ev, err := NormalizeForm(c.Name(), form, sub.fields, sub.raw, received, c.region)
 	if err != nil {
-		c.refuse(w, r, http.StatusBadRequest, "bad_field", err.Error())
+		c.Refuse(w, r, http.StatusBadRequest, "bad_field", err.Error())
 		return
 	}
-	res, ok := c.submit(w, r, ev)
+	res, ok := c.Submit(w, r, ev)
 	if !ok {
 		return
 	}
-	c.succeed(w, r, form, sub, Accepted{EventID: res.EventID, Duplicate: res.Duplicate})
+	c.succeed(w, r, form, sub, connectors.Accepted{EventID: res.EventID, Duplicate: res.Duplicate})
 }
 
 // succeed answers an accepted (or silently dropped) submission: a 303 to the
 // form's configured thank-you page for a browser's plain form post, else 200
 // JSON. The target is never taken from the request.
-func (c *Forms) succeed(w http.ResponseWriter, r *http.Request, form FormConfig, sub *submission, a Accepted) {
+func (c *Forms) succeed(w http.ResponseWriter, r *http.Request, form FormConfig, sub *submission, a connectors.Accepted) {
 	wantsJSON := sub.json || strings.Contains(r.Header.Get("Accept"), "application/json")
 	if form.Redirect != "" && !wantsJSON {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, form.Redirect, http.StatusSeeOther)
 		return
 	}
-	writeJSON(w, http.StatusOK, a)
+	httpx.WriteJSON(w, http.StatusOK, a)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/internal/httpx"
 	"github.com/stagegate/stagegate/normalize"
 )
 
@@ -116,9 +117,9 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 }
 
 // decodeAccepted reads a 200 answer.
-func decodeAccepted(t *testing.T, w *httptest.ResponseRecorder) Accepted {
+func decodeAccepted(t *testing.T, w *httptest.ResponseRecorder) connectors.Accepted {
 	t.Helper()
-	var a Accepted
+	var a connectors.Accepted
 	if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || a.EventID == "" {
 		t.Fatalf("answer %d %q is not an Accepted body (%v)", w.Code, w.Body.String(), err)
 	}
@@ -128,7 +129,7 @@ func decodeAccepted(t *testing.T, w *httptest.ResponseRecorder) Accepted {
 // errorCode reads the code of an error answer.
 func errorCode(t *testing.T, w *httptest.ResponseRecorder) string {
 	t.Helper()
-	var e ErrorBody
+	var e httpx.ErrorBody
 	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
 		t.Fatalf("answer %d %q is not an error body: %v", w.Code, w.Body.String(), err)
 	}

@@ -37,7 +37,8 @@ var WebhookKind = connectors.Kind{
 // sub-path; each verified request becomes one event whose id is derived
 // from webhook-id, so the sender's retries are duplicates.
 type Webhook struct {
-	*shared
+	*connectors.Push
+	region   string
 	verifier *Verifier
 }
 
@@ -45,15 +46,15 @@ var _ connectors.HTTPConnector = (*Webhook)(nil)
 
 // NewWebhook builds a webhook connector from its validated config.
 func NewWebhook(base connectors.Base, cfg *WebhookConfig, deps connectors.Deps) (*Webhook, error) {
-	s, err := newShared("webhook", base, deps, cfg.DefaultRegion, cfg.MaxBody)
+	s, err := connectors.NewPush("webhook", base, deps, cfg.MaxBody)
 	if err != nil {
 		return nil, err
 	}
-	v, err := NewVerifier(cfg.AllSecrets(), cfg.Tolerance, s.now)
+	v, err := NewVerifier(cfg.AllSecrets(), cfg.Tolerance, s.Now)
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", base.Name, err)
 	}
-	return &Webhook{shared: s, verifier: v}, nil
+	return &Webhook{Push: s, region: cfg.DefaultRegion, verifier: v}, nil
 }
 
 // ServeHTTP verifies, normalizes and submits one webhook. Answers: 200
@@ -64,37 +65,37 @@ func NewWebhook(base connectors.Base, cfg *WebhookConfig, deps connectors.Deps) 
 func (c *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		c.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		c.Refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
 		return
 	}
-	body, ok := c.readBody(w, r)
+	body, ok := c.ReadBody(w, r)
 	if !ok {
 		return
 	}
 	id, err := c.verifier.Verify(r.Header, body)
 	switch {
 	case errors.Is(err, ErrMissingHeaders):
-		c.refuse(w, r, http.StatusBadRequest, "missing_headers", err.Error())
+		c.Refuse(w, r, http.StatusBadRequest, "missing_headers", err.Error())
 		return
 	case errors.Is(err, ErrBadTimestamp):
-		c.refuse(w, r, http.StatusBadRequest, "bad_timestamp", err.Error())
+		c.Refuse(w, r, http.StatusBadRequest, "bad_timestamp", err.Error())
 		return
 	case err != nil:
-		c.refuse(w, r, http.StatusUnauthorized, "bad_signature", "no valid signature")
+		c.Refuse(w, r, http.StatusUnauthorized, "bad_signature", "no valid signature")
 		return
 	}
-	ev, err := NormalizeWebhook(c.name, id, body, c.now(), c.region)
+	ev, err := NormalizeWebhook(c.Name(), id, body, c.Now(), c.region)
 	if err != nil {
 		code := "bad_field"
 		if errors.Is(err, ErrBadJSON) {
 			code = "bad_json"
 		}
-		c.refuse(w, r, http.StatusBadRequest, code, err.Error())
+		c.Refuse(w, r, http.StatusBadRequest, code, err.Error())
 		return
 	}
-	res, ok := c.submit(w, r, ev)
+	res, ok := c.Submit(w, r, ev)
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, Accepted{EventID: res.EventID, Duplicate: res.Duplicate})
+	connectors.WriteAccepted(w, res)
 }

@@ -194,7 +194,7 @@ func TestRefusalLogging(t *testing.T) {
 	for range 3 {
 		serve(h, unsigned())
 	}
-	clk.Add(warnEvery)
+	clk.Add(connectors.WarnEvery)
 	serve(h, unsigned())
 	out := buf.String()
 	if n := strings.Count(out, "level=WARN"); n != 2 {

@@ -20,11 +20,14 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-type errorBody struct {
-	Error errorDetail `json:"error"`
+// ErrorBody is the body of every error answer.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
 }
 
-type errorDetail struct {
+// ErrorDetail is the inside of an ErrorBody: Code is stable and
+// machine-readable; Message is safe to show the caller.
+type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
@@ -32,10 +35,10 @@ type errorDetail struct {
 // WriteError answers status with the JSON error shape. The message is shown
 // to the caller: never put an internal cause in it.
 func WriteError(w http.ResponseWriter, status int, code, message string) {
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
-	WriteJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: message}})
+	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: message}})
 }
 
 // DecodeJSON reads one JSON value from r's body (bounded by limit bytes)
