@@ -49,9 +49,14 @@ func testLog(t *testing.T, open Opener) {
 	t.Run("BlockWakesOnAppend", func(t *testing.T) {
 		s := open(t)
 		ev := event("chat:1", 1)
+		appended := make(chan error, 1)
 		go func() {
 			time.Sleep(100 * time.Millisecond)
-			if _, err := s.Append(t.Context(), ev); err != nil {
+			_, err := s.Append(t.Context(), ev)
+			appended <- err
+		}()
+		defer func() {
+			if err := <-appended; err != nil {
 				t.Errorf("Append: %v", err)
 			}
 		}()

@@ -1,0 +1,124 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stagegate/stagegate/store"
+)
+
+// Ack acknowledges and deletes the log entry and records the outcome on its
+// event, in one script. Acknowledging twice is harmless.
+func (s *Store) Ack(ctx context.Context, e store.LogEntry, o store.Outcome) error {
+	defer s.hold()()
+	now := s.now()
+	keys := []string{s.key("log"), s.key("event", e.Event.ID), s.key("unmatched")}
+	err := ackScript.Run(ctx, s.rdb, keys,
+		Group, e.Seq, formatTime(now), flag(o.Unmatched), o.Note,
+		e.Event.ID, score(now), UnmatchedKeep).Err()
+	return wrap("ack", e.Event.ID, err)
+}
+
+// GetEvent returns an accepted event (within the dedup window) and the
+// decisions recorded for it, ordered by item id.
+func (s *Store) GetEvent(ctx context.Context, id string) (store.EventRecord, []store.ItemDecisions, error) {
+	var rec, dec *redis.MapStringStringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		rec = p.HGetAll(ctx, s.key("event", id))
+		dec = p.HGetAll(ctx, s.key("decisions", id))
+		return nil
+	})
+	if err != nil {
+		return store.EventRecord{}, nil, wrap("get event", id, err)
+	}
+	if len(rec.Val()) == 0 {
+		return store.EventRecord{}, nil, fmt.Errorf("redis: get event %s: %w", id, store.ErrNotFound)
+	}
+	r, err := decodeRecord(rec.Val())
+	if err != nil {
+		return r, nil, fmt.Errorf("redis: get event %s: %w", id, err)
+	}
+	ds, err := decodeDecisions(dec.Val())
+	if err != nil {
+		return r, nil, fmt.Errorf("redis: get event %s: %w", id, err)
+	}
+	return r, ds, nil
+}
+
+func decodeDecisions(h map[string]string) ([]store.ItemDecisions, error) {
+	ds := make([]store.ItemDecisions, 0, len(h))
+	for item, data := range h {
+		var d store.ItemDecisions
+		if err := json.Unmarshal([]byte(data), &d); err != nil {
+			return nil, fmt.Errorf("decisions for item %s: %w", item, err)
+		}
+		ds = append(ds, d)
+	}
+	slices.SortFunc(ds, func(a, b store.ItemDecisions) int { return strings.Compare(a.ItemID, b.ItemID) })
+	return ds, nil
+}
+
+// ListUnmatched returns the newest unmatched events, newest first; limit 0
+// means 100. Events whose record expired are left out (and forgotten).
+func (s *Store) ListUnmatched(ctx context.Context, limit int) ([]store.EventRecord, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	ids, err := s.rdb.ZRevRange(ctx, s.key("unmatched"), 0, int64(limit-1)).Result()
+	if err != nil {
+		return nil, wrap("list unmatched", "", err)
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, s.key("event", id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("list unmatched", "", err)
+	}
+	recs := make([]store.EventRecord, 0, len(ids))
+	var expired []any
+	for i, c := range cmds {
+		if len(c.Val()) == 0 { // expired with the dedup window
+			expired = append(expired, ids[i])
+			continue
+		}
+		r, err := decodeRecord(c.Val())
+		if err != nil {
+			return nil, fmt.Errorf("redis: list unmatched: %s: %w", ids[i], err)
+		}
+		recs = append(recs, r)
+	}
+	if len(expired) > 0 {
+		_ = s.rdb.ZRem(ctx, s.key("unmatched"), expired...).Err() // best effort
+	}
+	return recs, nil
+}
+
+// RecordDecisions stores d for (eventID, d.ItemID) unless a verdict is
+// there already (HSETNX); the record expires with the dedup window.
+func (s *Store) RecordDecisions(ctx context.Context, eventID string, d store.ItemDecisions) error {
+	defer s.hold()()
+	if eventID == "" || d.ItemID == "" {
+		return errors.New("redis: record decisions: event id and item id are required")
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("redis: record decisions %s: %w", eventID, err)
+	}
+	key := s.key("decisions", eventID)
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSetNX(ctx, key, d.ItemID, data)
+		p.PExpire(ctx, key, s.window)
+		return nil
+	})
+	return wrap("record decisions", eventID, err)
+}

@@ -1,0 +1,176 @@
+package redis
+
+import "github.com/redis/go-redis/v9"
+
+// scripts lists every script, for Open to load them.
+var scripts = []*redis.Script{
+	appendScript, ackScript, ensureContactScript, createItemScript, moveScript, appendTimelineScript,
+	pruneConsumerScript,
+}
+
+// The Lua scripts. Each runs atomically in Redis; go-redis sends EVALSHA
+// and falls back to EVAL when the server does not know the script yet.
+// Scripts that touch index keys build their names from the prefix (ARGV)
+// exactly like Store.key and Store.stageKey.
+
+// appendScript records an event with its dedup key. A duplicate returns nil
+// and writes nothing.
+//
+// KEYS: dedup, event record, log stream.
+// ARGV: window (ms), event id, event JSON.
+var appendScript = redis.NewScript(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return false
+end
+local seq = redis.call('XADD', KEYS[3], '*', 'id', ARGV[2], 'e', ARGV[3])
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'e', ARGV[3], 'seq', seq, 'applied', '0')
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return seq
+`)
+
+// ackScript acknowledges and deletes a log entry and records the outcome on
+// the event record, keeping the unmatched index. The ack time score is made
+// strictly increasing so that the newest acknowledgement always lists first.
+//
+// KEYS: log stream, event record, unmatched set.
+// ARGV: group, stream id (empty for none), applied_at, unmatched (0|1), note,
+// event id, score (µs), number of unmatched ids kept.
+var ackScript = redis.NewScript(`
+if ARGV[2] ~= '' then
+  redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[2], 'applied', '1', 'applied_at', ARGV[3], 'unmatched', ARGV[4], 'note', ARGV[5])
+if ARGV[4] ~= '1' then
+  redis.call('ZREM', KEYS[3], ARGV[6])
+  return 1
+end
+local score = tonumber(ARGV[7])
+local top = redis.call('ZREVRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if top[2] and tonumber(top[2]) >= score then
+  score = tonumber(top[2]) + 1
+end
+redis.call('ZADD', KEYS[3], string.format('%.0f', score), ARGV[6])
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[8]) + 1))
+return 1
+`)
+
+// ensureContactScript returns the owner of the first identity that has one,
+// or creates the contact; then it gives every unowned identity to the owner.
+// Reply: {created (0|1), contact JSON or false, identities}.
+//
+// KEYS: contact record of the candidate, identity keys...
+// ARGV: prefix, candidate id, candidate JSON, one "kind:value" per identity key.
+var ensureContactScript = redis.NewScript(`
+local owner = false
+for i = 2, #KEYS do
+  owner = redis.call('GET', KEYS[i])
+  if owner then break end
+end
+local created = 0
+if not owner then
+  owner = ARGV[2]
+  if redis.call('SET', KEYS[1], ARGV[3], 'NX') then created = 1 end
+end
+local ids = ARGV[1] .. 'contact-ids:' .. owner
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], owner, 'NX') then
+    redis.call('RPUSH', ids, ARGV[i + 2])
+  end
+end
+return {created, redis.call('GET', ARGV[1] .. 'contact:' .. owner), redis.call('LRANGE', ids, 0, -1)}
+`)
+
+// createItemScript stores a new item, indexes it and adds its first
+// timeline entry, unless the item exists. Reply: {created (0|1), HGETALL}.
+//
+// KEYS: item, timeline, timeline ids, all items, pipeline index, stage
+// index, contact index.
+// ARGV: item id, score, entry id, entry JSON, has contact (0|1), then the
+// item's field/value pairs.
+var createItemScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {0, redis.call('HGETALL', KEYS[1])}
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+for i = 4, 6 do
+  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
+end
+if ARGV[5] == '1' then
+  redis.call('ZADD', KEYS[7], ARGV[2], ARGV[1])
+end
+if redis.call('SADD', KEYS[3], ARGV[3]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[4])
+end
+return {1, redis.call('HGETALL', KEYS[1])}
+`)
+
+// moveScript moves an item to another stage. Reply: {'applied'},
+// {'notfound'}, {'conflict'} or {'ok', HGETALL}.
+//
+// KEYS: item, applied marker, decisions, timeline, timeline ids.
+// ARGV: prefix, item id, event id (empty for a manual move), expected
+// version, target stage, closed (0|1), updated_at, entry id, entry JSON,
+// decisions JSON (empty for none), window (ms).
+var moveScript = redis.NewScript(`
+if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then
+  return {'applied'}
+end
+local cur = redis.call('HMGET', KEYS[1], 'version', 'pipeline', 'stage', 'score')
+if not cur[1] then
+  return {'notfound'}
+end
+if tonumber(cur[1]) ~= tonumber(ARGV[4]) then
+  return {'conflict'}
+end
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HSET', KEYS[1], 'stage', ARGV[5], 'closed', ARGV[6], 'updated_at', ARGV[7])
+if cur[3] ~= ARGV[5] then
+  local base = ARGV[1] .. 'items:stage:' .. string.len(cur[2]) .. ':' .. cur[2] .. ':'
+  redis.call('ZREM', base .. cur[3], ARGV[2])
+  redis.call('ZADD', base .. ARGV[5], cur[4], ARGV[2])
+end
+if redis.call('SADD', KEYS[5], ARGV[8]) == 1 then
+  redis.call('RPUSH', KEYS[4], ARGV[9])
+end
+if ARGV[3] ~= '' then
+  if ARGV[10] ~= '' then
+    redis.call('HSET', KEYS[3], ARGV[2], ARGV[10])
+    redis.call('PEXPIRE', KEYS[3], ARGV[11])
+  end
+  redis.call('HSET', KEYS[2], ARGV[2], '1')
+  redis.call('PEXPIRE', KEYS[2], ARGV[11])
+end
+return {'ok', redis.call('HGETALL', KEYS[1])}
+`)
+
+// appendTimelineScript adds an entry unless the item already has its id.
+// Reply: -1 if the item does not exist, 1 if added, 0 if already there.
+//
+// KEYS: item, timeline, timeline ids. ARGV: entry id, entry JSON.
+var appendTimelineScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+if redis.call('SADD', KEYS[3], ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// pruneConsumerScript deletes a consumer of the log's group if it holds no
+// entries; checked in the same step, so no entry it just read is dropped.
+// Reply: pending entries deleted (0), or -1 if it holds some.
+//
+// KEYS: log stream. ARGV: group, consumer.
+var pruneConsumerScript = redis.NewScript(`
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then
+  return -1
+end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+`)
