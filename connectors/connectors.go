@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
 	"github.com/stagegate/stagegate/validate"
 )
 
@@ -55,6 +56,13 @@ type Deps struct {
 	Intake    Intake
 	Now       func() time.Time
 	PublicURL string // base URL of the gateway as seen from outside
+	// Records is the store's generic connector state (call state, cursors,
+	// tracked messages). Keys must start with "<kind>/<connector name>/".
+	Records store.Records
+	// Broadcast carries messages between gateway processes sharing a store.
+	Broadcast store.Broadcaster
+	// Region is the default region for phone numbers (engine.default_region).
+	Region string
 }
 
 // Connector is one configured connector instance.

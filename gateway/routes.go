@@ -12,6 +12,7 @@ import (
 	"github.com/stagegate/stagegate/connectors/webhook"
 	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/internal/httpx"
+	"github.com/stagegate/stagegate/store"
 )
 
 // Kinds maps each connector kind named in the config to its constructor.
@@ -57,6 +58,13 @@ func (g *Gateway) mountConnectors(mux *http.ServeMux) error {
 		}
 		deps := connectors.Deps{
 			Logger: g.log.With("connector", c.Name), Intake: g.intake, Now: g.now, PublicURL: g.cfg.PublicURL,
+			Region: g.cfg.Engine.DefaultRegion,
+		}
+		if r, ok := g.st.(store.Records); ok {
+			deps.Records = r
+		}
+		if b, ok := g.st.(store.Broadcaster); ok {
+			deps.Broadcast = b
 		}
 		conn, err := kind.New(c.Base, c.Settings, deps)
 		if err != nil {
