@@ -77,6 +77,22 @@ type HTTPConnector interface {
 	http.Handler
 }
 
+// RouteConnector is a connector that also serves public routes outside
+// /in/{name}/ (the tracking pixel at /t/o/{token}). Patterns are
+// http.ServeMux patterns with methods, such as "GET /t/o/{token}".
+type RouteConnector interface {
+	Connector
+	PublicRoutes(mux *http.ServeMux)
+}
+
+// APIConnector is a connector that adds routes to the REST API (for example
+// GET /api/v1/calls/{id}). The gateway mounts them behind bearer-token
+// auth; patterns start with "/api/v1/".
+type APIConnector interface {
+	Connector
+	APIRoutes(mux *http.ServeMux)
+}
+
 // Service is a connector with a long-running part (a poller, a listener).
 // Run returns when ctx is done, or with an error that stops the gateway.
 type Service interface {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
@@ -38,6 +39,12 @@ func (e *Engine) resolve(ctx context.Context, ev *normalize.Event) ([]store.Item
 		}
 		if err != nil {
 			return nil, "", fmt.Errorf("engine: get item %s: %w", id, err)
+		}
+		return []store.Item{it}, "", nil
+	}
+	if it, ok, err := e.replyTarget(ctx, ev); err != nil || ok {
+		if err != nil {
+			return nil, "", err
 		}
 		return []store.Item{it}, "", nil
 	}
@@ -126,4 +133,37 @@ func (e *Engine) createFor(ctx context.Context, ev *normalize.Event, ids []store
 		return store.Item{}, fmt.Errorf("engine: create item: %w", err)
 	}
 	return it, nil
+}
+
+// replyTarget finds the item a reply belongs to: the first Message-ID in
+// In-Reply-To, then References (newest first), that we recorded as sent for
+// an item that still exists (DESIGN §4: before any address lookup).
+func (e *Engine) replyTarget(ctx context.Context, ev *normalize.Event) (store.Item, bool, error) {
+	recs, ok := e.st.(store.Records)
+	if !ok {
+		return store.Item{}, false, nil
+	}
+	ids := strings.Fields(ev.Attrs["in_reply_to"])
+	refs := strings.Fields(ev.Attrs["references"])
+	for i := len(refs) - 1; i >= 0; i-- {
+		ids = append(ids, refs[i])
+	}
+	for _, id := range ids {
+		ref, err := store.GetMessageRef(ctx, recs, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return store.Item{}, false, fmt.Errorf("engine: reply lookup %s: %w", id, err)
+		}
+		it, err := e.st.GetItem(ctx, ref.ItemID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return store.Item{}, false, fmt.Errorf("engine: get item %s: %w", ref.ItemID, err)
+		}
+		return it, true, nil
+	}
+	return store.Item{}, false, nil
 }

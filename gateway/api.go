@@ -16,8 +16,8 @@ import (
 )
 
 // routesAPI mounts the REST API under /api/v1/, behind bearer-token auth.
-func (g *Gateway) routesAPI(mux *http.ServeMux) {
-	api := http.NewServeMux()
+// api may already hold connectors' API routes.
+func (g *Gateway) routesAPI(mux, api *http.ServeMux) {
 	api.HandleFunc("POST /api/v1/items", g.apiCreateItem)
 	api.HandleFunc("GET /api/v1/items", g.apiListItems)
 	api.HandleFunc("GET /api/v1/items/{id}", g.apiGetItem)

@@ -95,12 +95,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 		st.Close()
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	if err := g.mountConnectors(mux); err != nil {
+	mux, api := http.NewServeMux(), http.NewServeMux()
+	if err := g.mountConnectors(mux, api); err != nil {
 		st.Close()
 		return nil, err
 	}
-	g.routes(mux)
+	g.routes(mux, api)
 	g.handler = mux
 	return g, nil
 }

@@ -26,13 +26,13 @@ var Kinds = map[string]connectors.Kind{
 // loader.
 func ActionTypes() map[string]bool { return engine.LogAction{}.Types() }
 
-func (g *Gateway) routes(mux *http.ServeMux) {
+func (g *Gateway) routes(mux, api *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", g.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
-	g.routesAPI(mux)
+	g.routesAPI(mux, api)
 }
 
 // readyz answers 200 when the store answers a ping within two seconds.
@@ -49,8 +49,9 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // mountConnectors builds every configured connector and mounts the HTTP
-// ones under /in/{name}/.
-func (g *Gateway) mountConnectors(mux *http.ServeMux) error {
+// ones under /in/{name}/, their public routes on mux and their API routes
+// on api (which routesAPI puts behind auth).
+func (g *Gateway) mountConnectors(mux, api *http.ServeMux) error {
 	for _, c := range g.cfg.Connectors {
 		kind, ok := Kinds[c.Type]
 		if !ok {
@@ -75,6 +76,12 @@ func (g *Gateway) mountConnectors(mux *http.ServeMux) error {
 			strip := stripPrefix(prefix, h)
 			mux.Handle(prefix, strip)
 			mux.Handle(prefix+"/", strip)
+		}
+		if rc, ok := conn.(connectors.RouteConnector); ok {
+			rc.PublicRoutes(mux)
+		}
+		if ac, ok := conn.(connectors.APIConnector); ok {
+			ac.APIRoutes(api)
 		}
 		if s, ok := conn.(connectors.Service); ok {
 			g.services = append(g.services, s)
