@@ -21,6 +21,7 @@ import (
 
 	"github.com/stagegate/stagegate/config"
 	"github.com/stagegate/stagegate/gateway"
+	redisstore "github.com/stagegate/stagegate/store/redis"
 	"github.com/stagegate/stagegate/validate"
 )
 
@@ -130,6 +131,7 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "stagegate:", err)
 		return 2
 	}
+	redisstore.RouteLibraryLogs(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	g, err := gateway.New(ctx, cfg, gateway.Options{Logger: logger})
