@@ -23,24 +23,29 @@ type ListElem struct {
 // Records are the connectors' generic state: versioned records with
 // compare-and-set, and append-only lists with per-element ids. Keys are
 // free-form and namespaced by the caller ("telephony/<connector>/call/<id>").
-// Both drivers implement them and the conformance suite checks them.
+// Both drivers implement them and the conformance suite checks them. Keys
+// and element ids must not be empty. An expired record or list is absent:
+// a put expecting 0 creates it again, and a list starts again at 1.
 type Records interface {
 	// GetRecord returns the record at key, or ErrNotFound.
 	GetRecord(ctx context.Context, key string) (Record, error)
 	// PutRecord stores value at key if the stored version equals expect (0:
 	// the key must be absent) and returns the new version; otherwise it
 	// returns ErrConflict and changes nothing. A ttl > 0 makes the record
-	// expire (counted from this put); 0 keeps it.
+	// expire (counted from this put); 0 keeps it without expiry, also when
+	// an earlier put gave it one.
 	PutRecord(ctx context.Context, key string, value []byte, expect int64, ttl time.Duration) (int64, error)
 	// DeleteRecord removes the record if its version equals expect, else
 	// ErrConflict; a missing record is ErrNotFound.
 	DeleteRecord(ctx context.Context, key string, expect int64) error
 	// AppendList adds an element to the list at key unless the list already
 	// has one with id; it returns the element's sequence number and whether
-	// it was there already. ttl > 0 makes the whole list expire that long
-	// after its last append.
+	// it was there already (then nothing changes, not even the expiry).
+	// ttl > 0 makes the whole list expire that long after its last append;
+	// 0 leaves the list's expiry as it is.
 	AppendList(ctx context.Context, key, id string, value []byte, ttl time.Duration) (seq int64, duplicate bool, err error)
-	// ReadList returns up to limit elements with Seq > after, in order.
+	// ReadList returns up to limit elements with Seq > after, in order
+	// (limit <= 0 means 100); a missing list has none.
 	ReadList(ctx context.Context, key string, after int64, limit int) ([]ListElem, error)
 }
 

@@ -161,6 +161,11 @@ type ItemFilter struct {
 
 // Store is the storage contract. Every method is safe for concurrent use.
 type Store interface {
+	// Records are the connectors' versioned records and lists.
+	Records
+	// Broadcaster fans small messages out to the processes sharing the store.
+	Broadcaster
+
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the store.

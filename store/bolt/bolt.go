@@ -2,7 +2,7 @@
 // file used by one process, fsync'd on every commit. Writes are batched by a
 // group committer (many callers, one transaction, one fsync), reads run in
 // read-only transactions, and a background sweeper forgets event ids once
-// the dedup window has passed.
+// the dedup window has passed and deletes expired records and lists.
 package bolt
 
 import (
@@ -26,10 +26,10 @@ type Options struct {
 	// Logger receives sweeper and commit failures; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests inject a fake one to
-	// check dedup expiry.
+	// check the expiry of dedup keys, records and lists.
 	Now func() time.Time
-	// SweepInterval is how often expired dedup keys and event records are
-	// deleted; 0 means one minute.
+	// SweepInterval is how often expired dedup keys, event records,
+	// records and lists are deleted; 0 means one minute.
 	SweepInterval time.Duration
 }
 
@@ -50,6 +50,8 @@ type Store struct {
 
 	wakeMu sync.Mutex
 	wake   chan struct{} // closed and replaced after every new log entry
+
+	bc *broadcaster // Publish and Subscribe
 }
 
 var _ store.Store = (*Store)(nil)
@@ -74,11 +76,16 @@ var (
 	bIdxStage   = []byte("idx_stage")   // pipeline \0 stage \0 timeKey + item id → nil
 	bIdxContact = []byte("idx_contact") // contact id \0 timeKey + item id → nil
 	bTimelines  = []byte("timelines")   // item id → bucket of entries
+	bRecords    = []byte("records")     // record key → version, expiry, value (records.go)
+	bRecExpiry  = []byte("rec_expiry")  // timeKey(expiry) + record key → nil
+	bLists      = []byte("lists")       // list key → bucket of elements (lists.go)
+	bListExpiry = []byte("list_expiry") // timeKey(expiry) + list key → nil
 )
 
 var allBuckets = [][]byte{
 	bDedup, bExpiry, bLog, bEvents, bUnmatched, bDecisions, bApplied,
 	bContacts, bIdentities, bItems, bIdxAll, bIdxPipe, bIdxStage, bIdxContact, bTimelines,
+	bRecords, bRecExpiry, bLists, bListExpiry,
 }
 
 // Open opens (creating if needed) the database file cfg.Path and its parent
@@ -115,6 +122,7 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 		closing:   make(chan struct{}),
 		sweepDone: make(chan struct{}),
 		wake:      make(chan struct{}),
+		bc:        newBroadcaster(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -134,13 +142,15 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the sweeper, answers every queued write, and closes the file.
+// Close closes the subscribers' channels, stops the sweeper, answers every
+// queued write, and closes the file.
 // Calls made after Close return an error wrapping store.ErrUnavailable;
 // closing twice is a no-op.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		s.bc.close()
 		s.c.close()
 		<-s.sweepDone
 		if cerr := s.db.Close(); cerr != nil {

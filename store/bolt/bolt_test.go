@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,10 +16,26 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return openTemp(t, filepath.Join(t.TempDir(), "sub", "sg.db"), Options{})
+	var clocks sync.Map // *Store → *offsetClock
+	storetest.RunWith(t, func(t *testing.T) store.Store {
+		c := &offsetClock{}
+		s := openTemp(t, filepath.Join(t.TempDir(), "sub", "sg.db"), Options{Now: c.Now})
+		clocks.Store(s, c)
+		return s
+	}, storetest.Options{
+		Wait: func(s store.Store, d time.Duration) {
+			c, _ := clocks.Load(s)
+			c.(*offsetClock).Add(d)
+		},
 	})
 }
+
+// offsetClock is the real clock moved forward by what tests add.
+type offsetClock struct{ off atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
+
+func (c *offsetClock) Add(d time.Duration) { c.off.Add(int64(d)) }
 
 // openTemp opens a store at path and closes it when the test ends.
 func openTemp(t testing.TB, path string, opts Options) *Store {

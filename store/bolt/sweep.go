@@ -32,30 +32,36 @@ func (s *Store) sweeper(interval time.Duration) {
 				continue
 			}
 			if n > 0 {
-				s.log.Debug("bolt: swept expired events", "deleted", n)
+				s.log.Debug("bolt: swept expired entries", "deleted", n)
 			}
 		}
 	}
 }
 
 // sweep deletes, in chunks, the dedup keys whose window has passed together
-// with their event records, decisions and applied markers, and unmatched
-// index entries older than the window. It returns how many expiry and
-// index entries it removed.
+// with their event records, decisions and applied markers, unmatched index
+// entries older than the window, and expired records and lists. It returns
+// how many expiry and index entries it removed.
 func (s *Store) sweep() (int, error) {
 	total := 0
 	for {
 		now := s.now()
 		n := 0
 		err := s.update(context.Background(), func(tx *bbolt.Tx) error {
-			var err error
-			n, err = sweepExpired(tx, timeKey(now), sweepChunk)
-			if err != nil || n == sweepChunk {
-				return err
+			n = 0
+			steps := []func(limit int) (int, error){
+				func(limit int) (int, error) { return sweepExpired(tx, timeKey(now), limit) },
+				func(limit int) (int, error) { return sweepUnmatched(tx, timeKey(now.Add(-s.window)), limit) },
+				func(limit int) (int, error) { return sweepRecords(tx, timeKey(now), limit) },
 			}
-			m, err := sweepUnmatched(tx, timeKey(now.Add(-s.window)), sweepChunk-n)
-			n += m
-			return err
+			for _, step := range steps {
+				m, err := step(sweepChunk - n)
+				n += m
+				if err != nil || n == sweepChunk {
+					return err
+				}
+			}
+			return nil
 		})
 		total += n
 		if err != nil || n < sweepChunk {

@@ -271,4 +271,8 @@ func exercise(t *testing.T, s *redisstore.Store) {
 	check("Move", err)
 	check("AppendTimeline", s.AppendTimeline(ctx, store.TimelineEntry{ID: "a1", ItemID: "i-1", Kind: store.EntryAction}))
 	check("RecordDecisions", s.RecordDecisions(ctx, "form:1", store.ItemDecisions{ItemID: "i-2"}))
+	_, err = s.PutRecord(ctx, "tel/a/call/1", []byte("x"), 0, time.Hour)
+	check("PutRecord", err)
+	_, _, err = s.AppendList(ctx, "chat/1", "m1", []byte("x"), time.Hour)
+	check("AppendList", err)
 }

@@ -30,6 +30,10 @@
 //	P items:contact:<c>         sorted set, same score, one per contact
 //	P timeline:<item>           list: TimelineEntry JSON, oldest first
 //	P timeline-ids:<item>       set: entry ids already in the timeline
+//	P rec:<key>                 hash: v (version), d (value); PEXPIRE'd when put with a ttl
+//	P list:<key>                hash: seq (decimal, gapless from 1) → "<len(id)>:<id><value>"
+//	P list-ids:<key>            hash: element id → seq; expires together with P list:<key>
+//	P bc:<topic>                pub/sub channel (not a key) of Publish and Subscribe
 //
 // No key uses a hash tag and the scripts derive some index keys from the
 // prefix, so the driver needs a standalone (or replicated) Redis, not a
@@ -113,6 +117,9 @@ type Store struct {
 	// closeMu is held shared by every write in flight and exclusively by
 	// Close, so Close lets writes that were sent finish first.
 	closeMu sync.RWMutex
+
+	closed    chan struct{} // closed by Close: ends the subscriptions
+	closeOnce sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -146,6 +153,7 @@ func Open(ctx context.Context, cfg store.Config, opts Options) (*Store, error) {
 		log:       opts.Logger,
 		now:       opts.Now,
 		own:       make(map[string]string),
+		closed:    make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -198,9 +206,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return wrap("ping", "", s.rdb.Ping(ctx).Err())
 }
 
-// Close waits for the writes in flight and closes the connections; later
-// calls fail with store.ErrUnavailable.
+// Close waits for the writes in flight, closes the subscribers' channels and
+// the connections; later calls fail with store.ErrUnavailable.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	if err := s.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {

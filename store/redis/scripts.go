@@ -5,7 +5,7 @@ import "github.com/redis/go-redis/v9"
 // scripts lists every script, for Open to load them.
 var scripts = []*redis.Script{
 	appendScript, ackScript, ensureContactScript, createItemScript, moveScript, appendTimelineScript,
-	pruneConsumerScript,
+	pruneConsumerScript, putRecordScript, deleteRecordScript, appendListScript,
 }
 
 // The Lua scripts. Each runs atomically in Redis; go-redis sends EVALSHA
@@ -173,4 +173,63 @@ if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then
   return -1
 end
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+`)
+
+// putRecordScript stores a record if its version is the expected one (0:
+// the key must be absent). Reply: {'conflict', current version} or {'ok',
+// new version}.
+//
+// KEYS: record. ARGV: expected version, value, ttl (ms, 0 for none).
+var putRecordScript = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if cur ~= tonumber(ARGV[1]) then
+  return {'conflict', cur}
+end
+local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], 'd', ARGV[2])
+if ARGV[3] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return {'ok', v}
+`)
+
+// deleteRecordScript deletes a record if its version is the expected one.
+// Reply: {'notfound'}, {'conflict', current version} or {'ok'}.
+//
+// KEYS: record. ARGV: expected version.
+var deleteRecordScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'v')
+if not cur then
+  return {'notfound'}
+end
+if tonumber(cur) ~= tonumber(ARGV[1]) then
+  return {'conflict', tonumber(cur)}
+end
+redis.call('DEL', KEYS[1])
+return {'ok'}
+`)
+
+// appendListScript adds an element unless the list has its id; the next
+// sequence number is the size of the id index plus one, so numbers are
+// gapless. A ttl refreshes the expiry of both keys. Reply: {seq, 1} for an
+// id already there (nothing changes), {seq, 0} for a new element.
+//
+// KEYS: elements, id index. ARGV: element id, encoded element, ttl (ms, 0
+// to leave the expiry alone).
+var appendListScript = redis.NewScript(`
+local seq = redis.call('HGET', KEYS[2], ARGV[1])
+if seq then
+  return {tonumber(seq), 1}
+end
+seq = redis.call('HLEN', KEYS[2]) + 1
+local field = string.format('%d', seq)
+redis.call('HSET', KEYS[2], ARGV[1], field)
+redis.call('HSET', KEYS[1], field, ARGV[2])
+if ARGV[3] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return {seq, 0}
 `)

@@ -10,8 +10,10 @@
 //		})
 //	}
 //
-// Behaviour that only a driver can check (reopening, expiry, reclaiming the
-// entries of dead consumers) is left to the driver's own tests.
+// Behaviour that only a driver can check (reopening, dedup expiry, sweeping,
+// reclaiming the entries of dead consumers) is left to the driver's own
+// tests. The expiry of records and lists is checked with real time unless
+// the driver passes Options.Wait to RunWith (see Options).
 package storetest
 
 import (
@@ -35,9 +37,28 @@ type Opener func(t *testing.T) store.Store
 // base is the fixed time every test builds its timestamps from.
 var base = time.Date(2025, 3, 14, 9, 26, 53, 589793238, time.UTC)
 
+// Options adapt the suite to a driver.
+type Options struct {
+	// Wait lets d pass for s as far as expiry is concerned. A driver with
+	// an injectable clock moves that clock forward; nil sleeps.
+	Wait func(s store.Store, d time.Duration)
+	// NoExpiry skips the checks that need the backend's clock to run (a
+	// stand-in such as miniredis never expires keys by itself).
+	NoExpiry bool
+}
+
 // Run runs the whole suite; every subtest opens its own store.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Helper()
+	RunWith(t, open, Options{})
+}
+
+// RunWith is Run with options.
+func RunWith(t *testing.T, open func(t *testing.T) store.Store, opts Options) {
+	t.Helper()
+	if opts.Wait == nil {
+		opts.Wait = func(_ store.Store, d time.Duration) { time.Sleep(d) }
+	}
 	groups := []struct {
 		name  string
 		tests func(t *testing.T, open Opener)
@@ -51,6 +72,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Timeline", testTimeline},
 		{"Decisions", testDecisions},
 		{"Ping", testPing},
+		{"Records", testRecords},
+		{"Lists", testLists},
+		{"Expiry", func(t *testing.T, open Opener) { testExpiry(t, open, opts) }},
+		{"Broadcast", testBroadcast},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.tests(t, open) })

@@ -1,0 +1,216 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/stagegate/stagegate/store"
+)
+
+// Records live in bRecords, key → u64(version) + u64(timeKey(expiry), 0 for
+// none) + value; bRecExpiry indexes the ones with an expiry for the sweeper.
+// An expired record counts as absent at once, whether swept yet or not.
+
+// recHeader is the length of a stored record's version and expiry.
+const recHeader = 16
+
+var _ store.Records = (*Store)(nil)
+
+// expiryOf is the timeKey of now+ttl, or 0 (never) for ttl <= 0.
+func expiryOf(now time.Time, ttl time.Duration) uint64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return timeKey(now.Add(ttl))
+}
+
+// live reports whether something expiring at exp (a timeKey, 0 for never)
+// still exists at now (a timeKey). The sweeper deletes what is not.
+func live(exp, now uint64) bool { return exp == 0 || exp > now }
+
+// storedRecord is a decoded record; value aliases the transaction's memory.
+type storedRecord struct {
+	version uint64
+	expiry  uint64
+	value   []byte
+}
+
+// getStored returns the live record at k, or ok false when there is none
+// or it has expired by now.
+func getStored(b *bbolt.Bucket, k []byte, now uint64) (rec storedRecord, ok bool, err error) {
+	v := b.Get(k)
+	if v == nil {
+		return rec, false, nil
+	}
+	if len(v) < recHeader {
+		return rec, false, fmt.Errorf("record %q: %d bytes, too short", k, len(v))
+	}
+	rec = storedRecord{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), v[recHeader:]}
+	return rec, live(rec.expiry, now), nil
+}
+
+// checkKey refuses the empty key, which bbolt cannot store.
+func checkKey(op, key string) error {
+	if key == "" {
+		return fmt.Errorf("bolt: %s: key is required", op)
+	}
+	return nil
+}
+
+// GetRecord returns the record at key, or store.ErrNotFound when there is
+// none or it has expired.
+func (s *Store) GetRecord(ctx context.Context, key string) (store.Record, error) {
+	if err := checkKey("get record", key); err != nil {
+		return store.Record{}, err
+	}
+	now := timeKey(s.now())
+	var out store.Record
+	err := s.view(func(tx *bbolt.Tx) error {
+		rec, ok, err := getStored(tx.Bucket(bRecords), []byte(key), now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return store.ErrNotFound
+		}
+		out = store.Record{Value: bytes.Clone(rec.value), Version: int64(rec.version)}
+		return nil
+	})
+	if err != nil {
+		return store.Record{}, fmt.Errorf("bolt: get record %s: %w", key, err)
+	}
+	if out.Value == nil {
+		out.Value = []byte{}
+	}
+	return out, nil
+}
+
+// PutRecord stores value at key if the live record's version is expect (0:
+// there is no live record) and returns the new version. A ttl > 0 makes
+// the record expire that long after now; 0 stores it without expiry, also
+// when the record it replaces had one.
+func (s *Store) PutRecord(ctx context.Context, key string, value []byte, expect int64, ttl time.Duration) (int64, error) {
+	if err := checkKey("put record", key); err != nil {
+		return 0, err
+	}
+	if expect < 0 {
+		return 0, fmt.Errorf("bolt: put record %s: negative version %d", key, expect)
+	}
+	nowT := s.now()
+	now, exp := timeKey(nowT), expiryOf(nowT, ttl)
+	k := []byte(key)
+	var version uint64
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		version = 0
+		b := tx.Bucket(bRecords)
+		rec, ok, err := getStored(b, k, now)
+		if err != nil {
+			return clean(err)
+		}
+		cur := uint64(0)
+		if ok {
+			cur = rec.version
+		}
+		if cur != uint64(expect) {
+			return clean(fmt.Errorf("%w: version is %d, not %d", store.ErrConflict, cur, expect))
+		}
+		if err := reindex(tx.Bucket(bRecExpiry), k, rec.expiry, exp); err != nil {
+			return err
+		}
+		version = cur + 1
+		data := make([]byte, 0, recHeader+len(value))
+		data = binary.BigEndian.AppendUint64(data, version)
+		data = binary.BigEndian.AppendUint64(data, exp)
+		return b.Put(k, append(data, value...))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: put record %s: %w", key, err)
+	}
+	return int64(version), nil
+}
+
+// DeleteRecord removes the record at key if its version is expect.
+func (s *Store) DeleteRecord(ctx context.Context, key string, expect int64) error {
+	if err := checkKey("delete record", key); err != nil {
+		return err
+	}
+	now := timeKey(s.now())
+	k := []byte(key)
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bRecords)
+		rec, ok, err := getStored(b, k, now)
+		if err != nil {
+			return clean(err)
+		}
+		if !ok {
+			return clean(store.ErrNotFound)
+		}
+		if rec.version != uint64(expect) {
+			return clean(fmt.Errorf("%w: version is %d, not %d", store.ErrConflict, rec.version, expect))
+		}
+		if err := reindex(tx.Bucket(bRecExpiry), k, rec.expiry, 0); err != nil {
+			return err
+		}
+		return b.Delete(k)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: delete record %s: %w", key, err)
+	}
+	return nil
+}
+
+// reindex moves k's entry in an expiry index from old to exp (either 0 for
+// no entry).
+func reindex(idx *bbolt.Bucket, k []byte, old, exp uint64) error {
+	if old == exp {
+		return nil
+	}
+	if old != 0 {
+		if err := idx.Delete(append(u64(old), k...)); err != nil {
+			return err
+		}
+	}
+	if exp != 0 {
+		return idx.Put(append(u64(exp), k...), nil)
+	}
+	return nil
+}
+
+// sweepRecords deletes up to limit records and lists whose expiry is at or
+// before now, with their index entries. An index entry whose record or
+// list was renewed (its stored expiry differs) just goes.
+func sweepRecords(tx *bbolt.Tx, now uint64, limit int) (int, error) {
+	n := 0
+	recIdx, records := tx.Bucket(bRecExpiry), tx.Bucket(bRecords)
+	for _, k := range headKeys(recIdx, now, limit) {
+		stamp, rk := k[:8], k[8:]
+		if v := records.Get(rk); len(v) >= recHeader && bytes.Equal(v[8:16], stamp) {
+			if err := records.Delete(rk); err != nil {
+				return n, err
+			}
+		}
+		if err := recIdx.Delete(k); err != nil {
+			return n, err
+		}
+		n++
+	}
+	listIdx, lists := tx.Bucket(bListExpiry), tx.Bucket(bLists)
+	for _, k := range headKeys(listIdx, now, limit-n) {
+		stamp, lk := k[:8], k[8:]
+		if lb := lists.Bucket(lk); lb != nil && bytes.Equal(lb.Get(listExpiryKey), stamp) {
+			if err := lists.DeleteBucket(lk); err != nil {
+				return n, err
+			}
+		}
+		if err := listIdx.Delete(k); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
