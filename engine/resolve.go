@@ -139,17 +139,13 @@ func (e *Engine) createFor(ctx context.Context, ev *normalize.Event, ids []store
 // In-Reply-To, then References (newest first), that we recorded as sent for
 // an item that still exists (DESIGN §4: before any address lookup).
 func (e *Engine) replyTarget(ctx context.Context, ev *normalize.Event) (store.Item, bool, error) {
-	recs, ok := e.st.(store.Records)
-	if !ok {
-		return store.Item{}, false, nil
-	}
 	ids := strings.Fields(ev.Attrs["in_reply_to"])
 	refs := strings.Fields(ev.Attrs["references"])
 	for i := len(refs) - 1; i >= 0; i-- {
 		ids = append(ids, refs[i])
 	}
 	for _, id := range ids {
-		ref, err := store.GetMessageRef(ctx, recs, id)
+		ref, err := store.GetMessageRef(ctx, e.st, id)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}

@@ -106,3 +106,19 @@ func TestExplainStored(t *testing.T) {
 		t.Fatalf("stored outcomes %v", o)
 	}
 }
+
+// DESIGN §4: a reply naming a message we sent goes to that message's item
+// before any address lookup, even from another address.
+func TestResolveReply(t *testing.T) {
+	f := newFixture(t, nil)
+	ann := f.item("sales", "new", "ann@client.test")
+	bob := f.item("sales", "new", "bob@client.test")
+	if err := store.PutMessageRef(f.ctx, f.st, "<m1@stagegate.test>", store.MessageRef{ItemID: bob.ID}, 0); err != nil {
+		t.Fatal(err)
+	}
+	e := event("email.incoming", "ann@client.test", "references", "<zz@x> <m1@STAGEGATE.test>", "in_reply_to", "<unknown@x>")
+	d := f.apply(e)
+	if d.ItemID != bob.ID || f.stage(bob.ID) != "contacted" || f.stage(ann.ID) != "new" {
+		t.Fatalf("reply went to %s, want %s", d.ItemID, bob.ID)
+	}
+}
