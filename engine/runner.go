@@ -117,13 +117,24 @@ func (e *Engine) process(ctx context.Context, entry store.LogEntry) {
 }
 
 // Wait blocks until the event is applied (by this process or, on a shared
-// store, by another), or ctx is done.
+// store, by another), or ctx is done. This process's engine wakes the waiter
+// at once; the store is polled only as a fallback for events another
+// process applies, at a growing interval (250 ms up to 2 s) so that many
+// waiters do not turn into a read storm.
 func (e *Engine) Wait(ctx context.Context, eventID string) error {
 	ch := e.waiters.add(eventID)
 	defer e.waiters.remove(eventID, ch)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	poll := 250 * time.Millisecond
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
 		rec, _, err := e.st.GetEvent(ctx, eventID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 			e.log.Debug("wait: get event", "event", eventID, "err", err)
@@ -131,13 +142,8 @@ func (e *Engine) Wait(ctx context.Context, eventID string) error {
 		if err == nil && rec.Applied {
 			return nil
 		}
-		select {
-		case <-ch:
-			return nil
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		timer.Reset(poll)
+		poll = min(2*poll, 2*time.Second)
 	}
 }
 
