@@ -1,0 +1,128 @@
+package tracking
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagegate/stagegate/internal/httpx"
+	"github.com/stagegate/stagegate/store"
+)
+
+func TestPrepareAPI(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	p := e.prepare(basicMessage)
+	if !strings.HasPrefix(p.MessageID, "<sg."+p.ID+"@seller.test>") || !strings.Contains(p.Raw, "Message-Id: "+p.MessageID) {
+		t.Errorf("message id %q", p.MessageID)
+	}
+	ref, err := store.GetMessageRef(context.Background(), e.recs, p.MessageID)
+	if err != nil || ref.ItemID != "i_1" || ref.Source != "tracking" {
+		t.Errorf("message ref %+v %v", ref, err)
+	}
+	if p.Links[0].ID != p.ID+".1" || p.Links[1].Index != 2 || !strings.HasPrefix(p.Links[1].ClickURL, testPublic+"/t/c/") {
+		t.Errorf("links %+v", p.Links)
+	}
+
+	a := e.do("POST", "/api/v1/messages", basicMessage, map[string]string{"Accept": "message/rfc822"})
+	if a.code != http.StatusCreated || a.header.Get("Content-Type") != "message/rfc822" ||
+		!strings.HasPrefix(a.header.Get("X-Stagegate-Message-Id"), "<sg.") || !strings.HasPrefix(a.body, "Date: ") {
+		t.Errorf("raw answer %d %v %.80q", a.code, a.header, a.body)
+	}
+
+	for name, body := range map[string]string{
+		"no item":      `{"from":"bob@seller.test","to":"ann@client.test","text":"x"}`,
+		"unknown key":  `{"item_id":"i","from":"bob@seller.test","to":"ann@client.test","text":"x","bcc":"x@y.z"}`,
+		"not json":     `hello`,
+		"to is number": `{"item_id":"i","from":"bob@seller.test","to":5,"text":"x"}`,
+	} {
+		a := e.do("POST", "/api/v1/messages", body, nil)
+		var eb httpx.ErrorBody
+		if a.code != http.StatusBadRequest || json.Unmarshal([]byte(a.body), &eb) != nil || eb.Error.Code == "" {
+			t.Errorf("%s: %d %s", name, a.code, a.body)
+		}
+	}
+}
+
+func TestMessageReport(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	p := e.prepare(basicMessage)
+	e.clk.Add(time.Second)
+	e.do("GET", path(p.PixelURL), "", map[string]string{"User-Agent": "Mozilla/5.0"})
+	e.clk.Add(time.Hour)
+	e.do("GET", path(p.PixelURL), "", nil)
+	e.do("GET", path(p.Links[1].ClickURL), "", nil)
+
+	for _, ref := range []string{p.ID, url.PathEscape(p.MessageID)} {
+		a := e.do("GET", "/api/v1/messages/"+ref, "", nil)
+		var rep Report
+		if a.code != http.StatusOK || json.Unmarshal([]byte(a.body), &rep) != nil {
+			t.Fatalf("%s: %d %s", ref, a.code, a.body)
+		}
+		if rep.Message.ItemID != "i_1" || rep.Opens.Human != 1 || rep.Opens.Machine != 1 || rep.Opens.FirstHumanAt == nil ||
+			rep.Links[1].Clicks.Human != 1 || rep.Links[0].Clicks.Human != 0 || len(rep.Hits) != 3 {
+			t.Errorf("%s: report %+v", ref, rep)
+		}
+		h := rep.Hits[0]
+		if !h.Machine || h.Score != 100 || strings.Join(h.Reasons, ",") != "ua:apple_privacy_proxy,quick:1.0s" ||
+			h.SinceS != 1 || h.IP != "127.0.0.1" || h.Method != "GET" || h.Seq != 1 {
+			t.Errorf("first hit %+v", h)
+		}
+	}
+	for _, ref := range []string{"nope", e.tr.signer.Token(NewMsgID(), 0), NewMsgID().String()} {
+		if a := e.do("GET", "/api/v1/messages/"+ref, "", nil); a.code != http.StatusNotFound {
+			t.Errorf("%s: %d", ref, a.code)
+		}
+	}
+}
+
+func TestSentAndReplied(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	p := e.prepare(basicMessage)
+	e.clk.Add(10 * time.Minute) // sent long after it was prepared
+	a := e.do("POST", "/api/v1/messages/"+p.ID+"/sent", "", nil)
+	if a.code != http.StatusOK || !strings.Contains(a.body, SentEventID("track", p.ID)) {
+		t.Fatalf("sent: %d %s", a.code, a.body)
+	}
+	if a := e.do("POST", "/api/v1/messages/"+p.ID+"/sent", "", nil); !strings.Contains(a.body, `"duplicate":true`) {
+		t.Errorf("second sent: %s", a.body)
+	}
+	sent := e.in.Events()[0]
+	if sent.Type != "email.sent" || sent.Subject.ItemID != "i_1" || sent.Attrs["to"] != "ann@client.test" || !sent.OccurredAt.Equal(e.clk.Now()) {
+		t.Errorf("sent event %+v", sent)
+	}
+	// A prefetch 3 s after the send is quick, though 10 min after preparing.
+	e.clk.Add(3 * time.Second)
+	e.do("GET", path(p.PixelURL), "", nil)
+	if ev := e.in.Events()[1]; ev.Attrs["reasons"] != "quick:3.0s" {
+		t.Errorf("open after send: %q", ev.Attrs)
+	}
+
+	e.clk.Add(time.Hour)
+	at := e.clk.Now().Add(-time.Minute).Format(time.RFC3339)
+	a = e.do("POST", "/api/v1/messages/"+url.PathEscape(p.MessageID)+"/replied", `{"at":"`+at+`"}`, nil)
+	if a.code != http.StatusOK {
+		t.Fatalf("replied: %d %s", a.code, a.body)
+	}
+	open := e.in.Events()[2]
+	if open.ID != OpenEventID("track", p.ID, false) || open.Attrs["inferred"] != "reply" || open.OccurredAt.Format(time.RFC3339) != at {
+		t.Errorf("inferred open %+v", open)
+	}
+	res, err := e.tr.Replied(context.Background(), p.MessageID, e.clk.Now())
+	if err != nil || !res.Duplicate {
+		t.Errorf("Replied again: %+v %v", res, err)
+	}
+	if _, err := e.tr.Replied(context.Background(), "<foreign@else.test>", e.clk.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("foreign reply: %v", err)
+	}
+	if a := e.do("POST", "/api/v1/messages/"+NewMsgID().String()+"/sent", "", nil); a.code != http.StatusNotFound {
+		t.Errorf("unknown sent: %d", a.code)
+	}
+	if a := e.do("GET", "/api/v1/tracking/stats", "", nil); a.code != http.StatusOK || !strings.Contains(a.body, `"opens":1`) {
+		t.Errorf("stats: %d %s", a.code, a.body)
+	}
+}

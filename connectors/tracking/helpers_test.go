@@ -1,0 +1,386 @@
+package tracking
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
+)
+
+// t0 is the fixed "now" of the tests.
+var t0 = time.Date(2026, 3, 1, 10, 15, 30, 0, time.UTC)
+
+const (
+	testKey    = "tracking-test-key-0123456789"
+	testPublic = "http://gw.test"
+)
+
+// clock is a settable clock, safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: t0} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fakeIntake records submitted events, answers Duplicate for an id seen
+// before, and fails with connectors.ErrUnavailable while down.
+type fakeIntake struct {
+	mu      sync.Mutex
+	down    bool
+	seen    map[string]bool
+	events  []*normalize.Event
+	submits int
+	rejects []string
+}
+
+func (f *fakeIntake) Submit(_ context.Context, ev *normalize.Event) (connectors.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.submits++
+	if f.down {
+		return connectors.Result{}, fmt.Errorf("fake store: %w", connectors.ErrUnavailable)
+	}
+	if f.seen[ev.ID] {
+		return connectors.Result{EventID: ev.ID, Duplicate: true}, nil
+	}
+	if f.seen == nil {
+		f.seen = map[string]bool{}
+	}
+	f.seen[ev.ID] = true
+	f.events = append(f.events, ev)
+	return connectors.Result{EventID: ev.ID}, nil
+}
+
+func (f *fakeIntake) Reject(connector, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rejects = append(f.rejects, connector+"/"+reason)
+}
+
+func (f *fakeIntake) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+func (f *fakeIntake) Events() []*normalize.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.events)
+}
+
+// ids lists the submitted event ids in order.
+func (f *fakeIntake) ids() []string {
+	var out []string
+	for _, ev := range f.Events() {
+		out = append(out, ev.ID)
+	}
+	return out
+}
+
+func (f *fakeIntake) Rejects() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.rejects)
+}
+
+// fakeRecords is an in-memory store.Records with TTLs on the test clock;
+// while down every call fails with store.ErrUnavailable.
+type fakeRecords struct {
+	mu    sync.Mutex
+	now   func() time.Time
+	down  bool
+	recs  map[string]fakeRec
+	lists map[string]*fakeList
+	calls int
+}
+
+type fakeRec struct {
+	store.Record
+	expires time.Time
+}
+
+type fakeList struct {
+	elems   []store.ListElem
+	ids     map[string]int64
+	expires time.Time
+}
+
+func newFakeRecords(now func() time.Time) *fakeRecords {
+	return &fakeRecords{now: now, recs: map[string]fakeRec{}, lists: map[string]*fakeList{}}
+}
+
+var _ store.Records = (*fakeRecords)(nil)
+
+func (f *fakeRecords) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+func (f *fakeRecords) enter() error {
+	f.calls++
+	if f.down {
+		return fmt.Errorf("fake records: %w", store.ErrUnavailable)
+	}
+	return nil
+}
+
+func (f *fakeRecords) live(exp time.Time) bool { return exp.IsZero() || f.now().Before(exp) }
+
+func (f *fakeRecords) expiry(ttl time.Duration) time.Time {
+	if ttl <= 0 {
+		return time.Time{}
+	}
+	return f.now().Add(ttl)
+}
+
+func (f *fakeRecords) GetRecord(_ context.Context, key string) (store.Record, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(); err != nil {
+		return store.Record{}, err
+	}
+	r, ok := f.recs[key]
+	if !ok || !f.live(r.expires) {
+		return store.Record{}, fmt.Errorf("record %s: %w", key, store.ErrNotFound)
+	}
+	return store.Record{Value: slices.Clone(r.Value), Version: r.Version}, nil
+}
+
+func (f *fakeRecords) PutRecord(_ context.Context, key string, value []byte, expect int64, ttl time.Duration) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(); err != nil {
+		return 0, err
+	}
+	r, ok := f.recs[key]
+	var cur int64
+	if ok && f.live(r.expires) {
+		cur = r.Version
+	}
+	if cur != expect {
+		return 0, fmt.Errorf("record %s: %w", key, store.ErrConflict)
+	}
+	f.recs[key] = fakeRec{Record: store.Record{Value: slices.Clone(value), Version: cur + 1}, expires: f.expiry(ttl)}
+	return cur + 1, nil
+}
+
+func (f *fakeRecords) DeleteRecord(_ context.Context, key string, expect int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(); err != nil {
+		return err
+	}
+	r, ok := f.recs[key]
+	if !ok || !f.live(r.expires) {
+		return store.ErrNotFound
+	}
+	if r.Version != expect {
+		return store.ErrConflict
+	}
+	delete(f.recs, key)
+	return nil
+}
+
+func (f *fakeRecords) AppendList(_ context.Context, key, id string, value []byte, ttl time.Duration) (int64, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(); err != nil {
+		return 0, false, err
+	}
+	l, ok := f.lists[key]
+	if !ok || !f.live(l.expires) {
+		l = &fakeList{ids: map[string]int64{}}
+		f.lists[key] = l
+	}
+	if seq, dup := l.ids[id]; dup {
+		return seq, true, nil
+	}
+	seq := int64(len(l.elems) + 1)
+	l.elems = append(l.elems, store.ListElem{Seq: seq, ID: id, Value: slices.Clone(value)})
+	l.ids[id] = seq
+	l.expires = f.expiry(ttl)
+	return seq, false, nil
+}
+
+func (f *fakeRecords) ReadList(_ context.Context, key string, after int64, limit int) ([]store.ListElem, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(); err != nil {
+		return nil, err
+	}
+	l, ok := f.lists[key]
+	if !ok || !f.live(l.expires) || after >= int64(len(l.elems)) {
+		return nil, nil
+	}
+	end := min(int64(len(l.elems)), after+int64(limit))
+	return slices.Clone(l.elems[after:end]), nil
+}
+
+// listLen returns the length of the list at key.
+func (f *fakeRecords) listLen(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l, ok := f.lists[key]; ok {
+		return len(l.elems)
+	}
+	return 0
+}
+
+// env is a tracker with its fakes, and its routes on an httptest server.
+type env struct {
+	t       *testing.T
+	tr      *Tracker
+	clk     *clock
+	in      *fakeIntake
+	recs    store.Records
+	fake    *fakeRecords // nil when recs is a real store
+	srv     *httptest.Server
+	noRedir *http.Client
+	logs    *countHandler
+}
+
+// countHandler counts log records by level.
+type countHandler struct {
+	mu sync.Mutex
+	n  map[slog.Level]int
+}
+
+func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *countHandler) WithGroup(string) slog.Handler            { return h }
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n[r.Level]++
+	return nil
+}
+
+// count returns how many records of level were logged.
+func (h *countHandler) count(level slog.Level) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[level]
+}
+
+// newEnv builds a tracker on fake records (or on recs when given), with
+// cfg adjusted by tweak, served by a real HTTP server.
+func newEnv(t *testing.T, recs store.Records, tweak func(*Config)) *env {
+	t.Helper()
+	return newEnvClock(t, newClock(), recs, tweak)
+}
+
+// newEnvClock is newEnv on the clock clk.
+func newEnvClock(t *testing.T, clk *clock, recs store.Records, tweak func(*Config)) *env {
+	t.Helper()
+	e := &env{t: t, clk: clk, in: &fakeIntake{}, recs: recs, logs: &countHandler{n: map[slog.Level]int{}}}
+	if recs == nil {
+		e.fake = newFakeRecords(e.clk.Now)
+		e.recs = e.fake
+	}
+	cfg := NewConfig()
+	cfg.Keys = []string{testKey}
+	if tweak != nil {
+		tweak(cfg)
+	}
+	if errs := cfg.Validate(); len(errs) > 0 {
+		t.Fatalf("config: %v", errs)
+	}
+	deps := connectors.Deps{
+		Logger: slog.New(e.logs), Intake: e.in, Now: e.clk.Now, PublicURL: testPublic, Records: e.recs,
+	}
+	tr, err := New(connectors.Base{Name: "track", Type: "tracking"}, cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tr = tr
+	mux := http.NewServeMux()
+	tr.PublicRoutes(mux)
+	tr.APIRoutes(mux)
+	e.srv = httptest.NewServer(mux)
+	t.Cleanup(e.srv.Close)
+	e.noRedir = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return e
+}
+
+// prepare creates a tracked message through the API.
+func (e *env) prepare(req string) *Prepared {
+	e.t.Helper()
+	resp := e.do("POST", "/api/v1/messages", req, nil)
+	if resp.code != http.StatusCreated {
+		e.t.Fatalf("prepare: %d %s", resp.code, resp.body)
+	}
+	var p Prepared
+	if err := json.Unmarshal([]byte(resp.body), &p); err != nil {
+		e.t.Fatal(err)
+	}
+	return &p
+}
+
+// answer is a read response.
+type answer struct {
+	code   int
+	header http.Header
+	body   string
+}
+
+// do sends a request to the test server (redirects are not followed).
+func (e *env) do(method, path, body string, hdr map[string]string) answer {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	if _, ok := hdr["User-Agent"]; !ok {
+		req.Header.Set("User-Agent", humanUA)
+	}
+	resp, err := e.noRedir.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{code: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// path returns the path of a gateway URL.
+func path(u string) string { return strings.TrimPrefix(u, testPublic) }
+
+// humanUA is a desktop browser.
+const humanUA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"
+
+const basicMessage = `{"item_id":"i_1","from":"Bob <bob@seller.test>","to":"ann@client.test","subject":"Hello",
+ "html":"<html><body><p>See <a href=\"https://example.com/pricing\">pricing</a> and <a href=\"https://example.com/demo\">demo</a></p></body></html>"}`

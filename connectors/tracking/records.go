@@ -1,0 +1,154 @@
+package tracking
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stagegate/stagegate/store"
+)
+
+// Records layout, under "tracking/<connector>/":
+//
+//	msg/<id>      Message (JSON), TTL retention
+//	hits/<id>     list of Hit (JSON), one element per hit, TTL retention
+//	visitor/<id>  Visitor (JSON), TTL retention
+//
+// and, shared with the engine, store.MessageKey(Message-ID) → the item.
+func (t *Tracker) msgKey(id string) string     { return t.prefix + "msg/" + id }
+func (t *Tracker) hitsKey(id string) string    { return t.prefix + "hits/" + id }
+func (t *Tracker) visitorKey(id string) string { return t.prefix + "visitor/" + id }
+
+// honeypotDest is the stored destination of a honeypot link: none. A click
+// on it answers a blank page.
+const honeypotDest = ""
+
+// Link is one tracked link of a message; link i of a token is Links[i-1].
+type Link struct {
+	URL      string `json:"url"`
+	Honeypot bool   `json:"honeypot,omitempty"`
+}
+
+// Message is a tracked message as stored.
+type Message struct {
+	ID        string    `json:"id"`
+	MessageID string    `json:"message_id"` // without angle brackets
+	ItemID    string    `json:"item_id"`
+	From      string    `json:"from"`
+	To        []string  `json:"to"`
+	Subject   string    `json:"subject"`
+	CreatedAt time.Time `json:"created_at"`
+	SentAt    time.Time `json:"sent_at,omitzero"`
+	Links     []Link    `json:"links"`
+}
+
+// link returns link idx (from 1), if the message has it.
+func (m *Message) link(idx int) (Link, bool) {
+	if idx < 1 || idx > len(m.Links) {
+		return Link{}, false
+	}
+	return m.Links[idx-1], true
+}
+
+// trackedLinks counts the links a human can see (not the honeypot).
+func (m *Message) trackedLinks() int {
+	n := 0
+	for _, l := range m.Links {
+		if !l.Honeypot {
+			n++
+		}
+	}
+	return n
+}
+
+// Hit kinds.
+const (
+	KindOpen  = "open"
+	KindClick = "click"
+)
+
+// Hit is one request to the pixel or a click URL, with its score. Hits are
+// statistics: all are kept (up to max_hits per message), machine ones too.
+type Hit struct {
+	At      time.Time `json:"at"`
+	Kind    string    `json:"kind"`
+	Link    int       `json:"link,omitempty"`
+	Method  string    `json:"method"`
+	UA      string    `json:"user_agent,omitempty"`
+	IP      string    `json:"ip,omitempty"`
+	SinceS  float64   `json:"since_s"` // seconds since the message was sent (or prepared)
+	Machine bool      `json:"machine"`
+	Score   int       `json:"score"`
+	Reasons []string  `json:"reasons,omitempty"`
+}
+
+// loadMessage reads a message from the store.
+func (t *Tracker) loadMessage(ctx context.Context, id string) (*Message, error) {
+	rec, err := t.records.GetRecord(ctx, t.msgKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var m Message
+	if err := json.Unmarshal(rec.Value, &m); err != nil {
+		return nil, fmt.Errorf("tracking %s: message %s: %w", t.Name(), id, err)
+	}
+	return &m, nil
+}
+
+// saveMessage stores a new message and its Message-ID reference.
+func (t *Tracker) saveMessage(ctx context.Context, m *Message) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := t.records.PutRecord(ctx, t.msgKey(m.ID), b, 0, t.cfg.Retention); err != nil {
+		return fmt.Errorf("tracking %s: store message %s: %w", t.Name(), m.ID, err)
+	}
+	ref := store.MessageRef{ItemID: m.ItemID, Source: "tracking", CreatedAt: m.CreatedAt}
+	return store.PutMessageRef(ctx, t.records, m.MessageID, ref, t.cfg.Retention)
+}
+
+// markSent records the first send time of a message (compare-and-set, a
+// few retries), so that "quick" is measured from the send.
+func (t *Tracker) markSent(ctx context.Context, id string, at time.Time) (*Message, error) {
+	for range 5 {
+		rec, err := t.records.GetRecord(ctx, t.msgKey(id))
+		if err != nil {
+			return nil, err
+		}
+		var m Message
+		if err := json.Unmarshal(rec.Value, &m); err != nil {
+			return nil, fmt.Errorf("tracking %s: message %s: %w", t.Name(), id, err)
+		}
+		if !m.SentAt.IsZero() {
+			return &m, nil
+		}
+		m.SentAt = at
+		b, _ := json.Marshal(&m)
+		_, err = t.records.PutRecord(ctx, t.msgKey(id), b, rec.Version, t.cfg.Retention)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return &m, err
+	}
+	return nil, fmt.Errorf("tracking %s: message %s: %w", t.Name(), id, store.ErrConflict)
+}
+
+// msgIDFromRef returns the tracked message id named by s: the id itself,
+// or a Message-ID we generated ("<sg.<id>@domain>").
+func msgIDFromRef(s string) (string, bool) {
+	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "<"), ">")
+	if at := strings.LastIndexByte(s, '@'); at >= 0 {
+		s = strings.TrimPrefix(s[:at], "sg.")
+	}
+	if _, ok := ParseMsgID(s); !ok {
+		return "", false
+	}
+	return s, true
+}
+
+// errNotOurs: a reference that names no tracked message of ours.
+var errNotOurs = fmt.Errorf("not a tracked message: %w", store.ErrNotFound)

@@ -1,0 +1,156 @@
+// Package tracking is the email tracking connector (kind "tracking"). It
+// prepares tracked messages (POST /api/v1/messages: a complete RFC 5322
+// message whose links point at signed click URLs, with an open pixel),
+// serves the pixel (GET /t/o/{token}) and the click redirect (GET
+// /t/c/{token}), scores every hit as human or machine-made, and turns hits
+// into email.opened and email.clicked events for the message's item. It
+// also serves a small site script (GET /t/v.js, POST /t/v) that reports
+// page views of known visitors as site.visit and site.return.
+//
+// Tokens carry the message and link, signed with HMAC-SHA256; destinations
+// live in the store (and a bounded in-memory cache), never in the URL, and
+// nothing taken from a request ever becomes a redirect target.
+//
+// The /t/… routes and the API routes are fixed paths: a gateway can serve
+// one tracking connector only (a second would register the same routes).
+package tracking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/store"
+)
+
+// Kind is the connector kind "tracking".
+var Kind = connectors.Kind{
+	NewConfig: func() connectors.Config { return NewConfig() },
+	New: func(base connectors.Base, cfg connectors.Config, deps connectors.Deps) (connectors.Connector, error) {
+		c, ok := cfg.(*Config)
+		if !ok {
+			return nil, fmt.Errorf("tracking %s: config is %T, want *Config", base.Name, cfg)
+		}
+		return New(base, c, deps)
+	},
+}
+
+// Tracker is a connector of kind tracking.
+type Tracker struct {
+	*connectors.Push
+	cfg     *Config
+	records store.Records
+	signer  *Signer
+	scorer  *scorer
+	public  string // the gateway's public URL, without a trailing slash
+	prefix  string // "tracking/<name>/"
+	msgs    *cache[MsgID, *msgState]
+	stats   stats
+	limit   warnLimiter
+	origins map[string]bool // site origins allowed to report visits; "*" any
+}
+
+var (
+	_ connectors.RouteConnector = (*Tracker)(nil)
+	_ connectors.APIConnector   = (*Tracker)(nil)
+)
+
+// New builds a tracking connector from its validated config. It needs the
+// store's Records (deps.Records) and the gateway's public URL.
+func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Tracker, error) {
+	p, err := connectors.NewPush("tracking", base, deps, cfg.MaxBody)
+	if err != nil {
+		return nil, err
+	}
+	if deps.Records == nil {
+		return nil, fmt.Errorf("tracking %s: the store does not keep connector records", base.Name)
+	}
+	if !strings.HasPrefix(deps.PublicURL, "http://") && !strings.HasPrefix(deps.PublicURL, "https://") {
+		return nil, fmt.Errorf("tracking %s: public_url %q is not an absolute http(s) URL", base.Name, deps.PublicURL)
+	}
+	signer, err := NewSigner(cfg.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("tracking %s: %w", base.Name, err)
+	}
+	agents, err := newAgentList(cfg.Scoring.Agents)
+	if err != nil {
+		return nil, fmt.Errorf("tracking %s: %w", base.Name, err)
+	}
+	t := &Tracker{
+		Push: p, cfg: cfg, records: deps.Records, signer: signer,
+		scorer:  &scorer{threshold: cfg.Scoring.Threshold, quick: cfg.Scoring.Quick, burst: cfg.Scoring.BurstWindow, agents: agents},
+		public:  strings.TrimRight(deps.PublicURL, "/"),
+		prefix:  "tracking/" + base.Name + "/",
+		msgs:    newCache[MsgID, *msgState](cfg.CacheSize),
+		origins: map[string]bool{},
+	}
+	for _, o := range cfg.Site.AllowedOrigins {
+		t.origins[strings.TrimSuffix(o, "/")] = true
+	}
+	return t, nil
+}
+
+// PublicRoutes mounts the pixel, the click redirect and the site script.
+// "GET" patterns answer HEAD too.
+func (t *Tracker) PublicRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /t/o/{token}", t.ServePixel)
+	mux.HandleFunc("GET /t/c/{token}", t.ServeClick)
+	mux.HandleFunc("GET /t/v.js", t.serveScript)
+	mux.HandleFunc("POST /t/v", t.serveVisit)
+	mux.HandleFunc("OPTIONS /t/v", t.serveVisit)
+}
+
+// APIRoutes mounts the tracked-message API (behind the gateway's bearer auth).
+func (t *Tracker) APIRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/messages", t.servePrepare)
+	mux.HandleFunc("GET /api/v1/messages/{id}", t.serveMessage)
+	mux.HandleFunc("POST /api/v1/messages/{id}/sent", t.serveSent)
+	mux.HandleFunc("POST /api/v1/messages/{id}/replied", t.serveReplied)
+	mux.HandleFunc("POST /api/v1/visitors/{id}/link", t.serveLinkVisitor)
+	mux.HandleFunc("GET /api/v1/tracking/stats", t.serveStats)
+}
+
+// PixelURL returns the open pixel URL of message m.
+func (t *Tracker) PixelURL(m MsgID) string { return t.public + "/t/o/" + t.signer.Token(m, 0) }
+
+// ClickURL returns the click URL of link idx (from 1) of message m.
+func (t *Tracker) ClickURL(m MsgID, idx int) string {
+	return t.public + "/t/c/" + t.signer.Token(m, idx)
+}
+
+// state returns the cached state of message id, loading it from the store
+// on a miss. A message unknown to the store is store.ErrNotFound.
+// A cached message past its retention is gone, as it is from the store.
+func (t *Tracker) state(ctx context.Context, id MsgID) (*msgState, error) {
+	st, cached := t.msgs.get(id)
+	if cached {
+		st.mu.Lock()
+		expired := t.Now().After(st.sentAt.Add(t.cfg.Retention))
+		st.mu.Unlock()
+		if !expired {
+			return st, nil
+		}
+	}
+	m, err := t.loadMessage(ctx, id.String())
+	if err != nil {
+		return nil, err
+	}
+	st = newMsgState(t.Name(), t.hitsKey(m.ID), m)
+	if cached { // reloaded after its retention: the store kept it longer
+		t.msgs.set(id, st)
+		return st, nil
+	}
+	return t.msgs.add(id, st), nil
+}
+
+// storeCtx bounds a store call of the hit paths. It is not cancelled when
+// the client goes away: a hit already scored is recorded.
+func (t *Tracker) storeCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), t.cfg.StoreTimeout)
+}
+
+// isNotFound reports whether err means "no such record".
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
