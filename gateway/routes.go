@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/telephony"
 	"github.com/stagegate/stagegate/connectors/tracking"
 	"github.com/stagegate/stagegate/connectors/webhook"
 	"github.com/stagegate/stagegate/engine"
@@ -19,9 +20,10 @@ import (
 // Kinds maps each connector kind named in the config to its constructor.
 // Wiring is explicit: a new kind is one line here.
 var Kinds = map[string]connectors.Kind{
-	"webhook":  webhook.WebhookKind,
-	"forms":    webhook.FormsKind,
-	"tracking": tracking.Kind,
+	"webhook":   webhook.WebhookKind,
+	"forms":     webhook.FormsKind,
+	"telephony": telephony.Kind,
+	"tracking":  tracking.Kind,
 }
 
 // ActionTypes lists the action types the gateway can run, for the config

@@ -1,0 +1,379 @@
+package telephony
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/webhook"
+	"github.com/stagegate/stagegate/internal/httpx"
+	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
+)
+
+// t0 is the fixed "now" of the tests.
+var t0 = time.Date(2026, 3, 1, 10, 15, 30, 0, time.UTC)
+
+const (
+	testToken     = "twilio-test-auth-token"
+	testPublicURL = "https://gw.example.com"
+	lineMain      = "+15550001111"
+	lineSupport   = "+15550002222"
+	customer      = "+12025550123"
+)
+
+var (
+	testKey    = []byte("stagegate-telephony-test-key")
+	testSecret = webhook.SecretPrefix + base64.StdEncoding.EncodeToString(testKey)
+)
+
+// clock is a settable clock, safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: t0} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fakeIntake records submitted events, answers Duplicate for an id seen
+// before, and fails with connectors.ErrUnavailable while down.
+type fakeIntake struct {
+	mu      sync.Mutex
+	down    bool
+	seen    map[string]bool
+	events  []*normalize.Event
+	submits int
+	rejects []string
+}
+
+func (f *fakeIntake) Submit(_ context.Context, ev *normalize.Event) (connectors.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return connectors.Result{}, fmt.Errorf("fake intake: %w", connectors.ErrUnavailable)
+	}
+	f.submits++
+	if f.seen[ev.ID] {
+		return connectors.Result{EventID: ev.ID, Duplicate: true}, nil
+	}
+	if f.seen == nil {
+		f.seen = map[string]bool{}
+	}
+	f.seen[ev.ID] = true
+	f.events = append(f.events, ev)
+	return connectors.Result{EventID: ev.ID}, nil
+}
+
+func (f *fakeIntake) Reject(connector, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rejects = append(f.rejects, connector+"/"+reason)
+}
+
+func (f *fakeIntake) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+func (f *fakeIntake) Events() []*normalize.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.events)
+}
+
+func (f *fakeIntake) Rejects() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.rejects)
+}
+
+// types lists the types of events, in order.
+func types(evs []*normalize.Event) []normalize.Type {
+	out := []normalize.Type{}
+	for _, ev := range evs {
+		out = append(out, ev.Type)
+	}
+	return out
+}
+
+// nopIntake accepts everything and keeps nothing.
+type nopIntake struct{}
+
+func (nopIntake) Submit(_ context.Context, ev *normalize.Event) (connectors.Result, error) {
+	return connectors.Result{EventID: ev.ID}, nil
+}
+
+func (nopIntake) Reject(string, string) {}
+
+// fakeRecords is an in-memory store.Records (TTLs are ignored) that can be
+// taken down, and can run a hook before each PutRecord to simulate a
+// concurrent writer.
+type fakeRecords struct {
+	mu        sync.Mutex
+	down      bool
+	recs      map[string]store.Record
+	lists     map[string][]store.ListElem
+	beforePut func(key string)
+}
+
+func newFakeRecords() *fakeRecords {
+	return &fakeRecords{recs: map[string]store.Record{}, lists: map[string][]store.ListElem{}}
+}
+
+var _ store.Records = (*fakeRecords)(nil)
+
+func (f *fakeRecords) GetRecord(_ context.Context, key string) (store.Record, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return store.Record{}, fmt.Errorf("fake records: %w", store.ErrUnavailable)
+	}
+	r, ok := f.recs[key]
+	if !ok {
+		return store.Record{}, fmt.Errorf("fake records: %s: %w", key, store.ErrNotFound)
+	}
+	return store.Record{Value: slices.Clone(r.Value), Version: r.Version}, nil
+}
+
+func (f *fakeRecords) PutRecord(_ context.Context, key string, value []byte, expect int64, _ time.Duration) (int64, error) {
+	f.mu.Lock()
+	hook := f.beforePut
+	f.mu.Unlock()
+	if hook != nil {
+		hook(key)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return 0, fmt.Errorf("fake records: %w", store.ErrUnavailable)
+	}
+	if f.recs[key].Version != expect {
+		return 0, fmt.Errorf("fake records: %s: %w", key, store.ErrConflict)
+	}
+	v := expect + 1
+	f.recs[key] = store.Record{Value: slices.Clone(value), Version: v}
+	return v, nil
+}
+
+func (f *fakeRecords) DeleteRecord(_ context.Context, key string, expect int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return fmt.Errorf("fake records: %w", store.ErrUnavailable)
+	}
+	r, ok := f.recs[key]
+	switch {
+	case !ok:
+		return store.ErrNotFound
+	case r.Version != expect:
+		return store.ErrConflict
+	}
+	delete(f.recs, key)
+	return nil
+}
+
+func (f *fakeRecords) AppendList(_ context.Context, key, id string, value []byte, _ time.Duration) (int64, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return 0, false, fmt.Errorf("fake records: %w", store.ErrUnavailable)
+	}
+	for _, e := range f.lists[key] {
+		if e.ID == id {
+			return e.Seq, true, nil
+		}
+	}
+	seq := int64(len(f.lists[key]) + 1)
+	f.lists[key] = append(f.lists[key], store.ListElem{Seq: seq, ID: id, Value: slices.Clone(value)})
+	return seq, false, nil
+}
+
+func (f *fakeRecords) ReadList(_ context.Context, key string, after int64, limit int) ([]store.ListElem, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return nil, fmt.Errorf("fake records: %w", store.ErrUnavailable)
+	}
+	var out []store.ListElem
+	for _, e := range f.lists[key] {
+		if e.Seq > after && len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeRecords) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+// keys lists every record and list key but the sweep cursor: what
+// callbacks recorded.
+func (f *fakeRecords) keys() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ks []string
+	for k := range f.recs {
+		if !strings.HasSuffix(k, "/sweep") {
+			ks = append(ks, k)
+		}
+	}
+	for k := range f.lists {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// call returns the stored state of call id of connector name.
+func (f *fakeRecords) call(t testing.TB, name, id string) (Call, bool) {
+	t.Helper()
+	f.mu.Lock()
+	r, ok := f.recs[callKey(name, id)]
+	f.mu.Unlock()
+	if !ok {
+		return Call{}, false
+	}
+	var c Call
+	if err := json.Unmarshal(r.Value, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c, true
+}
+
+// env is a connector under test with its fakes.
+type env struct {
+	c       *Connector
+	in      *fakeIntake
+	rec     store.Records
+	fake    *fakeRecords // rec, when it is the fake
+	clk     *clock
+	name    string
+	sigBase string
+}
+
+// newEnv builds a connector named name of the given provider over fake
+// records; edit changes the config before validation.
+func newEnv(t testing.TB, provider string, edit func(*Config)) *env {
+	t.Helper()
+	f := newFakeRecords()
+	e := newEnvWith(t, "tel", provider, f, edit)
+	e.fake = f
+	return e
+}
+
+// newEnvWith builds a connector over rec.
+func newEnvWith(t testing.TB, name, provider string, rec store.Records, edit func(*Config)) *env {
+	t.Helper()
+	cfg := NewConfig()
+	cfg.Provider = provider
+	cfg.Settle = 0
+	if provider == ProviderTwilio {
+		cfg.AuthToken = testToken
+	} else {
+		cfg.Secret = testSecret
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	if errs := cfg.Validate(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	e := &env{in: &fakeIntake{}, rec: rec, clk: newClock(), name: name}
+	deps := connectors.Deps{Intake: e.in, Now: e.clk.Now, PublicURL: testPublicURL, Records: rec, Region: "US"}
+	conn, err := Kind.New(connectors.Base{Name: e.name, Type: "telephony"}, cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.c = conn.(*Connector)
+	if err := e.c.initCursor(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sigBase = testPublicURL + "/in/" + e.name
+	return e
+}
+
+// twilio builds Twilio callback parameters from key, value pairs.
+func twilio(kv ...string) url.Values {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Set(kv[i], kv[i+1])
+	}
+	return v
+}
+
+// twilioRequest builds a POST of params to path (with query), signed for
+// the URL Twilio would have used.
+func (e *env) twilioRequest(path string, params url.Values) *http.Request {
+	body := params.Encode()
+	r := httptest.NewRequest(http.MethodPost, "http://10.0.0.5:8080"+path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	u := e.sigBase
+	if p, _, _ := strings.Cut(path, "?"); p != "/" {
+		u += p
+	}
+	if _, q, ok := strings.Cut(path, "?"); ok {
+		u += "?" + q
+	}
+	r.Header.Set(TwilioSignatureHeader, TwilioSignature(testToken, u, params))
+	return r
+}
+
+// postTwilio sends one signed Twilio callback and returns the answer.
+func (e *env) postTwilio(t testing.TB, params url.Values) *httptest.ResponseRecorder {
+	t.Helper()
+	return serve(e.c, e.twilioRequest("/", params))
+}
+
+// genericRequest builds a POST of body signed with Standard Webhooks.
+func genericRequest(id string, ts time.Time, body string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set(webhook.HeaderID, id)
+	r.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	r.Header.Set(webhook.HeaderSignature, webhook.Sign(testSecret, id, ts, []byte(body)))
+	return r
+}
+
+// serve runs one request through h.
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// errorCode reads the code of an error answer.
+func errorCode(t testing.TB, w *httptest.ResponseRecorder) string {
+	t.Helper()
+	var e httpx.ErrorBody
+	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
+		t.Fatalf("answer %d %q is not an error body: %v", w.Code, w.Body.String(), err)
+	}
+	return e.Error.Code
+}

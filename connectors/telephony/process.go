@@ -1,0 +1,165 @@
+package telephony
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
+)
+
+// errBusy: the call's record kept changing under us (many callbacks of one
+// call at once); the provider is asked to retry.
+var errBusy = errors.New("call state changed concurrently too often")
+
+// maxFoldAttempts bounds the read-fold-write retries of one callback.
+const maxFoldAttempts = 16
+
+// Keys under a connector's namespace "telephony/<name>/": a call's state
+// and its callback list.
+func callKey(connector, id string) string { return "telephony/" + connector + "/call/" + id }
+func callbacksKey(connector, id string) string {
+	return "telephony/" + connector + "/call/" + id + "/callbacks"
+}
+
+// storedCallback is a callback as kept in the call's callback list: the
+// parsed fields and the body as received.
+type storedCallback struct {
+	Callback
+	Raw string `json:"raw,omitempty"`
+}
+
+// Answer is the body of a generic provider's 200 answer.
+type Answer struct {
+	CallID     string `json:"call_id"`
+	CallbackID string `json:"callback_id"`
+	// Duplicate: this callback had been received before (a retry).
+	Duplicate bool   `json:"duplicate"`
+	Outcome   string `json:"outcome"`
+	// Events lists the events this callback produced (none for most).
+	Events []AcceptedEvent `json:"events"`
+}
+
+// AcceptedEvent is one event a callback produced.
+type AcceptedEvent struct {
+	EventID   string         `json:"event_id"`
+	Type      normalize.Type `json:"type"`
+	Duplicate bool           `json:"duplicate"`
+}
+
+// record makes one valid callback durable: appended to its call's
+// callback list, folded into the call, the events submitted, the call
+// written back. A nil error means all of that is durable.
+func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
+	root := cb.RootID()
+	val, err := json.Marshal(storedCallback{Callback: *cb, Raw: string(cb.Raw)})
+	if err != nil {
+		return Answer{}, fmt.Errorf("telephony %s: encode callback: %w", c.Name(), err)
+	}
+	_, dup, err := c.records.AppendList(ctx, callbacksKey(c.Name(), root), cb.ID, val, c.retention)
+	if err != nil {
+		return Answer{}, fmt.Errorf("telephony %s: call %s: append callback: %w", c.Name(), root, err)
+	}
+	call, events, err := c.apply(ctx, root, cb, cb.ReceivedAt)
+	if err != nil {
+		return Answer{}, err
+	}
+	return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup, Outcome: call.Outcome, Events: events}, nil
+}
+
+// apply runs the state machine for the call root: read the call, fold cb
+// in (cb nil: only the clock moved, at now), submit the new events, and
+// write the call back if it changed, expecting the version read. When
+// another writer got there first it starts over from the new version: the
+// events it submitted are submitted again and are duplicates. If the
+// intake fails nothing is written, so the next attempt derives them again.
+//
+// A callback first tries without the read: it folds into the state this
+// process cached (see callCache) and, if that emits nothing and changes
+// the call, writes it expecting the cached version. Anything else — an
+// event to emit, nothing to change, a conflict — goes the safe way above.
+func (c *Connector) apply(ctx context.Context, root string, cb *Callback, now time.Time) (Call, []AcceptedEvent, error) {
+	if cb != nil {
+		cur, version := c.calls.get(root, c.Now())
+		next, events, changed := Fold(cur, cb, now, c.opts)
+		if len(events) == 0 && changed && next.SettleAt.Equal(cur.SettleAt) {
+			ok, err := c.putCall(ctx, next, version)
+			if err != nil || ok {
+				return next, []AcceptedEvent{}, err
+			}
+		}
+	}
+	for range maxFoldAttempts {
+		cur, version, err := c.getCall(ctx, root)
+		if err != nil {
+			return Call{}, nil, err
+		}
+		if cb == nil && version == 0 {
+			return Call{}, nil, nil // expired or never written
+		}
+		next, events, changed := Fold(cur, cb, now, c.opts)
+		accepted := make([]AcceptedEvent, 0, len(events))
+		for _, ev := range events {
+			res, err := c.Intake().Submit(ctx, ev)
+			if err != nil {
+				return Call{}, nil, fmt.Errorf("telephony %s: call %s: submit %s: %w", c.Name(), root, ev.ID, err)
+			}
+			accepted = append(accepted, AcceptedEvent{EventID: ev.ID, Type: ev.Type, Duplicate: res.Duplicate})
+		}
+		if !next.SettleAt.IsZero() && (!next.SettleAt.Equal(cur.SettleAt) || cb == nil) {
+			if err := c.schedule(ctx, root, next.SettleAt, now); err != nil {
+				return Call{}, nil, err
+			}
+		}
+		if !changed {
+			c.calls.put(cur, version, c.Now())
+			return next, accepted, nil
+		}
+		ok, err := c.putCall(ctx, next, version)
+		if err != nil {
+			return Call{}, nil, err
+		}
+		if ok {
+			return next, accepted, nil
+		}
+	}
+	return Call{}, nil, fmt.Errorf("telephony %s: call %s: %w", c.Name(), root, errBusy)
+}
+
+// putCall writes call expecting version; false means another writer
+// changed it first (store.ErrConflict).
+func (c *Connector) putCall(ctx context.Context, call Call, version int64) (bool, error) {
+	val, err := json.Marshal(call)
+	if err != nil {
+		return false, fmt.Errorf("telephony %s: call %s: encode: %w", c.Name(), call.ID, err)
+	}
+	v, err := c.records.PutRecord(ctx, callKey(c.Name(), call.ID), val, version, c.retention)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("telephony %s: call %s: write: %w", c.Name(), call.ID, err)
+	}
+	c.calls.put(call, v, c.Now())
+	return true, nil
+}
+
+// getCall reads the call root and its record version; an absent call is a
+// new Call and version 0.
+func (c *Connector) getCall(ctx context.Context, root string) (Call, int64, error) {
+	rec, err := c.records.GetRecord(ctx, callKey(c.Name(), root))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return Call{ID: root}, 0, nil
+	case err != nil:
+		return Call{}, 0, fmt.Errorf("telephony %s: call %s: read: %w", c.Name(), root, err)
+	}
+	var call Call
+	if err := json.Unmarshal(rec.Value, &call); err != nil || call.ID != root {
+		return Call{}, 0, fmt.Errorf("telephony %s: call %s: stored state is not a call (%v)", c.Name(), root, err)
+	}
+	return call, rec.Version, nil
+}

@@ -1,0 +1,383 @@
+package telephony
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
+)
+
+// runHTTP sends the steps of a sequence through the connector's handler
+// (ticks run the sweeper, two buckets later so that the due bucket is
+// wholly past) and returns the events the intake received.
+func runHTTP(t *testing.T, e *env, tc seqCase) []*normalize.Event {
+	t.Helper()
+	for i, s := range tc.steps {
+		e.clk.mu.Lock()
+		e.clk.t = t0.Add(s.after)
+		e.clk.mu.Unlock()
+		switch {
+		case s.tick:
+			e.clk.Add(2 * SettleBucket)
+			if err := e.c.sweep(context.Background()); err != nil {
+				t.Fatalf("step %d: sweep: %v", i, err)
+			}
+		case s.gen != "":
+			w := serve(e.c, genericRequest("msg_"+normalize.Hash(s.gen)[:8], e.clk.Now(), s.gen))
+			if w.Code != http.StatusOK {
+				t.Fatalf("step %d: %d %s", i, w.Code, w.Body)
+			}
+		default:
+			if w := e.postTwilio(t, s.tw); w.Code != http.StatusNoContent {
+				t.Fatalf("step %d: %d %s", i, w.Code, w.Body)
+			}
+		}
+	}
+	return e.in.Events()
+}
+
+func envFor(t *testing.T, tc seqCase) *env {
+	provider := ProviderTwilio
+	if tc.steps[0].gen != "" {
+		provider = ProviderGeneric
+	}
+	e := newEnv(t, provider, nil)
+	o := foldOptions(tc)
+	e.c.opts.Settle, e.c.opts.VoicemailIsMissed, e.c.opts.Agents = o.Settle, o.VoicemailIsMissed, o.Agents
+	return e
+}
+
+// TestSequencesThroughHandler runs every sequence of fold_test.go through
+// HTTP, the fake store and the sweeper: the same events, once each.
+func TestSequencesThroughHandler(t *testing.T) {
+	for _, tc := range sequences {
+		t.Run(tc.name, func(t *testing.T) {
+			e := envFor(t, tc)
+			evs := runHTTP(t, e, tc)
+			if got := types(evs); !slices.Equal(got, tc.want) {
+				t.Errorf("events %v, want %v", got, tc.want)
+			}
+			if e.in.submits != len(evs) {
+				t.Errorf("%d submits for %d events", e.in.submits, len(evs))
+			}
+			root := "CA100"
+			if c := parseStep(t, 0, tc.steps[0], newNumbers("US")); c != nil {
+				root = c.RootID()
+			}
+			call, ok := e.fake.call(t, e.name, root)
+			if !ok || call.Outcome != tc.outcome || call.Reason != tc.reason {
+				t.Errorf("stored call %v: outcome %q reason %q, want %q %q", ok, call.Outcome, call.Reason, tc.outcome, tc.reason)
+			}
+		})
+	}
+}
+
+func TestDuplicateCallbackRecordedOnce(t *testing.T) {
+	e := newEnv(t, ProviderTwilio, nil)
+	for range 5 {
+		if w := e.postTwilio(t, in("ringing", 0)); w.Code != http.StatusNoContent {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+	if n := len(e.fake.lists[callbacksKey("tel", "CA100")]); n != 1 {
+		t.Errorf("%d callbacks stored, want 1", n)
+	}
+	if evs := e.in.Events(); len(evs) != 1 || e.in.submits != 1 {
+		t.Errorf("events %v after %d submits", types(evs), e.in.submits)
+	}
+
+	g := newEnv(t, ProviderGeneric, nil)
+	body := `{"call_id":"c1","direction":"inbound","from":"+12025550123","to":"+15550001111","status":"ringing"}`
+	for i := range 3 {
+		w := serve(g.c, genericRequest("msg_1", g.clk.Now(), body))
+		var a Answer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Code != http.StatusOK {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		if a.Duplicate != (i > 0) || a.CallID != "c1" || a.CallbackID != "msg_1" || a.Outcome != OutcomeActive ||
+			len(a.Events) != map[bool]int{true: 1, false: 0}[i == 0] {
+			t.Errorf("answer %d: %+v", i, a)
+		}
+	}
+}
+
+// TestIntakeDownWritesNoState: when the intake cannot make the events
+// durable the provider gets 503 and the call state is not written, so the
+// retry derives the events again.
+func TestIntakeDownWritesNoState(t *testing.T) {
+	e := newEnv(t, ProviderTwilio, nil)
+	e.in.setDown(true)
+	w := e.postTwilio(t, in("no-answer", 1))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || errorCode(t, w) != "unavailable" {
+		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
+	}
+	if _, ok := e.fake.call(t, "tel", "CA100"); ok {
+		t.Fatal("call state written although its events are not durable")
+	}
+	e.in.setDown(false)
+	if w := e.postTwilio(t, in("no-answer", 1)); w.Code != http.StatusNoContent {
+		t.Fatalf("retry: %d %s", w.Code, w.Body)
+	}
+	if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound, missed}) {
+		t.Errorf("events %v", got)
+	}
+}
+
+func TestRecordsDown(t *testing.T) {
+	e := newEnv(t, ProviderTwilio, nil)
+	e.fake.setDown(true)
+	w := e.postTwilio(t, in("ringing", 0))
+	if w.Code != http.StatusServiceUnavailable || errorCode(t, w) != "unavailable" {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if len(e.in.Events()) != 0 {
+		t.Error("events submitted while the records are down")
+	}
+}
+
+// TestConflictRefolds: another writer changes the call between our read
+// and our write; the fold starts again from its version.
+func TestConflictRefolds(t *testing.T) {
+	e := newEnv(t, ProviderTwilio, nil)
+	var fired atomic.Bool
+	e.fake.beforePut = func(key string) {
+		if key == callKey("tel", "CA100") && fired.CompareAndSwap(false, true) {
+			if w := e.postTwilio(t, child("CA201", agentA, "in-progress", 1)); w.Code != http.StatusNoContent {
+				t.Errorf("concurrent writer: %d %s", w.Code, w.Body)
+			}
+		}
+	}
+	if w := e.postTwilio(t, in("ringing", 0)); w.Code != http.StatusNoContent {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	call, _ := e.fake.call(t, "tel", "CA100")
+	if len(call.Legs) != 2 || call.Outcome != OutcomeAnswered || len(call.Events) != 1 {
+		t.Fatalf("call %+v", call)
+	}
+	if evs := e.in.Events(); len(evs) != 1 {
+		t.Errorf("events %v", types(evs))
+	}
+}
+
+// TestConcurrentCallbacks sends the callbacks of one call (three legs, each
+// twice) from many goroutines at once.
+func TestConcurrentCallbacks(t *testing.T) {
+	e := newEnv(t, ProviderTwilio, func(c *Config) { c.Settle = DefaultSettle })
+	var all []url.Values
+	for range 2 {
+		all = append(all,
+			in("ringing", 0), in("completed", 1, "CallDuration", "80"),
+			child("CA201", agentA, "ringing", 0), child("CA201", agentA, "in-progress", 1), child("CA201", agentA, "completed", 2, "CallDuration", "70"),
+			child("CA202", agentB, "ringing", 0), child("CA202", agentB, "canceled", 1))
+	}
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	var wg sync.WaitGroup
+	for _, p := range all {
+		wg.Go(func() {
+			if w := e.postTwilio(t, p); w.Code != http.StatusNoContent {
+				t.Errorf("%d %s", w.Code, w.Body)
+			}
+		})
+	}
+	wg.Wait()
+	e.clk.Add(DefaultSettle + 2*SettleBucket)
+	if err := e.c.sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
+		t.Errorf("events %v", got)
+	}
+	call, _ := e.fake.call(t, "tel", "CA100")
+	if len(call.Legs) != 3 || call.Outcome != OutcomeAnswered {
+		t.Errorf("call %+v", call)
+	}
+	if n := len(e.fake.lists[callbacksKey("tel", "CA100")]); n != 7 {
+		t.Errorf("%d callbacks stored, want 7", n)
+	}
+}
+
+// TestSweeperTiming: the missed decision is not taken before settle has
+// passed, is taken by the sweeper within two buckets after, and once.
+func TestSweeperTiming(t *testing.T) {
+	e := newEnv(t, ProviderTwilio, func(c *Config) { c.Settle = 10 * time.Second })
+	ctx := context.Background()
+	if w := e.postTwilio(t, in("no-answer", 0)); w.Code != http.StatusNoContent {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	for range 9 {
+		e.clk.Add(time.Second)
+		if err := e.c.sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
+			t.Fatalf("at %s: events %v", e.clk.Now().Sub(t0), got)
+		}
+	}
+	for e.clk.Now().Before(t0.Add(10*time.Second + 2*SettleBucket)) {
+		e.clk.Add(time.Second)
+		if err := e.c.sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound, missed}) {
+		t.Fatalf("events %v", got)
+	}
+	e.clk.Add(time.Minute)
+	if err := e.c.sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.in.submits != 2 {
+		t.Errorf("%d submits", e.in.submits)
+	}
+	call, _ := e.fake.call(t, "tel", "CA100")
+	if call.Outcome != OutcomeMissed || !call.SettleAt.IsZero() {
+		t.Errorf("call %+v", call)
+	}
+}
+
+// TestSweeperStoreDown: a sweep that fails leaves its cursor, and the next
+// one takes the decision.
+func TestSweeperStoreDown(t *testing.T) {
+	e := newEnv(t, ProviderTwilio, func(c *Config) { c.Settle = 10 * time.Second })
+	ctx := context.Background()
+	e.postTwilio(t, in("busy", 0))
+	e.clk.Add(30 * time.Second)
+	e.in.setDown(true)
+	if err := e.c.sweep(ctx); err == nil {
+		t.Fatal("sweep with the intake down: no error")
+	}
+	e.in.setDown(false)
+	if err := e.c.sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound, missed}) {
+		t.Fatalf("events %v", got)
+	}
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	e := newEnv(t, ProviderTwilio, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.c.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
+
+func TestCallsAPI(t *testing.T) {
+	e := newEnv(t, ProviderTwilio, nil)
+	for _, p := range []url.Values{in("ringing", 0), in("ringing", 0), child("CA201", agentA, "no-answer", 1), in("completed", 1, "CallDuration", "9")} {
+		e.postTwilio(t, p)
+	}
+	// A second telephony connector on the same API mux joins the route.
+	other := newEnvWith(t, "tel2", ProviderTwilio, e.rec, nil)
+	api := http.NewServeMux()
+	e.c.APIRoutes(api)
+	other.c.APIRoutes(api)
+
+	get := func(path string) *httptest.ResponseRecorder {
+		return serve(api, httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	w := get("/api/v1/calls/CA100")
+	if w.Code != http.StatusOK {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	var v CallView
+	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.ID != "CA100" || v.Outcome != OutcomeMissed || len(v.Legs) != 2 || len(v.Events) != 2 || len(v.Callbacks) != 3 {
+		t.Fatalf("view %+v", v)
+	}
+	if c := v.Callbacks[2]; c.N != 3 || c.CallID != "CA100" || c.Status != StatusCompleted || c.Duration != 9 || c.Raw == "" {
+		t.Errorf("callback %+v", c)
+	}
+	for path, code := range map[string]int{
+		"/api/v1/calls/CA999":                http.StatusNotFound,
+		"/api/v1/calls/CA100?connector=tel2": http.StatusNotFound,
+		"/api/v1/calls/CA100?connector=tel":  http.StatusOK,
+		"/api/v1/calls/a%20b":                http.StatusNotFound,
+	} {
+		if w := get(path); w.Code != code {
+			t.Errorf("GET %s: %d %s", path, w.Code, w.Body)
+		}
+	}
+	// Calls of the second connector are found too.
+	other.postTwilio(t, tw("CA777", "", "inbound", customer, lineMain, "ringing", 0))
+	if w := get("/api/v1/calls/CA777"); w.Code != http.StatusOK {
+		t.Errorf("second connector's call: %d %s", w.Code, w.Body)
+	}
+	e.fake.setDown(true)
+	if w := get("/api/v1/calls/CA100"); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("store down: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestNewRefuses(t *testing.T) {
+	cfg := NewConfig()
+	cfg.Provider, cfg.AuthToken = ProviderTwilio, testToken
+	base := connectors.Base{Name: "tel", Type: "telephony"}
+	if _, err := New(base, cfg, connectors.Deps{Intake: nopIntake{}, PublicURL: testPublicURL}); err == nil {
+		t.Error("no records: no error")
+	}
+	if _, err := New(base, cfg, connectors.Deps{Intake: nopIntake{}, Records: newFakeRecords()}); err == nil {
+		t.Error("twilio without public_url or signature_url: no error")
+	}
+	var _ store.Records = newFakeRecords()
+}
+
+// TestTwoGatewaysShareCalls: two gateways on one store receive callbacks
+// of one call in turn; each one's cached copy goes stale and its
+// compare-and-set sends it back to the stored call.
+func TestTwoGatewaysShareCalls(t *testing.T) {
+	a := newEnv(t, ProviderTwilio, func(c *Config) { c.Settle = DefaultSettle })
+	b := newEnvWith(t, "tel", ProviderTwilio, a.rec, func(c *Config) { c.Settle = DefaultSettle })
+	b.c.Push, _ = connectors.NewPush("telephony", connectors.Base{Name: "tel"}, connectors.Deps{Intake: a.in, Now: a.clk.Now}, DefaultMaxBody)
+	steps := []struct {
+		gw *env
+		p  url.Values
+	}{
+		{a, in("ringing", 0)},
+		{a, child("CA201", agentA, "ringing", 0)},
+		{b, child("CA202", agentB, "ringing", 0)},
+		{a, child("CA201", agentA, "no-answer", 1)},   // a's copy lacks CA202
+		{b, child("CA202", agentB, "in-progress", 1)}, // b's copy lacks CA201's no-answer
+		{a, child("CA202", agentB, "completed", 2, "CallDuration", "31")},
+		{b, in("completed", 1, "CallDuration", "50")},
+	}
+	for i, s := range steps {
+		if w := s.gw.postTwilio(t, s.p); w.Code != http.StatusNoContent {
+			t.Fatalf("step %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	a.clk.Add(time.Minute)
+	if err := a.c.sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	call, _ := a.fake.call(t, "tel", "CA100")
+	if len(call.Legs) != 3 || call.Outcome != OutcomeAnswered || call.Legs[1].Status != StatusNoAnswer ||
+		call.Legs[2].Status != StatusCompleted || call.Legs[2].Duration != 31 {
+		t.Fatalf("call %+v", call)
+	}
+	if got := types(a.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
+		t.Errorf("events %v", got)
+	}
+}
