@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/livechat"
 	"github.com/stagegate/stagegate/connectors/telephony"
 	"github.com/stagegate/stagegate/connectors/tracking"
 	"github.com/stagegate/stagegate/connectors/webhook"
@@ -22,6 +23,7 @@ import (
 var Kinds = map[string]connectors.Kind{
 	"webhook":   webhook.WebhookKind,
 	"forms":     webhook.FormsKind,
+	"livechat":  livechat.Kind,
 	"telephony": telephony.Kind,
 	"tracking":  tracking.Kind,
 }
