@@ -63,8 +63,9 @@ var errClosed = fmt.Errorf("closed: %w", store.ErrUnavailable)
 var (
 	bDedup      = []byte("dedup")       // event id → expiry (timeKey)
 	bExpiry     = []byte("expiry")      // timeKey(expiry) + event id → nil
-	bLog        = []byte("log")         // u64(seq) → event JSON
-	bEvents     = []byte("events")      // event id → EventRecord JSON
+	bLog        = []byte("log")         // u64(seq) → event id
+	bEvents     = []byte("events")      // event id → EventRecord JSON without its state (written once)
+	bEvState    = []byte("event_state") // event id → eventState (log.go): seq, then applied, outcome
 	bUnmatched  = []byte("unmatched")   // timeKey(ack) + u64(n) → event id
 	bDecisions  = []byte("decisions")   // event id \0 item id → ItemDecisions JSON
 	bApplied    = []byte("applied")     // event id \0 item id → nil
@@ -83,7 +84,7 @@ var (
 )
 
 var allBuckets = [][]byte{
-	bDedup, bExpiry, bLog, bEvents, bUnmatched, bDecisions, bApplied,
+	bDedup, bExpiry, bLog, bEvents, bEvState, bUnmatched, bDecisions, bApplied,
 	bContacts, bIdentities, bItems, bIdxAll, bIdxPipe, bIdxStage, bIdxContact, bTimelines,
 	bRecords, bRecExpiry, bLists, bListExpiry,
 }

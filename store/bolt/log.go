@@ -36,7 +36,10 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 	if dup {
 		return store.AppendResult{Duplicate: true}, nil
 	}
-	data, err := json.Marshal(ev)
+	// Everything costly happens here, outside the committer, whose one
+	// goroutine is the write path's bottleneck: the record is encoded once
+	// and never rewritten (its state lives in bEvState).
+	data, err := json.Marshal(store.EventRecord{Event: *ev})
 	if err != nil {
 		return store.AppendResult{}, fmt.Errorf("bolt: append %s: %w", ev.ID, err)
 	}
@@ -67,11 +70,14 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 		if err != nil {
 			return err
 		}
-		if err := lb.Put(u64(seq), data); err != nil {
+		if err := lb.Put(u64(seq), id); err != nil {
 			return err
 		}
 		res.Seq = formatSeq(seq)
-		return putJSON(tx.Bucket(bEvents), id, store.EventRecord{Event: *ev, Seq: res.Seq})
+		if err := tx.Bucket(bEvState).Put(id, u64(seq)); err != nil {
+			return err
+		}
+		return tx.Bucket(bEvents).Put(id, data)
 	})
 	if err != nil {
 		return store.AppendResult{}, fmt.Errorf("bolt: append %s: %w", ev.ID, err)
@@ -86,6 +92,9 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 // markers (its dedup keys are the caller's business).
 func forgetEvent(tx *bbolt.Tx, id string) error {
 	if err := tx.Bucket(bEvents).Delete([]byte(id)); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bEvState).Delete([]byte(id)); err != nil {
 		return err
 	}
 	if err := deletePrefix(tx.Bucket(bDecisions), key(nil, id)); err != nil {
@@ -147,13 +156,14 @@ func (s *Store) readNext(max int) ([]store.LogEntry, error) {
 	last := s.cursor
 	err := s.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bLog).Cursor()
+		events := tx.Bucket(bEvents)
 		for k, v := c.Seek(u64(s.cursor + 1)); k != nil && len(entries) < max; k, v = c.Next() {
-			var ev normalize.Event
-			if err := json.Unmarshal(v, &ev); err != nil {
-				return fmt.Errorf("entry %x: %w", k, err)
-			}
 			last = binary.BigEndian.Uint64(k)
-			entries = append(entries, store.LogEntry{Seq: formatSeq(last), Event: ev})
+			var rec store.EventRecord
+			if err := getJSON(events, v, &rec); err != nil {
+				return fmt.Errorf("entry %x (%s): %w", k, v, err)
+			}
+			entries = append(entries, store.LogEntry{Seq: formatSeq(last), Event: rec.Event})
 		}
 		return nil
 	})
@@ -172,33 +182,20 @@ func (s *Store) Ack(ctx context.Context, e store.LogEntry, o store.Outcome) erro
 		return fmt.Errorf("bolt: ack %s: %w", e.Event.ID, err)
 	}
 	now := s.now()
+	id := []byte(e.Event.ID)
+	state := encodeState(seq, now, o)
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
-		lb := tx.Bucket(bLog)
-		id := e.Event.ID
-		if v := lb.Get(u64(seq)); v != nil {
-			var stored struct {
-				ID string `json:"id"`
-			}
-			if json.Unmarshal(v, &stored) == nil && stored.ID != "" {
-				id = stored.ID
-			}
-			if err := lb.Delete(u64(seq)); err != nil {
-				return err
-			}
-		}
-		events := tx.Bucket(bEvents)
-		var rec store.EventRecord
-		if err := getJSON(events, []byte(id), &rec); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return nil // swept after the dedup window: nothing to mark
-			}
+		if err := tx.Bucket(bLog).Delete(u64(seq)); err != nil {
 			return err
 		}
-		if rec.Applied || rec.Seq != e.Seq {
-			return nil // already acknowledged, or the id was reused
+		sb := tx.Bucket(bEvState)
+		cur := sb.Get(id)
+		if len(cur) < 8 || binary.BigEndian.Uint64(cur) != seq || len(cur) > 8 {
+			// Swept after the dedup window, the id was reused, or this
+			// entry was acknowledged before: nothing to mark.
+			return nil
 		}
-		rec.Applied, rec.AppliedAt, rec.Unmatched, rec.Note = true, now, o.Unmatched, o.Note
-		if err := putJSON(events, []byte(id), rec); err != nil {
+		if err := sb.Put(id, state); err != nil {
 			return err
 		}
 		if !o.Unmatched {
@@ -209,7 +206,7 @@ func (s *Store) Ack(ctx context.Context, e store.LogEntry, o store.Outcome) erro
 		if err != nil {
 			return err
 		}
-		return um.Put(append(u64(timeKey(now)), u64(n)...), []byte(id))
+		return um.Put(append(u64(timeKey(now)), u64(n)...), id)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: ack %s: %w", e.Event.ID, err)
@@ -223,7 +220,8 @@ func (s *Store) GetEvent(ctx context.Context, id string) (store.EventRecord, []s
 	var rec store.EventRecord
 	var ds []store.ItemDecisions
 	err := s.view(func(tx *bbolt.Tx) error {
-		if err := getJSON(tx.Bucket(bEvents), []byte(id), &rec); err != nil {
+		var err error
+		if rec, err = getRecord(tx, []byte(id)); err != nil {
 			return err
 		}
 		prefix := key(nil, id)
@@ -251,12 +249,10 @@ func (s *Store) ListUnmatched(ctx context.Context, limit int) ([]store.EventReco
 	}
 	var recs []store.EventRecord
 	err := s.view(func(tx *bbolt.Tx) error {
-		events := tx.Bucket(bEvents)
 		seen := map[string]bool{}
 		c := tx.Bucket(bUnmatched).Cursor()
 		for k, v := c.Last(); k != nil && len(recs) < limit; k, v = c.Prev() {
-			var rec store.EventRecord
-			err := getJSON(events, v, &rec)
+			rec, err := getRecord(tx, v)
 			if errors.Is(err, store.ErrNotFound) {
 				continue // swept; the index entry goes on the next sweep
 			}
@@ -276,4 +272,38 @@ func (s *Store) ListUnmatched(ctx context.Context, limit int) ([]store.EventReco
 		return nil, fmt.Errorf("bolt: list unmatched: %w", err)
 	}
 	return recs, nil
+}
+
+// eventState is what bEvState holds for an event: the log sequence it was
+// appended at (8 bytes) while it waits; once acknowledged also the time
+// (8 bytes), a flag byte (1 = unmatched) and the note. Keeping it apart from
+// the event record means an ack rewrites a few bytes, not the whole event.
+func encodeState(seq uint64, at time.Time, o store.Outcome) []byte {
+	b := make([]byte, 0, 17+len(o.Note))
+	b = binary.BigEndian.AppendUint64(b, seq)
+	b = binary.BigEndian.AppendUint64(b, timeKey(at))
+	flags := byte(0)
+	if o.Unmatched {
+		flags = 1
+	}
+	return append(append(b, flags), o.Note...)
+}
+
+// getRecord reads an event record and fills in its state.
+func getRecord(tx *bbolt.Tx, id []byte) (store.EventRecord, error) {
+	var rec store.EventRecord
+	if err := getJSON(tx.Bucket(bEvents), id, &rec); err != nil {
+		return rec, err
+	}
+	st := tx.Bucket(bEvState).Get(id)
+	if len(st) >= 8 {
+		rec.Seq = formatSeq(binary.BigEndian.Uint64(st))
+	}
+	if len(st) >= 17 {
+		rec.Applied = true
+		rec.AppliedAt = keyTime(st[8:16])
+		rec.Unmatched = st[16] == 1
+		rec.Note = string(st[17:])
+	}
+	return rec, nil
 }
