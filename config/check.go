@@ -71,6 +71,9 @@ func (c *Config) check(kinds map[string]connectors.Kind, actionTypes map[string]
 		errs.Add("limits.max_body", "must be positive")
 	}
 
+	c.Actions.SetDefaults()
+	errs.Merge("actions", c.Actions.Validate())
+
 	errs = append(errs, engine.ValidatePipelines(c.Pipelines, actionTypes)...)
 	c.checkConnectors(&errs, kinds, nodes, decodeFailed)
 	return errs

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stagegate/stagegate/actions"
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/store"
@@ -34,6 +35,7 @@ type Config struct {
 	Log        Log               `yaml:"log"`
 	Engine     Engine            `yaml:"engine"`
 	Limits     Limits            `yaml:"limits"`
+	Actions    actions.Config    `yaml:"actions"`
 	Pipelines  []engine.Pipeline `yaml:"pipelines"`
 	Connectors []Connector       `yaml:"connectors"`
 }

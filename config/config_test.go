@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagegate/stagegate/actions"
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/store"
@@ -92,6 +93,9 @@ func TestLoadValid(t *testing.T) {
 		{"log", cfg.Log, Log{Level: "debug", Format: "auto"}},
 		{"engine", cfg.Engine, Engine{Workers: 16, DefaultRegion: "US"}},
 		{"limits", cfg.Limits, Limits{MaxBody: 1 << 20}},
+		{"actions", cfg.Actions, actions.Config{Timeout: 15 * time.Second, MaxAttempts: 10, BackoffMin: time.Second,
+			BackoffMax: 10 * time.Minute, Workers: 64, MaxChainDepth: 5, Lease: 45 * time.Second, Poll: time.Second,
+			UserAgent: "stagegate"}},
 		{"pipelines", len(cfg.Pipelines), 1},
 		{"stages", len(cfg.Pipelines[0].Stages), 5},
 		{"reaction seconds", *cfg.Pipelines[0].Stages[2].Triggers[2].Seconds, 90.0},

@@ -57,14 +57,6 @@ type Trigger struct {
 	re *regexp.Regexp // compiled chat.text regex
 }
 
-// ActionSpec is one automation rule on a stage. This package runs the "log"
-// type; other types are added by the action runner given to the engine.
-type ActionSpec struct {
-	Type    string `yaml:"type" json:"type"`
-	Name    string `yaml:"name" json:"name,omitempty"`
-	Message string `yaml:"message" json:"message,omitempty"`
-}
-
 // triggerKind describes one trigger type: the event type it listens to and
 // the condition fields it accepts.
 type triggerKind struct {
@@ -139,7 +131,7 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // ValidatePipelines checks pipelines as a whole and returns every problem
 // with its path below "pipelines". Action types are checked against
-// actionTypes.
+// actionTypes, and the settings of each known type (see actionspec.go).
 func ValidatePipelines(ps []Pipeline, actionTypes map[string]bool) validate.Errors {
 	var errs validate.Errors
 	if len(ps) == 0 {
@@ -164,13 +156,9 @@ func ValidatePipelines(ps []Pipeline, actionTypes map[string]bool) validate.Erro
 			for k := range s.Triggers {
 				errs.Merge(validate.Index(validate.Join(spath, "triggers"), k), s.Triggers[k].validate())
 			}
-			for k, a := range s.Actions {
+			for k := range s.Actions {
 				apath := validate.Index(validate.Join(spath, "actions"), k)
-				if a.Type == "" {
-					errs.Add(validate.Join(apath, "type"), "required")
-				} else if !actionTypes[a.Type] {
-					errs.Add(validate.Join(apath, "type"), "unknown action type %q", a.Type)
-				}
+				errs.Merge(apath, s.Actions[k].validate(s.ID, actionTypes))
 			}
 		}
 	}

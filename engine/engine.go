@@ -1,7 +1,9 @@
 // Package engine is the stage engine: it receives normalized events, finds
 // the items they concern, applies the trigger rules of DESIGN.md §3 to each,
 // moves items atomically through the store, records every decision so that
-// it can be explained, and runs the actions of the stage entered.
+// it can be explained, and runs the actions of the stage entered: each move
+// queues them in the store's outbox in the same atomic step, and RunActions
+// runs them from there, at least once (actions.go, outbox.go, dispatch.go).
 package engine
 
 import (
@@ -39,6 +41,8 @@ type Options struct {
 	Create map[string]CreateSpec
 	// Actions runs stage actions; nil uses only the built-in "log" action.
 	Actions ActionRunner
+	// ActionOptions tune how actions are run from the outbox (RunActions).
+	ActionOptions ActionOptions
 	// DefaultRegion is used to normalize trigger line numbers (e.g. "US").
 	DefaultRegion string
 	Logger        *slog.Logger
@@ -58,6 +62,8 @@ type Engine struct {
 	order     []*pipeline
 	create    map[string]CreateSpec
 	actions   ActionRunner
+	aopts     ActionOptions
+	wake      chan struct{} // a move added actions due now
 	log       *slog.Logger
 	now       func() time.Time
 	obs       Observer
@@ -79,7 +85,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{
 		st: o.Store, pipelines: map[string]*pipeline{}, create: o.Create, actions: o.Actions,
-		log: o.Logger, now: o.Now, obs: o.Observer, workers: o.Workers, consumer: o.Consumer,
+		aopts: o.ActionOptions, wake: make(chan struct{}, 1), log: o.Logger, now: o.Now, obs: o.Observer, workers: o.Workers, consumer: o.Consumer,
 		waiters: newWaiters(), drain: make(chan struct{}), done: make(chan struct{}),
 	}
 	if e.log == nil {
@@ -94,6 +100,7 @@ func New(o Options) (*Engine, error) {
 	if e.actions == nil {
 		e.actions = LogAction{Store: o.Store, Logger: e.log}
 	}
+	e.aopts.setDefaults()
 	if e.workers <= 0 {
 		e.workers = 16
 	}
@@ -103,6 +110,9 @@ func New(o Options) (*Engine, error) {
 	for _, p := range o.Pipelines {
 		cp, err := compilePipeline(p, o.DefaultRegion)
 		if err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		if err := checkActions(p, e.actions.Types()); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 		e.pipelines[p.ID] = cp
@@ -162,8 +172,12 @@ func (e *Engine) Apply(ctx context.Context, ev *normalize.Event) (Result, error)
 		res.Unmatched = true
 		return res, nil
 	}
+	c, err := e.causeOf(ctx, ev)
+	if err != nil {
+		return Result{}, err
+	}
 	for _, it := range items {
-		d, err := e.applyItem(ctx, ev, it)
+		d, err := e.applyItem(ctx, ev, it, c)
 		if err != nil {
 			return Result{}, err
 		}
@@ -173,8 +187,11 @@ func (e *Engine) Apply(ctx context.Context, ev *normalize.Event) (Result, error)
 }
 
 // applyItem evaluates and, when a trigger wins, moves one item, retrying
-// when another writer changed the item in between.
-func (e *Engine) applyItem(ctx context.Context, ev *normalize.Event, it store.Item) (store.ItemDecisions, error) {
+// when another writer changed the item in between. The move carries the
+// outbox entries of the stage's actions. A move that would continue an
+// action loop, or a chain of action-caused moves past its depth (c), is
+// refused instead.
+func (e *Engine) applyItem(ctx context.Context, ev *normalize.Event, it store.Item, c cause) (store.ItemDecisions, error) {
 	for attempt := 1; ; attempt++ {
 		d := store.ItemDecisions{ItemID: it.ID, Pipeline: it.Pipeline, From: it.Stage, At: e.now(), Decisions: []store.Decision{}}
 		p, ok := e.pipelines[it.Pipeline]
@@ -196,18 +213,25 @@ func (e *Engine) applyItem(ctx context.Context, ev *normalize.Event, it store.It
 		if actor == "" {
 			actor = it.Responsible
 		}
+		if reason := e.stop(c, it.ID, to.ID); reason != "" {
+			return e.stopChain(ctx, ev, it, to.ID, t.name, reason, d)
+		}
 		entry := store.TimelineEntry{
 			ID: "ev:" + ev.ID, ItemID: it.ID, Kind: store.EntryMove, From: it.Stage, To: to.ID,
 			Trigger: t.name, EventID: ev.ID, Actor: actor, At: d.At,
 		}
-		moved, err := e.st.Move(ctx, store.MoveRequest{
+		outbox, err := e.outboxFor(it, it.Stage, to, entry, ev, c)
+		if err != nil {
+			return d, err
+		}
+		_, err = e.st.Move(ctx, store.MoveRequest{
 			ItemID: it.ID, ExpectVersion: it.Version, To: to.ID, Closed: to.Final != "",
-			EventID: ev.ID, Entry: entry, Decisions: &d, At: d.At,
+			EventID: ev.ID, Entry: entry, Decisions: &d, At: d.At, Outbox: outbox,
 		})
 		switch {
 		case err == nil:
 			e.obs.Moved(it.Pipeline, it.Stage, to.ID)
-			e.runActions(ctx, moved, it.Stage, to, entry, ev)
+			e.enqueued(outbox, e.now())
 			return d, nil
 		case errors.Is(err, store.ErrAlreadyApplied):
 			d.Moved, d.To, d.Note = false, "", "event already applied to this item"

@@ -143,6 +143,19 @@ func (f *fixture) apply(ev *normalize.Event) store.ItemDecisions {
 	return res.Items[0]
 }
 
+// deliver runs the actions that are due (the outbox worker, synchronously)
+// and fails unless there were n.
+func (f *fixture) deliver(n int) {
+	f.t.Helper()
+	got, err := f.eng.DeliverDue(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if got != n {
+		f.t.Fatalf("ran %d due actions, want %d", got, n)
+	}
+}
+
 func (f *fixture) stage(id string) string {
 	f.t.Helper()
 	it, err := f.st.GetItem(f.ctx, id)

@@ -16,8 +16,9 @@ var (
 )
 
 // MoveManual moves an item to a stage by hand (the API's move): any stage of
-// the item's pipeline, forward or back. Entering the stage runs its actions
-// and writes a timeline entry with the actor (default: the responsible user).
+// the item's pipeline, forward or back. Entering the stage queues its
+// actions (in the same atomic step as the move) and writes a timeline entry
+// with the actor (default: the responsible user).
 func (e *Engine) MoveManual(ctx context.Context, itemID, stage, actor string) (store.Item, error) {
 	for attempt := 1; ; attempt++ {
 		it, err := e.st.GetItem(ctx, itemID)
@@ -44,8 +45,13 @@ func (e *Engine) MoveManual(ctx context.Context, itemID, stage, actor string) (s
 			ID: "m:" + strconv.FormatInt(it.Version+1, 10), ItemID: it.ID, Kind: store.EntryMove,
 			From: it.Stage, To: stage, Actor: actor, At: now, Message: "manual move",
 		}
+		outbox, err := e.outboxFor(it, it.Stage, to, entry, nil, cause{})
+		if err != nil {
+			return store.Item{}, err
+		}
 		moved, err := e.st.Move(ctx, store.MoveRequest{
 			ItemID: it.ID, ExpectVersion: it.Version, To: stage, Closed: to.Final != "", Entry: entry, At: now,
+			Outbox: outbox,
 		})
 		if errors.Is(err, store.ErrConflict) && attempt < maxMoveAttempts {
 			continue
@@ -54,7 +60,7 @@ func (e *Engine) MoveManual(ctx context.Context, itemID, stage, actor string) (s
 			return store.Item{}, fmt.Errorf("engine: move %s: %w", itemID, err)
 		}
 		e.obs.Moved(it.Pipeline, it.Stage, stage)
-		e.runActions(ctx, moved, it.Stage, to, entry, nil)
+		e.enqueued(outbox, now)
 		return moved, nil
 	}
 }

@@ -67,6 +67,7 @@ func TestRuleJumpSkipsStages(t *testing.T) {
 	if d.To != "won" {
 		t.Fatalf("moved to %q, want won", d.To)
 	}
+	f.deliver(1) // only won's action was queued
 	tl, err := f.st.Timeline(f.ctx, it.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -149,6 +150,7 @@ func TestManualMoveRunsActions(t *testing.T) {
 	if _, err := f.eng.MoveManual(f.ctx, it.ID, "proposal", "carol"); err != nil {
 		t.Fatal(err)
 	}
+	f.deliver(1)
 	tl, _ := f.st.Timeline(f.ctx, it.ID)
 	last := tl[len(tl)-1]
 	if last.Kind != store.EntryAction || last.Message != "entered stage proposal from new" || last.Actor != "carol" {

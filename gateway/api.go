@@ -28,6 +28,9 @@ func (g *Gateway) routesAPI(mux, api *http.ServeMux) {
 	api.HandleFunc("GET /api/v1/events/{id}", g.apiGetEvent)
 	api.HandleFunc("GET /api/v1/unmatched", g.apiUnmatched)
 	api.HandleFunc("GET /api/v1/pipelines", g.apiPipelines)
+	api.HandleFunc("GET /api/v1/actions", g.apiListActions)
+	api.HandleFunc("GET /api/v1/actions/{id}", g.apiGetAction)
+	api.HandleFunc("POST /api/v1/actions/{id}/retry", g.apiRetryAction)
 	api.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path)
 	})

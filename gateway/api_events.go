@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/internal/httpx"
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
@@ -15,6 +16,11 @@ import (
 
 // maxWait bounds POST /api/v1/events?wait=.
 const maxWait = 30 * time.Second
+
+// causeHeader names, on POST /api/v1/events, the action run (the
+// Stagegate-Action-Id a webhook carried) that caused the event; it becomes
+// the event's engine.CauseAttr.
+const causeHeader = "Stagegate-Cause"
 
 type postEventReply struct {
 	EventID   string                `json:"event_id"`
@@ -51,6 +57,12 @@ func (g *Gateway) apiPostEvent(w http.ResponseWriter, r *http.Request) {
 		g.intake.Reject(normalize.APIConnector, "invalid")
 		httpx.WriteError(w, http.StatusUnprocessableEntity, "invalid_event", err.Error())
 		return
+	}
+	if c := r.Header.Get(causeHeader); c != "" && ev.Attrs[engine.CauseAttr] == "" {
+		if ev.Attrs == nil {
+			ev.Attrs = map[string]string{}
+		}
+		ev.Attrs[engine.CauseAttr] = c // the action run that caused this event (loop protection)
 	}
 	res, err := g.intake.Submit(r.Context(), ev)
 	if err != nil {

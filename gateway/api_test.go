@@ -56,8 +56,8 @@ func TestAPIFlow(t *testing.T) {
 	if st := tg.call("POST", "/api/v1/items/"+it.ID+"/move", map[string]string{"stage": "engaged", "as_user": "carol"}, &moved); st != 200 || moved.Stage != "engaged" || moved.Closed {
 		t.Fatalf("move: %d %+v", st, moved)
 	}
-	tg.call("GET", "/api/v1/items/"+it.ID+"/timeline", nil, &tl)
-	last := tl.Entries[len(tl.Entries)-1]
+	// Actions run from the outbox, soon after the move: wait for the entry.
+	last := tg.waitTimeline(it.ID, func(e store.TimelineEntry) bool { return e.Kind == store.EntryAction })
 	if last.Kind != store.EntryAction || last.Message != "engaged" || last.Actor != "carol" {
 		t.Fatalf("last entry %+v", last)
 	}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stagegate/stagegate/actions"
 	"github.com/stagegate/stagegate/config"
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/engine"
@@ -32,6 +33,9 @@ type Options struct {
 	Instance string
 	// ShutdownTimeout bounds the graceful shutdown. Default 15s.
 	ShutdownTimeout time.Duration
+	// Resolver looks up the hosts of action targets; nil means the
+	// system's (tests give a fake one).
+	Resolver actions.Resolver
 }
 
 // Gateway is one running Stagegate. Build it with New, then Run it.
@@ -86,15 +90,24 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 			create[c.Name] = engine.CreateSpec{Pipeline: c.Create.Pipeline, Stage: c.Create.Stage, Responsible: c.Create.Responsible}
 		}
 	}
+	runner, err := actions.New(cfg.Actions, actions.Options{
+		Store: st, Logger: g.log.With("component", "actions"), Now: g.now, Resolver: o.Resolver,
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	g.eng, err = engine.New(engine.Options{
 		Store: st, Pipelines: cfg.Pipelines, Create: create, DefaultRegion: cfg.Engine.DefaultRegion,
 		Logger: g.log.With("component", "engine"), Now: g.now, Observer: g.m,
 		Workers: cfg.Engine.Workers, Consumer: instance,
+		Actions: runner, ActionOptions: g.actionOptions(),
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	g.m.watchOutbox(st)
 	mux, api := http.NewServeMux(), http.NewServeMux()
 	if err := g.mountConnectors(mux, api); err != nil {
 		st.Close()
@@ -125,8 +138,9 @@ func (g *Gateway) Listen() (net.Addr, error) {
 }
 
 // Run serves until ctx is done, then shuts down gracefully: it stops taking
-// input, lets requests in flight finish, applies what was accepted, and
-// closes the store.
+// input, lets requests in flight finish, applies what was accepted, lets
+// running actions finish (the rest stay in the outbox), and closes the
+// store.
 func (g *Gateway) Run(ctx context.Context) error {
 	if _, err := g.Listen(); err != nil {
 		g.st.Close()
@@ -141,7 +155,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	svcCtx, stopServices := context.WithCancel(ctx)
 	defer stopServices()
 
-	errc := make(chan error, 2+len(g.services))
+	errc := make(chan error, 3+len(g.services))
 	var wg sync.WaitGroup
 	run := func(name string, f func() error) {
 		wg.Add(1)
@@ -157,6 +171,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 		defer close(engineDone)
 		if err := g.eng.Run(engCtx); err != nil {
 			errc <- fmt.Errorf("engine: %w", err)
+		}
+	}()
+	actCtx, stopActions := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopActions()
+	actionsDone := make(chan struct{})
+	go func() {
+		defer close(actionsDone)
+		if err := g.eng.RunActions(actCtx); err != nil {
+			errc <- fmt.Errorf("actions: %w", err)
 		}
 	}()
 	for _, s := range g.services {
@@ -188,6 +211,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	stopEngine()
 	<-engineDone
+	stopActions() // running actions get a grace period, then are due again
+	<-actionsDone
 	wg.Wait()
 	if err := g.st.Close(); err != nil {
 		g.log.Warn("store close", "err", err)

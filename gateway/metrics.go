@@ -1,16 +1,19 @@
 package gateway
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
 )
 
 // metrics are the gateway's Prometheus collectors. It implements
-// engine.Observer.
+// engine.Observer and engine.ActionObserver.
 type metrics struct {
 	reg         *prometheus.Registry
 	received    *prometheus.CounterVec
@@ -20,6 +23,9 @@ type metrics struct {
 	moves       *prometheus.CounterVec
 	applied     *prometheus.CounterVec
 	lag         prometheus.Histogram
+	actions     *prometheus.CounterVec
+	attempt     *prometheus.HistogramVec
+	delivery    *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
@@ -47,8 +53,21 @@ func newMetrics() *metrics {
 			Name: "stagegate_intake_lag_seconds", Help: "Time from an event's receipt to its application by the engine.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stagegate_actions_total",
+			Help: "Action attempts, by type and result: ok, retry (failed, will be retried), failed (for good), skipped.",
+		}, []string{"type", "result"}),
+		attempt: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "stagegate_action_attempt_seconds", Help: "Duration of one action attempt, by type.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"type"}),
+		delivery: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "stagegate_action_delivery_seconds", Help: "Time from a stage entry to its action's success, by type.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20),
+		}, []string{"type"}),
 	}
 	m.reg.MustRegister(m.received, m.duplicate, m.rejected, m.unavailable, m.moves, m.applied, m.lag,
+		m.actions, m.attempt, m.delivery,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -64,4 +83,32 @@ func (m *metrics) Applied(_ *normalize.Event, lag time.Duration, unmatched bool)
 	}
 	m.applied.WithLabelValues(result).Inc()
 	m.lag.Observe(lag.Seconds())
+}
+
+// ActionRan implements engine.ActionObserver.
+func (m *metrics) ActionRan(typ, result string, took, sinceEntry time.Duration) {
+	m.actions.WithLabelValues(typ, result).Inc()
+	if result == engine.ActionSkipped && took == 0 {
+		return // not attempted
+	}
+	m.attempt.WithLabelValues(typ).Observe(took.Seconds())
+	if result == engine.ActionOK {
+		m.delivery.WithLabelValues(typ).Observe(sinceEntry.Seconds())
+	}
+}
+
+// watchOutbox adds the outbox depth gauge, read from the store at each
+// scrape (pending and running actions).
+func (m *metrics) watchOutbox(ob store.Outbox) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "stagegate_outbox_depth", Help: "Actions waiting to run or running (pending or running in the outbox).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := ob.OutboxDepth(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
 }

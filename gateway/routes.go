@@ -8,12 +8,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/stagegate/stagegate/actions"
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/connectors/livechat"
 	"github.com/stagegate/stagegate/connectors/telephony"
 	"github.com/stagegate/stagegate/connectors/tracking"
 	"github.com/stagegate/stagegate/connectors/webhook"
-	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/internal/httpx"
 	"github.com/stagegate/stagegate/store"
 )
@@ -23,14 +23,14 @@ import (
 var Kinds = map[string]connectors.Kind{
 	"webhook":   webhook.WebhookKind,
 	"forms":     webhook.FormsKind,
-	"livechat":  livechat.Kind,
 	"telephony": telephony.Kind,
 	"tracking":  tracking.Kind,
+	"livechat":  livechat.Kind,
 }
 
 // ActionTypes lists the action types the gateway can run, for the config
 // loader.
-func ActionTypes() map[string]bool { return engine.LogAction{}.Types() }
+func ActionTypes() map[string]bool { return actions.Types() }
 
 func (g *Gateway) routes(mux, api *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

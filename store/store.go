@@ -139,7 +139,9 @@ type Outcome struct {
 // MoveRequest changes an item's stage atomically: it succeeds only if the
 // item's version is still ExpectVersion and (when EventID is set) the event
 // has not been applied to the item before. In the same step it bumps the
-// version, appends Entry to the timeline and stores Decisions.
+// version, appends Entry to the timeline, stores Decisions and adds the
+// Outbox entries (the stage's actions; an entry whose ID exists is left
+// alone).
 type MoveRequest struct {
 	ItemID        string
 	ExpectVersion int64
@@ -149,6 +151,7 @@ type MoveRequest struct {
 	Entry         TimelineEntry
 	Decisions     *ItemDecisions // stored for (EventID, ItemID), replacing any earlier record
 	At            time.Time
+	Outbox        []OutboxEntry // added pending, in the same atomic step
 }
 
 // ItemFilter selects items for ListItems. Empty fields match everything.
@@ -165,6 +168,10 @@ type Store interface {
 	Records
 	// Broadcaster fans small messages out to the processes sharing the store.
 	Broadcaster
+	// Outbox is the durable queue of stage actions.
+	Outbox
+	// ItemUpdater changes items' fields and responsible users.
+	ItemUpdater
 
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error

@@ -86,12 +86,13 @@ var (
 var allBuckets = [][]byte{
 	bDedup, bExpiry, bLog, bEvents, bEvState, bUnmatched, bDecisions, bApplied,
 	bContacts, bIdentities, bItems, bIdxAll, bIdxPipe, bIdxStage, bIdxContact, bTimelines,
-	bRecords, bRecExpiry, bLists, bListExpiry,
+	bRecords, bRecExpiry, bLists, bListExpiry, bOutbox, bOutboxDue, bOutboxStatus, bOutboxItem,
 }
 
 // Open opens (creating if needed) the database file cfg.Path and its parent
 // directory, and starts the committer and the sweeper. Delivery of the log
-// starts again from its oldest unacknowledged entry.
+// starts again from its oldest unacknowledged entry, and outbox entries
+// left running by the previous process are due again at once.
 func Open(cfg store.Config, opts Options) (*Store, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("bolt: open: path is required")
@@ -103,13 +104,18 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", cfg.Path, err)
 	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		_, err := releaseLeases(tx, now())
+		return err
 	})
 	if err != nil {
 		db.Close()

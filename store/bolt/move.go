@@ -14,7 +14,8 @@ import (
 // Move applies req in one transaction: it checks, in this order, that the
 // item exists, that req.EventID was not applied to it, and that its version
 // is req.ExpectVersion; then it moves the item, bumps the version, appends
-// req.Entry, marks the event applied and stores req.Decisions.
+// req.Entry, marks the event applied, stores req.Decisions and adds the
+// req.Outbox entries.
 func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, error) {
 	if req.At.IsZero() {
 		req.At = s.now()
@@ -59,6 +60,9 @@ func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, er
 			e.ID = fmt.Sprintf("move-%d", it.Version)
 		}
 		if _, err := appendEntry(tx, e); err != nil {
+			return err
+		}
+		if err := addOutbox(tx, req.Outbox, req.At); err != nil {
 			return err
 		}
 		if req.EventID != "" {

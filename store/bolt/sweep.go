@@ -40,7 +40,8 @@ func (s *Store) sweeper(interval time.Duration) {
 
 // sweep deletes, in chunks, the dedup keys whose window has passed together
 // with their event records, decisions and applied markers, unmatched index
-// entries older than the window, and expired records and lists. It returns
+// entries older than the window, expired records and lists, and outbox
+// entries finished longer than the window ago. It returns
 // how many expiry and index entries it removed.
 func (s *Store) sweep() (int, error) {
 	total := 0
@@ -53,6 +54,7 @@ func (s *Store) sweep() (int, error) {
 				func(limit int) (int, error) { return sweepExpired(tx, timeKey(now), limit) },
 				func(limit int) (int, error) { return sweepUnmatched(tx, timeKey(now.Add(-s.window)), limit) },
 				func(limit int) (int, error) { return sweepRecords(tx, timeKey(now), limit) },
+				func(limit int) (int, error) { return sweepOutbox(tx, timeKey(now.Add(-s.window)), limit) },
 			}
 			for _, step := range steps {
 				m, err := step(sweepChunk - n)

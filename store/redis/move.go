@@ -19,7 +19,8 @@ import (
 // version is not req.ExpectVersion. Otherwise it bumps the version, sets
 // stage, closed and updated_at, moves the item between stage indexes, adds
 // req.Entry to the timeline (once per entry id), and for an event stores
-// req.Decisions and the applied marker, both kept for the dedup window.
+// req.Decisions and the applied marker, both kept for the dedup window,
+// and adds the req.Outbox entries.
 func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, error) {
 	defer s.hold()()
 	if req.ItemID == "" || req.To == "" {
@@ -50,14 +51,20 @@ func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, er
 			return store.Item{}, fmt.Errorf("redis: move %s: %w", req.ItemID, err)
 		}
 	}
+	outbox, err := outboxArgs(req.Outbox, req.At)
+	if err != nil {
+		return store.Item{}, fmt.Errorf("redis: move %s: %w", req.ItemID, err)
+	}
 	keys := []string{
 		s.key("item", req.ItemID), s.key("applied", req.EventID), s.key("decisions", req.EventID),
 		s.key("timeline", req.ItemID), s.key("timeline-ids", req.ItemID),
 	}
-	res, err := moveScript.Run(ctx, s.rdb, keys,
+	args := append([]any{
 		s.prefix, req.ItemID, req.EventID, strconv.FormatInt(req.ExpectVersion, 10),
 		req.To, flag(req.Closed), formatTime(req.At), entry.ID, entryJSON, decJSON,
-		s.window.Milliseconds()).Slice()
+		s.window.Milliseconds(),
+	}, outbox...)
+	res, err := moveScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return store.Item{}, wrap("move", req.ItemID, err)
 	}

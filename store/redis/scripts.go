@@ -6,6 +6,7 @@ import "github.com/redis/go-redis/v9"
 var scripts = []*redis.Script{
 	appendScript, ackScript, ensureContactScript, createItemScript, moveScript, appendTimelineScript,
 	pruneConsumerScript, putRecordScript, deleteRecordScript, appendListScript,
+	claimOutboxScript, finishOutboxScript, retryOutboxScript, updateItemScript,
 }
 
 // The Lua scripts. Each runs atomically in Redis; go-redis sends EVALSHA
@@ -109,13 +110,15 @@ end
 return {1, redis.call('HGETALL', KEYS[1])}
 `)
 
-// moveScript moves an item to another stage. Reply: {'applied'},
+// moveScript moves an item to another stage and adds its outbox entries
+// (those whose id is new; see outbox.go). Reply: {'applied'},
 // {'notfound'}, {'conflict'} or {'ok', HGETALL}.
 //
 // KEYS: item, applied marker, decisions, timeline, timeline ids.
 // ARGV: prefix, item id, event id (empty for a manual move), expected
 // version, target stage, closed (0|1), updated_at, entry id, entry JSON,
-// decisions JSON (empty for none), window (ms).
+// decisions JSON (empty for none), window (ms), number of outbox entries,
+// then per entry: id, fixed JSON, due (ms), created (ms).
 var moveScript = redis.NewScript(`
 if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then
   return {'applied'}
@@ -144,6 +147,18 @@ if ARGV[3] ~= '' then
   end
   redis.call('HSET', KEYS[2], ARGV[2], '1')
   redis.call('PEXPIRE', KEYS[2], ARGV[11])
+end
+for i = 0, tonumber(ARGV[12] or '0') - 1 do
+  local b = 13 + i * 4
+  local id = ARGV[b]
+  local k = ARGV[1] .. 'outbox:' .. id
+  if redis.call('EXISTS', k) == 0 then
+    redis.call('HSET', k, 'd', ARGV[b + 1], 'status', 'pending', 'due', ARGV[b + 2],
+      'attempts', '0', 'claim', '0', 'updated', ARGV[b + 3])
+    redis.call('ZADD', ARGV[1] .. 'outbox:due', ARGV[b + 2], id)
+    redis.call('ZADD', ARGV[1] .. 'outbox:st:pending', ARGV[b + 3], id)
+    redis.call('ZADD', ARGV[1] .. 'outbox:item:' .. ARGV[2], ARGV[b + 3], id)
+  end
 end
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `)

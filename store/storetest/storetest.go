@@ -76,6 +76,7 @@ func RunWith(t *testing.T, open func(t *testing.T) store.Store, opts Options) {
 		{"Lists", testLists},
 		{"Expiry", func(t *testing.T, open Opener) { testExpiry(t, open, opts) }},
 		{"Broadcast", testBroadcast},
+		{"Outbox", testOutbox},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.tests(t, open) })

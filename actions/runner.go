@@ -1,0 +1,128 @@
+package actions
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+
+	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/store"
+)
+
+// Options are the runner's settings that are not part of the config file.
+type Options struct {
+	// Store keeps timelines and items (log, set_field, set_responsible).
+	Store store.Store
+	// Logger is already scoped by the caller; nil discards.
+	Logger *slog.Logger
+	// Now is the clock (webhook timestamps, Retry-After dates); nil means
+	// time.Now.
+	Now func() time.Time
+	// Resolver looks up host names; nil means net.DefaultResolver.
+	Resolver Resolver
+}
+
+// Runner runs every action type: log, webhook, bitrix24, set_field and
+// set_responsible. It implements engine.ActionRunner and is safe for
+// concurrent use.
+type Runner struct {
+	cfg  Config
+	st   store.Store
+	log  *slog.Logger
+	now  func() time.Time
+	http *resty.Client
+	logA engine.LogAction
+
+	tmpls sync.Map // template text → *template.Template
+}
+
+var _ engine.ActionRunner = (*Runner)(nil)
+
+// runners maps each action type to its implementation; wiring is explicit.
+var runners = map[string]func(*Runner, context.Context, engine.ActionInput) error{
+	"log":             (*Runner).runLog,
+	"webhook":         (*Runner).runWebhook,
+	"bitrix24":        (*Runner).runBitrix24,
+	"set_field":       (*Runner).runSetField,
+	"set_responsible": (*Runner).runSetResponsible,
+}
+
+// Types lists the action types a Runner knows, for config validation.
+func Types() map[string]bool {
+	out := make(map[string]bool, len(runners))
+	for t := range runners {
+		out[t] = true
+	}
+	return out
+}
+
+// New builds a Runner; cfg must have its defaults set.
+func New(cfg Config, o Options) (*Runner, error) {
+	r := &Runner{cfg: cfg, st: o.Store, log: o.Logger, now: o.Now}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	resolver := o.Resolver
+	if resolver == nil {
+		resolver = net.DefaultResolver
+	}
+	c, err := newHTTP(cfg, resolver, r.log)
+	if err != nil {
+		return nil, err
+	}
+	r.http = c
+	r.logA = engine.LogAction{Store: o.Store, Logger: r.log}
+	return r, nil
+}
+
+// Types implements engine.ActionRunner.
+func (r *Runner) Types() map[string]bool { return Types() }
+
+// RunAction implements engine.ActionRunner: one attempt of one action.
+func (r *Runner) RunAction(ctx context.Context, in engine.ActionInput) error {
+	run, ok := runners[in.Action.Type]
+	if !ok {
+		return engine.Permanent(fmt.Errorf("unknown action type %q", in.Action.Type))
+	}
+	return run(r, ctx, in)
+}
+
+func (r *Runner) runLog(ctx context.Context, in engine.ActionInput) error {
+	return r.logA.RunAction(ctx, in)
+}
+
+// timeout is the attempt timeout of an HTTP action.
+func (r *Runner) timeout(a engine.ActionSpec) time.Duration {
+	if a.Timeout > 0 {
+		return a.Timeout
+	}
+	return r.cfg.Timeout
+}
+
+// render executes a setting's template over the action's data; an
+// execution error is permanent (the same data fails the same way).
+func (r *Runner) render(name, text string, data engine.ActionData) (string, error) {
+	t, ok := r.tmpls.Load(text)
+	if !ok {
+		parsed, err := engine.ParseTemplate(name, text)
+		if err != nil {
+			return "", engine.Permanent(err)
+		}
+		t, _ = r.tmpls.LoadOrStore(text, parsed)
+	}
+	var b bytes.Buffer
+	if err := t.(*template.Template).Execute(&b, data); err != nil {
+		return "", engine.Permanent(fmt.Errorf("%s: %w", name, err))
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/internal/httpx"
+	"github.com/stagegate/stagegate/store"
+)
+
+// actionOptions maps the actions section to the engine's options. The
+// lease outlasts the longest attempt any action may make.
+func (g *Gateway) actionOptions() engine.ActionOptions {
+	c := g.cfg.Actions
+	lease := c.Lease
+	for _, p := range g.cfg.Pipelines {
+		for _, s := range p.Stages {
+			for _, a := range s.Actions {
+				lease = max(lease, a.Timeout*10/9+time.Second)
+			}
+		}
+	}
+	return engine.ActionOptions{
+		Workers: c.Workers, MaxAttempts: c.MaxAttempts, BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax,
+		Lease: lease, Poll: c.Poll, MaxChainDepth: c.MaxChainDepth, Grace: g.shutdown / 3, Observer: g.m,
+	}
+}
+
+// apiListActions answers GET /api/v1/actions?status=&item=&limit=: action
+// runs, most recently updated first.
+func (g *Gateway) apiListActions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.OutboxFilter{Status: q.Get("status"), ItemID: q.Get("item"), Limit: 100}
+	if f.Status != "" && !slices.Contains(store.OutboxStatuses, f.Status) {
+		httpx.WriteError(w, http.StatusBadRequest, "bad_status", "status must be one of "+strings.Join(store.OutboxStatuses, ", "))
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			httpx.WriteError(w, http.StatusBadRequest, "bad_limit", "limit must be 1..1000")
+			return
+		}
+		f.Limit = n
+	}
+	es, err := g.st.ListOutbox(r.Context(), f)
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	if es == nil {
+		es = []store.OutboxEntry{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"actions": es})
+}
+
+// apiGetAction answers GET /api/v1/actions/{id}.
+func (g *Gateway) apiGetAction(w http.ResponseWriter, r *http.Request) {
+	e, err := g.st.GetOutbox(r.Context(), r.PathValue("id"))
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, e)
+}
+
+// apiRetryAction answers POST /api/v1/actions/{id}/retry: a failed action
+// runs again now, with a fresh set of attempts and the same idempotency key.
+func (g *Gateway) apiRetryAction(w http.ResponseWriter, r *http.Request) {
+	e, err := g.st.RetryOutbox(r.Context(), r.PathValue("id"), g.now())
+	if errors.Is(err, store.ErrConflict) {
+		httpx.WriteError(w, http.StatusConflict, "not_failed", "only a failed action can be retried")
+		return
+	}
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	g.eng.Wake()
+	httpx.WriteJSON(w, http.StatusOK, e)
+}
