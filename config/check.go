@@ -145,6 +145,9 @@ func (c *Config) checkConnectors(errs *validate.Errors, kinds map[string]connect
 					errs.Add(path, "%s", yamlMessage(err))
 				}
 			}
+			if su, ok := cn.Settings.(connectors.SecretsUser); ok {
+				su.UseSecrets(connectors.SharedSecrets{TrackingKeys: c.Secrets.TrackingKeys})
+			}
 			errs.Merge(path, cn.Settings.Validate())
 		}
 		c.checkCreate(errs, path+".create", cn.Create)

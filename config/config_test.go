@@ -236,3 +236,53 @@ func TestParseNoPanicOnOddInput(t *testing.T) {
 		_, _ = Parse([]byte(in), testKinds, testActions, lookup(nil))
 	}
 }
+
+// A kind's config that uses the shared secrets gets secrets.tracking_keys
+// when it has no keys of its own, before it is validated.
+func TestSharedSecretsOffered(t *testing.T) {
+	kinds := map[string]connectors.Kind{"t": {
+		NewConfig: func() connectors.Config { return &secretsUser{} },
+		New: func(connectors.Base, connectors.Config, connectors.Deps) (connectors.Connector, error) {
+			return nil, nil
+		},
+	}}
+	src := `
+api: {tokens: [abcdefghij]}
+secrets: {tracking_keys: [k1-0123456789abcdef]}
+pipelines: [{id: p, stages: [{id: a}]}]
+connectors: [{name: t1, type: t}, {name: t2, type: t, keys: [own]}]
+`
+	cfg, err := Parse([]byte(src), kinds, map[string]bool{"log": true}, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Connectors[0].Settings.(*secretsUser).Keys; len(got) != 1 || got[0] != "k1-0123456789abcdef" {
+		t.Fatalf("t1 keys %v", got)
+	}
+	if got := cfg.Connectors[1].Settings.(*secretsUser).Keys; len(got) != 1 || got[0] != "own" {
+		t.Fatalf("t2 keys %v", got)
+	}
+	src2 := strings.Replace(src, "secrets: {tracking_keys: [k1-0123456789abcdef]}\n", "", 1)
+	_, err = Parse([]byte(src2), kinds, map[string]bool{"log": true}, func(string) (string, bool) { return "", false })
+	if err == nil || !strings.Contains(err.Error(), "connectors[0].keys: required") {
+		t.Fatalf("missing keys not reported: %v", err)
+	}
+}
+
+type secretsUser struct {
+	Keys []string `yaml:"keys"`
+}
+
+func (s *secretsUser) UseSecrets(sh connectors.SharedSecrets) {
+	if len(s.Keys) == 0 {
+		s.Keys = sh.TrackingKeys
+	}
+}
+
+func (s *secretsUser) Validate() validate.Errors {
+	var errs validate.Errors
+	if len(s.Keys) == 0 {
+		errs.Add("keys", "required")
+	}
+	return errs
+}

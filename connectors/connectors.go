@@ -107,6 +107,20 @@ type Config interface {
 	Validate() validate.Errors
 }
 
+// SharedSecrets are the config file's top-level secrets section, offered to
+// a kind's config before it is validated.
+type SharedSecrets struct {
+	// TrackingKeys sign tracking tokens: the first signs, all verify.
+	TrackingKeys []string
+}
+
+// SecretsUser is a Config that takes defaults from the shared secrets (the
+// tracking connector's keys default to secrets.tracking_keys).
+type SecretsUser interface {
+	Config
+	UseSecrets(s SharedSecrets)
+}
+
 // Kind describes one connector kind.
 type Kind struct {
 	// NewConfig returns a pointer to a config value with defaults set.

@@ -98,7 +98,7 @@ type Site struct {
 	Identify bool `yaml:"identify"`
 }
 
-var _ connectors.Config = (*Config)(nil)
+var _ connectors.SecretsUser = (*Config)(nil)
 
 // NewConfig returns a Config with defaults set.
 func NewConfig() *Config {
@@ -114,11 +114,19 @@ func NewConfig() *Config {
 	}
 }
 
+// UseSecrets implements connectors.SecretsUser: without keys of its own,
+// the connector signs with the config file's secrets.tracking_keys.
+func (c *Config) UseSecrets(s connectors.SharedSecrets) {
+	if len(c.Keys) == 0 {
+		c.Keys = append([]string(nil), s.TrackingKeys...)
+	}
+}
+
 // Validate checks the section; paths are relative to it.
 func (c *Config) Validate() validate.Errors {
 	var errs validate.Errors
 	if len(c.Keys) == 0 {
-		errs.Add("keys", "at least one signing key is required")
+		errs.Add("keys", "at least one signing key is required (here or in secrets.tracking_keys)")
 	}
 	for i, k := range c.Keys {
 		if len(k) < MinKeyLength {
