@@ -99,3 +99,14 @@ func waitStage(t *testing.T, tg *testGW, id, stage string) store.Item {
 	t.Fatalf("item %s at %q, want %q", id, it.Stage, stage)
 	return it
 }
+
+// Two connectors claiming the same public routes stop the gateway from
+// starting with an error naming the second, instead of a panic.
+func TestRouteConflictIsAnError(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /t/o/{token}", func(http.ResponseWriter, *http.Request) {})
+	err := register("track2", func() { mux.HandleFunc("GET /t/o/{token}", func(http.ResponseWriter, *http.Request) {}) })
+	if err == nil || !strings.Contains(err.Error(), "connector track2") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -84,10 +84,14 @@ func (g *Gateway) mountConnectors(mux, api *http.ServeMux) error {
 			mux.Handle(prefix+"/", strip)
 		}
 		if rc, ok := conn.(connectors.RouteConnector); ok {
-			rc.PublicRoutes(mux)
+			if err := register(c.Name, func() { rc.PublicRoutes(mux) }); err != nil {
+				return err
+			}
 		}
 		if ac, ok := conn.(connectors.APIConnector); ok {
-			ac.APIRoutes(api)
+			if err := register(c.Name, func() { ac.APIRoutes(api) }); err != nil {
+				return err
+			}
 		}
 		if s, ok := conn.(connectors.Service); ok {
 			g.services = append(g.services, s)
@@ -108,4 +112,17 @@ func stripPrefix(prefix string, h http.Handler) http.Handler {
 		r2.URL.Path, r2.URL.RawPath = p, ""
 		h.ServeHTTP(w, r2)
 	})
+}
+
+// register runs a connector's route registration and turns the panic of
+// http.ServeMux on a conflicting pattern (two tracking connectors both
+// claiming /t/o/{token}) into a start-up error that names the connector.
+func register(name string, f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("gateway: connector %s: its routes conflict with another connector's: %v", name, r)
+		}
+	}()
+	f()
+	return nil
 }
