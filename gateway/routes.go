@@ -10,6 +10,7 @@ import (
 
 	"github.com/stagegate/stagegate/actions"
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/imap"
 	"github.com/stagegate/stagegate/connectors/livechat"
 	"github.com/stagegate/stagegate/connectors/telephony"
 	"github.com/stagegate/stagegate/connectors/tracking"
@@ -26,6 +27,7 @@ var Kinds = map[string]connectors.Kind{
 	"telephony": telephony.Kind,
 	"tracking":  tracking.Kind,
 	"livechat":  livechat.Kind,
+	"imap":      imap.Kind,
 }
 
 // ActionTypes lists the action types the gateway can run, for the config

@@ -1,0 +1,78 @@
+package imap
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stagegate/stagegate/store"
+)
+
+// errCursorMoved means another gateway advanced the cursor: this one lost
+// the folder (its lease expired) and must start over.
+var errCursorMoved = errors.New("the cursor was advanced by another gateway")
+
+// cursor is how far a folder has been read: every UID up to LastUID, under
+// UIDValidity, has been turned into durable events (or deliberately
+// skipped). It is kept in the store and only ever advanced after the
+// events of the mail it covers are durable.
+type cursor struct {
+	UIDValidity uint32 `json:"uidvalidity"`
+	LastUID     uint32 `json:"last_uid"`
+	// Floor: mail the server received earlier is never taken (it was in
+	// the folder before we started watching, or outside the backfill).
+	Floor time.Time `json:"floor"`
+	// After a UIDVALIDITY change the folder is rescanned up to RescanUntil;
+	// during the rescan mail dated before RescanFloor is skipped, the rest
+	// is deduplicated by event id.
+	RescanUntil uint32    `json:"rescan_until,omitempty"`
+	RescanFloor time.Time `json:"rescan_floor,omitzero"`
+	// PrevUIDValidity is the UIDVALIDITY before the last change (for the status).
+	PrevUIDValidity uint32    `json:"prev_uidvalidity,omitempty"`
+	UpdatedAt       time.Time `json:"updated_at"`
+
+	version int64 // the record's version, for compare-and-set
+}
+
+// rescanning reports whether uid is part of a rescan after a UIDVALIDITY change.
+func (c *cursor) rescanning(uid uint32) bool { return c.RescanUntil > 0 && uid <= c.RescanUntil }
+
+// loadCursor reads the cursor at key; ok is false when there is none.
+func loadCursor(ctx context.Context, rec store.Records, key string) (cursor, bool, error) {
+	r, err := rec.GetRecord(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return cursor{}, false, nil
+	}
+	if err != nil {
+		return cursor{}, false, fmt.Errorf("read cursor: %w", err)
+	}
+	var c cursor
+	if err := json.Unmarshal(r.Value, &c); err != nil {
+		return cursor{}, false, fmt.Errorf("read cursor %s: %w", key, err)
+	}
+	c.version = r.Version
+	return c, true, nil
+}
+
+// save writes the cursor if nobody else wrote it since it was read.
+func (c *cursor) save(ctx context.Context, rec store.Records, key string, now time.Time) error {
+	c.UpdatedAt = now.UTC()
+	if c.RescanUntil > 0 && c.LastUID >= c.RescanUntil {
+		c.RescanUntil, c.RescanFloor = 0, time.Time{}
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("save cursor: %w", err)
+	}
+	v, err := rec.PutRecord(ctx, key, b, c.version, 0)
+	if errors.Is(err, store.ErrConflict) {
+		return errCursorMoved
+	}
+	if err != nil {
+		return fmt.Errorf("save cursor: %w", err)
+	}
+	c.version = v
+	return nil
+}

@@ -1,0 +1,280 @@
+package imap
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stagegate/stagegate/internal/testutil/redisserver"
+	"github.com/stagegate/stagegate/store"
+	"github.com/stagegate/stagegate/store/redis"
+)
+
+// TestStoreDown: while the store refuses events the cursor does not move;
+// once it is back every mail is recorded.
+func TestStoreDown(t *testing.T) {
+	srv := startMemServer(t)
+	in := &testIntake{st: openStore(t, storePath(t))}
+	cfg := testConfig(t, srv.Addr())
+	cfg.Folders.Sent = SentNone
+	r := startConnector(t, cfg, in.st, in)
+	r.waitState(t, 5*time.Second, StateIdle)
+	in.setDown(true)
+	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "down-1@client.test"))
+	srv.Deliver(t, "INBOX", newMail("b@client.test", testUser, "y", "down-2@client.test"))
+	r.waitState(t, 5*time.Second, StateBackoff)
+	if st := r.c.Status()[0]; !strings.Contains(st.LastError, "unavailable") || st.LastUID != 0 || st.OK {
+		t.Errorf("status while the store is down: %+v", st)
+	}
+	in.setDown(false)
+	in.waitEvents(t, 2, 5*time.Second)
+	checkOnce(t, in)
+}
+
+// TestBrokenAccount: an account with a wrong password keeps retrying and
+// shows its error, while another account works.
+func TestBrokenAccount(t *testing.T) {
+	srv := startMemServer(t)
+	st := openStore(t, storePath(t))
+	good, bad := &testIntake{st: st}, &testIntake{st: st}
+	cfg := testConfig(t, srv.Addr())
+	cfg.Folders.Sent = SentNone
+	rg := startConnector(t, cfg, st, good)
+	badCfg := testConfig(t, srv.Addr())
+	badCfg.Folders.Sent, badCfg.Password = SentNone, "wrong"
+	rb := startNamed(t, "other", badCfg, st, bad)
+	rg.waitState(t, 5*time.Second, StateIdle)
+	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "good-1@client.test"))
+	good.waitEvents(t, 1, 5*time.Second)
+	rb.waitState(t, 5*time.Second, StateBackoff)
+	ok, _ := rb.c.Health()
+	if folders := rb.c.Status(); ok || !strings.Contains(folders[0].LastError, "login") || folders[0].Counters.Failures == 0 {
+		t.Errorf("broken account health: %v %+v", ok, folders)
+	}
+	if ok, _ := rg.c.Health(); !ok {
+		t.Errorf("the good account is not healthy: %+v", rg.c.Status())
+	}
+}
+
+// TestDeadConnection: a link that stops answering without closing (a
+// dead NAT entry) is noticed within the IDLE refresh plus the command
+// timeout, and the connector reconnects and catches up.
+func TestDeadConnection(t *testing.T) {
+	srv := startMemServer(t)
+	p := startProxy(t, srv.Addr())
+	in := &testIntake{st: openStore(t, storePath(t))}
+	cfg := testConfig(t, p.Addr())
+	cfg.Folders.Sent = SentNone
+	cfg.IdleRefresh, cfg.CommandTimeout = 200*time.Millisecond, 300*time.Millisecond
+	r := startConnector(t, cfg, in.st, in)
+	r.waitState(t, 5*time.Second, StateIdle)
+	p.freeze(true)
+	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "dead-1@client.test"))
+	r.waitState(t, 5*time.Second, StateBackoff, StateConnecting)
+	if st := r.c.Status()[0]; !strings.Contains(st.LastError, "no answer") {
+		t.Errorf("last error %q", st.LastError)
+	}
+	p.freeze(false)
+	p.cutAll()
+	in.waitEvents(t, 1, 10*time.Second)
+}
+
+// TestLease: two gateways on one store watch each folder one at a time;
+// when the holder dies without letting go, the other takes over once the
+// lease expires, and nothing is recorded twice. It runs on the bolt store
+// (two connectors in one process) and on Redis (two stores, as two
+// gateway processes have).
+func TestLease(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) {
+		st := openStore(t, storePath(t))
+		testLease(t, st, st)
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redisserver.Start(t)
+		open := func() *redis.Store {
+			st, err := redis.Open(context.Background(), store.Config{Driver: "redis", URL: srv.URL(), Prefix: "lease-test",
+				DedupWindow: store.DefaultDedupWindow, ClaimAfter: store.DefaultClaimAfter}, redis.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		}
+		testLease(t, open(), open())
+	})
+}
+
+func testLease(t *testing.T, st1, st2 store.Store) {
+	srv := startMemServer(t)
+	in1, in2 := &testIntake{st: st1}, &testIntake{st: st2}
+	cfg := testConfig(t, srv.Addr())
+	cfg.Folders.Sent = SentNone
+	short := func(c *Connector) { c.leaseTTL, c.leaseRenew = 600*time.Millisecond, 150*time.Millisecond }
+	a := startConnector(t, cfg, st1.(store.Records), in1, short)
+	a.waitState(t, 5*time.Second, StateIdle)
+	b := startConnector(t, cfg, st2.(store.Records), in2, short)
+	b.waitState(t, 5*time.Second, StateWaitingLease)
+	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "lease-1@client.test"))
+	in1.waitEvents(t, 1, 5*time.Second)
+
+	a.c.keepLease.Store(true) // a crash: the lease is not released, it must expire
+	a.stop()
+	start := time.Now()
+	b.waitState(t, 5*time.Second, StateIdle)
+	t.Logf("takeover after %v (lease ttl %v)", time.Since(start).Round(time.Millisecond), b.c.leaseTTL)
+	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "y", "lease-2@client.test"))
+	in2.waitEvents(t, 1, 5*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	all := append(eventIDs(in1.Events()), eventIDs(in2.Events())...)
+	if !slices.Equal(all, []string{"mail:lease-1@client.test", "mail:lease-2@client.test"}) || in1.Dups()+in2.Dups() != 0 {
+		t.Errorf("events %v, %d duplicates", all, in1.Dups()+in2.Dups())
+	}
+}
+
+// TestReplyLink: a mail in the sent folder that answers a message we know
+// gets its own Message-ID tied to the same item, so the customer's reply
+// to it routes to that item.
+func TestReplyLink(t *testing.T) {
+	srv := startMemServer(t)
+	st := openStore(t, storePath(t))
+	in := &testIntake{st: st}
+	ctx := context.Background()
+	if err := store.PutMessageRef(ctx, st, "offer-1@acme.test", store.MessageRef{ItemID: "i_42", Source: "tracking"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, srv.Addr())
+	r := startConnector(t, cfg, st, in)
+	r.waitState(t, 5*time.Second, StateIdle)
+	srv.Deliver(t, "Sent", newMail("bob@acme.test", "ann@client.test", "Re: offer", "re-2@acme.test",
+		"In-Reply-To: <CAx@client.test>", "References: <offer-1@acme.test> <CAx@client.test>"))
+	in.waitEvents(t, 1, 5*time.Second)
+	ref, err := store.GetMessageRef(ctx, st, "<re-2@acme.test>")
+	if err != nil || ref.ItemID != "i_42" || ref.Source != "imap/mail" {
+		t.Fatalf("reply link: %+v, %v", ref, err)
+	}
+}
+
+// TestBackfill: start: 7d takes the mail already in the folder.
+func TestBackfill(t *testing.T) {
+	srv := startMemServer(t)
+	for i := range 3 {
+		srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "old", fmt.Sprintf("bf-%d@client.test", i)))
+	}
+	in := &testIntake{st: openStore(t, storePath(t))}
+	cfg := testConfig(t, srv.Addr())
+	cfg.Folders.Sent, cfg.Start = SentNone, "7d"
+	startConnector(t, cfg, in.st, in)
+	in.waitEvents(t, 3, 5*time.Second)
+}
+
+// TestPollOneRoundTrip: without IDLE, a poll that finds nothing is one
+// command on the wire.
+func TestPollOneRoundTrip(t *testing.T) {
+	srv := startMemServer(t)
+	p := startProxy(t, srv.Addr())
+	in := &testIntake{st: openStore(t, storePath(t))}
+	cfg := testConfig(t, p.Addr())
+	cfg.Folders.Sent, cfg.Mode, cfg.PollInterval = SentNone, ModePoll, 10*time.Millisecond
+	r := startConnector(t, cfg, in.st, in)
+	r.waitState(t, 5*time.Second, StatePolling)
+	time.Sleep(50 * time.Millisecond)
+	lines0, polls0 := p.lines.Load(), r.c.Status()[0].Counters.Polls
+	time.Sleep(500 * time.Millisecond)
+	lines1, polls1 := p.lines.Load(), r.c.Status()[0].Counters.Polls
+	polls, lines := polls1-polls0, lines1-lines0
+	if polls < 10 || lines < polls-1 || lines > polls+1 {
+		t.Fatalf("%d polls sent %d commands; want one each", polls, lines)
+	}
+	t.Logf("%d polls, %d commands: %.2f round trips per poll", polls, lines, float64(lines)/float64(polls))
+	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "poll-1@client.test"))
+	in.waitEvents(t, 1, 5*time.Second)
+}
+
+// TestQuarantine: a mail the server refuses to FETCH is retried alone,
+// then quarantined; the mails around it are recorded, the cursor moves
+// on, and the API lists the quarantined mail.
+func TestQuarantine(t *testing.T) {
+	srv := startMemServer(t)
+	for i := range 3 {
+		srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", fmt.Sprintf("q-%d@client.test", i)))
+	}
+	srv.refuse(2)
+	in := &testIntake{st: openStore(t, storePath(t))}
+	cfg := testConfig(t, srv.Addr())
+	cfg.Folders.Sent, cfg.Start = SentNone, "1d"
+	r := startConnector(t, cfg, in.st, in)
+	r.waitState(t, 5*time.Second, StateIdle)
+	if got := eventIDs(in.Events()); !slices.Equal(got, []string{"mail:q-0@client.test", "mail:q-2@client.test"}) {
+		t.Errorf("events %v", got)
+	}
+	st := r.c.Status()[0]
+	if st.Counters.Quarantined != 1 || st.LastUID != 3 {
+		t.Errorf("status %+v", st)
+	}
+	mux := http.NewServeMux()
+	r.c.APIRoutes(mux)
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest("GET", "/api/v1/imap/mail/quarantine", nil))
+	var body struct{ Entries []QuarantineEntry }
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || len(body.Entries) != 1 || body.Entries[0].UID != 2 ||
+		!strings.Contains(body.Entries[0].Reason, "broken mail file") {
+		t.Errorf("quarantine answer %d %s", w.Code, w.Body)
+	}
+	w = httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest("GET", "/api/v1/imap/mail/status", nil))
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"state":"idle"`) {
+		t.Errorf("status answer %d %s", w.Code, w.Body)
+	}
+}
+
+// TestMetrics: the collectors of two connectors register side by side and
+// report each folder.
+func TestMetrics(t *testing.T) {
+	srv := startMemServer(t)
+	st := openStore(t, storePath(t))
+	in := &testIntake{st: st}
+	cfg := testConfig(t, srv.Addr())
+	cfg.Folders.Sent = SentNone
+	a := startNamed(t, "one", cfg, st, in)
+	b := startNamed(t, "two", cfg, st, in)
+	a.waitState(t, 5*time.Second, StateIdle)
+	b.waitState(t, 5*time.Second, StateIdle)
+	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "m-1@client.test"))
+	in.waitEvents(t, 1, 5*time.Second)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a.c.Collector(), b.c.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	for _, name := range []string{"one", "two"} {
+		if got["stagegate_imap_up,account=sales@acme.test,connector="+name+",folder=INBOX"] != 1 {
+			t.Errorf("%s not up: %v", name, got)
+		}
+	}
+	events := got["stagegate_imap_mails_total,account=sales@acme.test,connector=one,folder=INBOX,result=event"] +
+		got["stagegate_imap_mails_total,account=sales@acme.test,connector=two,folder=INBOX,result=event"] +
+		got["stagegate_imap_mails_total,account=sales@acme.test,connector=one,folder=INBOX,result=duplicate"] +
+		got["stagegate_imap_mails_total,account=sales@acme.test,connector=two,folder=INBOX,result=duplicate"]
+	if events < 1 {
+		t.Errorf("no mail counted: %v", got)
+	}
+}

@@ -1,0 +1,287 @@
+package imap
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/stagegate/stagegate/store"
+)
+
+// catchUp reads every mail past the cursor, in batches of UIDs, and
+// advances the cursor after each batch's events are durable.
+func (w *worker) catchUp(ctx context.Context, cn *conn, folder string, cur *cursor) error {
+	uids, err := cn.uidsAfter(cur.LastUID)
+	if err != nil {
+		return err
+	}
+	for len(uids) > 0 {
+		n := min(len(uids), w.c.cfg.BatchSize)
+		if err := w.fetchBatch(ctx, cn, folder, cur, uids[:n]); err != nil {
+			return err
+		}
+		uids = uids[n:]
+	}
+	return nil
+}
+
+// flushEvery is how many mails are made durable together before the
+// cursor is saved: one FETCH streams a whole batch, the cursor follows
+// every flushEvery mails of it.
+const flushEvery = 200
+
+// submitParallel bounds the events submitted at once, so that the store
+// commits many in one write.
+const submitParallel = 32
+
+// errStopped stops a FETCH stream whose mails can no longer be recorded.
+var errStopped = errors.New("stopped: the mails could not be recorded")
+
+// fetchBatch fetches, normalizes and submits one batch, advancing the
+// cursor over the UIDs done as the batch streams in. Three stages overlap:
+// the stream is read, mails are normalized on every CPU (in order), and
+// their events are submitted. A batch the server refuses (NO) is retried
+// one mail at a time, and a single mail it refuses is quarantined, so one
+// broken mail never blocks the folder.
+func (w *worker) fetchBatch(ctx context.Context, cn *conn, folder string, cur *cursor, batch []uint32) error {
+	done := map[uint32]bool{}
+	queue := make(chan chan mailResult, 2*flushEvery) // results, in stream order
+	jobs := make(chan func(), runtime.GOMAXPROCS(0))
+	var normalizers sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		normalizers.Go(func() {
+			for job := range jobs {
+				job()
+			}
+		})
+	}
+	var failed atomic.Bool
+	recorded := make(chan error, 1)
+	go func() {
+		var pending []mailResult
+		var err error
+		for out := range queue {
+			m := <-out
+			if err != nil {
+				continue
+			}
+			if pending = append(pending, m); len(pending) >= flushEvery {
+				err = w.flush(ctx, folder, cur, batch, pending, done)
+				pending = pending[:0]
+				failed.Store(err != nil)
+			}
+		}
+		if err == nil {
+			err = w.flush(ctx, folder, cur, batch, pending, done)
+		}
+		recorded <- err
+	}()
+	ferr := w.fetch(cn, folder, cur.UIDValidity, cur.LastUID, batch, func(f Fetched, problem string) error {
+		if failed.Load() {
+			return errStopped
+		}
+		out := make(chan mailResult, 1)
+		queue <- out
+		jobs <- func() { out <- w.normalize(f, problem) }
+		return nil
+	})
+	close(jobs)
+	normalizers.Wait()
+	close(queue)
+	if err := <-recorded; err != nil {
+		return err
+	}
+	if ferr == nil {
+		// Every UID of the batch is done, or was not returned (expunged).
+		return w.advance(ctx, folder, cur, batch, done, true)
+	}
+	var refused *imap.Error
+	if !errors.As(ferr, &refused) {
+		return ferr
+	}
+	rest := slices.DeleteFunc(slices.Clone(batch), func(u uint32) bool { return u <= cur.LastUID || done[u] })
+	if len(batch) > 1 {
+		for _, uid := range rest {
+			if err := w.fetchBatch(ctx, cn, folder, cur, []uint32{uid}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, uid := range rest {
+		q := QuarantineEntry{Account: w.c.cfg.Username, Folder: folder, UIDValidity: cur.UIDValidity, UID: uid,
+			Reason: "the server refused to fetch it: " + ferr.Error(), At: w.c.now().UTC()}
+		if err := w.c.quarantine(ctx, q); err != nil {
+			return err
+		}
+		w.st.quarantined.Add(1)
+		done[uid] = true
+	}
+	return w.advance(ctx, folder, cur, batch, done, false)
+}
+
+// flush submits mails and moves the cursor over what is done.
+func (w *worker) flush(ctx context.Context, folder string, cur *cursor, batch []uint32, mails []mailResult, done map[uint32]bool) error {
+	if len(mails) == 0 {
+		return nil
+	}
+	err := w.submit(ctx, folder, cur, mails, done)
+	if aerr := w.advance(ctx, folder, cur, batch, done, false); err == nil {
+		err = aerr
+	}
+	return err
+}
+
+// advance moves the cursor over the UIDs of batch that are done, in order,
+// stopping at the first that is not (all, when complete), and saves it.
+func (w *worker) advance(ctx context.Context, folder string, cur *cursor, batch []uint32, done map[uint32]bool, complete bool) error {
+	last := cur.LastUID
+	for _, uid := range batch {
+		if uid <= last {
+			continue
+		}
+		if !done[uid] && !complete {
+			break
+		}
+		last = uid
+	}
+	if last == cur.LastUID {
+		return nil
+	}
+	cur.LastUID = last
+	return cur.save(ctx, w.c.records, w.c.key("cursor", folder), w.c.now())
+}
+
+// submit makes the mails' events durable and marks their UIDs in done.
+// Mails of one sender are submitted in UID order, mails of different
+// senders in parallel, so that the store can commit many at once. After a
+// failure nothing more is submitted and the first error is returned.
+func (w *worker) submit(ctx context.Context, folder string, cur *cursor, mails []mailResult, done map[uint32]bool) error {
+	slices.SortFunc(mails, func(a, b mailResult) int { return cmp.Compare(a.uid, b.uid) })
+	var (
+		mu     sync.Mutex
+		failed error
+		wg     sync.WaitGroup
+	)
+	sem := make(chan struct{}, submitParallel)
+	last := map[string]chan struct{}{}
+	for _, m := range mails {
+		key := "uid:" + strconv.FormatUint(uint64(m.uid), 10)
+		if len(m.res.Events) > 0 && m.res.Events[0].Subject.Email != "" {
+			key = m.res.Events[0].Subject.Email
+		}
+		prev, mine := last[key], make(chan struct{})
+		last[key] = mine
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			defer close(mine)
+			if prev != nil {
+				<-prev
+			}
+			mu.Lock()
+			stop := failed != nil
+			mu.Unlock()
+			if stop {
+				return
+			}
+			err := w.submitOne(ctx, folder, cur, m)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && failed == nil {
+				failed = err
+			} else if err == nil {
+				done[m.uid] = true
+			}
+		})
+	}
+	wg.Wait()
+	return failed
+}
+
+func (w *worker) submitOne(ctx context.Context, folder string, cur *cursor, m mailResult) error {
+	if m.problem != "" {
+		q := QuarantineEntry{Account: w.c.cfg.Username, Folder: folder, UIDValidity: cur.UIDValidity, UID: m.uid,
+			Reason: m.problem, At: w.c.now().UTC()}
+		if err := w.c.quarantine(ctx, q); err != nil {
+			return err
+		}
+		w.st.quarantined.Add(1)
+		return nil
+	}
+	if w.skip(cur, m) {
+		w.st.skipped.Add(1)
+		return nil
+	}
+	if len(m.res.Events) == 0 {
+		w.st.ignored.Add(1)
+		return nil
+	}
+	if w.sent {
+		if err := w.c.linkReply(ctx, m.res); err != nil {
+			return err
+		}
+	}
+	for _, ev := range m.res.Events {
+		r, err := w.c.intake.Submit(ctx, ev)
+		if err != nil {
+			return fmt.Errorf("record event %s: %w", ev.ID, err)
+		}
+		if r.Duplicate {
+			w.st.duplicates.Add(1)
+		} else {
+			w.st.events.Add(1)
+		}
+	}
+	if len(m.res.Events[0].Warnings) > 0 {
+		w.st.warned.Add(1)
+	}
+	return nil
+}
+
+// skip reports whether a mail is outside what the folder takes: it reached
+// the server before the cursor's floor, or, in a rescan, it is dated
+// before the rescan window (its event would have left the dedup window).
+func (w *worker) skip(cur *cursor, m mailResult) bool {
+	if !m.internal.IsZero() && m.internal.Before(cur.Floor) {
+		return true
+	}
+	if cur.rescanning(m.uid) {
+		d := m.res.Date
+		if d.IsZero() {
+			d = m.internal
+		}
+		return !d.IsZero() && d.Before(cur.RescanFloor)
+	}
+	return false
+}
+
+// linkReply records, for a mail from the sent folder that answers a
+// message we know (a tracked message, or an earlier sent mail linked the
+// same way), that its own Message-ID belongs to the same item, so the
+// customer's reply to it reaches that item before any address lookup.
+func (c *Connector) linkReply(ctx context.Context, res Result) error {
+	if res.MessageID == "" {
+		return nil
+	}
+	for _, id := range res.Refs {
+		ref, err := store.GetMessageRef(ctx, c.records, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("look up reply target %s: %w", id, err)
+		}
+		link := store.MessageRef{ItemID: ref.ItemID, Source: "imap/" + c.name, CreatedAt: c.now().UTC()}
+		return store.PutMessageRef(ctx, c.records, res.MessageID, link, messageRefTTL)
+	}
+	return nil
+}
