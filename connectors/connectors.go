@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 	"github.com/stagegate/stagegate/validate"
@@ -91,6 +93,22 @@ type RouteConnector interface {
 type APIConnector interface {
 	Connector
 	APIRoutes(mux *http.ServeMux)
+}
+
+// HealthConnector reports the state of a connector's sources (an IMAP
+// account that cannot log in). /readyz shows the detail; a connector that
+// is not ok makes readiness "degraded", not failed, so one broken mailbox
+// does not take the instance out of rotation.
+type HealthConnector interface {
+	Connector
+	Health() (ok bool, detail any)
+}
+
+// MetricsConnector exposes its own Prometheus collector, registered with
+// the gateway's /metrics.
+type MetricsConnector interface {
+	Connector
+	Collector() prometheus.Collector
 }
 
 // Service is a connector with a long-running part (a poller, a listener).

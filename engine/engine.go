@@ -183,7 +183,25 @@ func (e *Engine) Apply(ctx context.Context, ev *normalize.Event) (Result, error)
 		}
 		res.Items = append(res.Items, d)
 	}
+	if err := e.rememberSent(ctx, ev, items[0]); err != nil {
+		return Result{}, err
+	}
 	return res, nil
+}
+
+// rememberSent records the Message-ID of a mail we sent (email.sent, from a
+// sent folder or the API) for the item it reached, so that the customer's
+// reply is routed to that item (DESIGN §4). The first item keeps it.
+func (e *Engine) rememberSent(ctx context.Context, ev *normalize.Event, it store.Item) error {
+	mid := ev.Attrs["message_id"]
+	if ev.Type != normalize.EmailSent || mid == "" {
+		return nil
+	}
+	ref := store.MessageRef{ItemID: it.ID, Source: ev.Connector, CreatedAt: e.now()}
+	if err := store.PutMessageRef(ctx, e.st, mid, ref, 0); err != nil {
+		return fmt.Errorf("engine: remember sent message of %s: %w", ev.ID, err)
+	}
+	return nil
 }
 
 // applyItem evaluates and, when a trigger wins, moves one item, retrying

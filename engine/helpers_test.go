@@ -53,6 +53,8 @@ const testPipelines = `
 - id: support
   stages:
     - id: open
+      triggers:
+        - {type: email.sent, name: sent-support}
     - id: answered
       triggers:
         - {type: email.incoming, name: support-mail}

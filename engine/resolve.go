@@ -72,6 +72,9 @@ func (e *Engine) resolve(ctx context.Context, ev *normalize.Event) ([]store.Item
 		}
 	}
 	spec, ok := e.create[ev.Connector]
+	if why := ev.Attrs[AttrNotCustomerMail]; ok && why != "" {
+		return nil, "not customer mail (" + why + "): no contact or item is created for it", nil
+	}
 	if !ok {
 		if contact.ID != "" {
 			return nil, fmt.Sprintf("contact %s has no item in a pipeline with %s triggers", contact.ID, ev.Type), nil

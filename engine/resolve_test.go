@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stagegate/stagegate/normalize"
@@ -120,5 +121,35 @@ func TestResolveReply(t *testing.T) {
 	d := f.apply(e)
 	if d.ItemID != bob.ID || f.stage(bob.ID) != "contacted" || f.stage(ann.ID) != "new" {
 		t.Fatalf("reply went to %s, want %s", d.ItemID, bob.ID)
+	}
+}
+
+// An auto-reply or bounce from an unknown sender creates no lead, even on a
+// connector that creates them; the note says why.
+func TestResolveNoLeadForNotCustomerMail(t *testing.T) {
+	f := newFixture(t, map[string]CreateSpec{"test": {Pipeline: "sales", Stage: "new"}})
+	res, err := f.eng.Apply(f.ctx, event("email.incoming", "mailer-daemon@x.test", AttrNotCustomerMail, "bounce"))
+	if err != nil || !res.Unmatched || !strings.Contains(res.Note, "bounce") {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if items, _ := f.st.ListItems(f.ctx, store.ItemFilter{}); len(items) != 0 {
+		t.Fatalf("created %d items", len(items))
+	}
+}
+
+// A mail we sent to a customer records its Message-ID for the item, so the
+// customer's reply from another address reaches that item.
+func TestSentMessageRoutesReplies(t *testing.T) {
+	f := newFixture(t, nil)
+	it := f.item("support", "open", "ann@client.test")
+	other := f.item("sales", "new", "assistant@client.test")
+	sent := event("email.sent", "ann@client.test", "message_id", "<out-1@us.test>")
+	if _, err := f.eng.Apply(f.ctx, sent); err != nil {
+		t.Fatal(err)
+	}
+	reply := event("email.incoming", "assistant@client.test", "in_reply_to", "<out-1@us.test>")
+	d := f.apply(reply)
+	if d.ItemID != it.ID || f.stage(it.ID) != "answered" || f.stage(other.ID) != "new" {
+		t.Fatalf("reply went to %s (%+v)", d.ItemID, d)
 	}
 }

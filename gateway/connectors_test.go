@@ -110,3 +110,23 @@ func TestRouteConflictIsAnError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+type fakeHealth struct{ ok bool }
+
+func (f fakeHealth) Name() string                                 { return "mail" }
+func (f fakeHealth) Health() (bool, any)                          { return f.ok, map[string]string{"acct": "login failed"} }
+func (f fakeHealth) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+// A connector that is not healthy shows in /readyz as "degraded" with its
+// detail, and the instance stays ready (200).
+func TestReadyzShowsConnectorHealth(t *testing.T) {
+	tg := startGateway(t, boltStore(t))
+	tg.g.health = append(tg.g.health, fakeHealth{ok: false})
+	var body struct {
+		Status string         `json:"status"`
+		Checks map[string]any `json:"checks"`
+	}
+	if st := tg.callToken("", "GET", "/readyz", nil, &body); st != 200 || body.Status != "degraded" || body.Checks["connector:mail"] == nil {
+		t.Fatalf("%d %+v", st, body)
+	}
+}

@@ -48,6 +48,7 @@ type Gateway struct {
 	m        *metrics
 	intake   *intake
 	services []connectors.Service
+	health   []connectors.HealthConnector
 	handler  http.Handler
 	maxBody  int64
 	shutdown time.Duration

@@ -43,17 +43,27 @@ func (g *Gateway) routes(mux, api *http.ServeMux) {
 	g.routesAPI(mux, api)
 }
 
-// readyz answers 200 when the store answers a ping within two seconds.
+// readyz answers 200 when the store answers a ping within two seconds,
+// with each connector's health in checks; a connector that is not ok makes
+// the status "degraded" (still 200: the instance can take input).
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	checks := map[string]any{"store": "ok"}
+	status, code := "ready", http.StatusOK
 	if err := g.st.Ping(ctx); err != nil {
 		g.log.Warn("readyz: store unreachable", "err", err)
-		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{
-			"status": "unavailable", "checks": map[string]string{"store": "unreachable"}})
-		return
+		checks["store"] = "unreachable"
+		status, code = "unavailable", http.StatusServiceUnavailable
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": map[string]string{"store": "ok"}})
+	for _, h := range g.health {
+		ok, detail := h.Health()
+		checks["connector:"+h.Name()] = detail
+		if !ok && code == http.StatusOK {
+			status = "degraded"
+		}
+	}
+	httpx.WriteJSON(w, code, map[string]any{"status": status, "checks": checks})
 }
 
 // mountConnectors builds every configured connector and mounts the HTTP
@@ -93,6 +103,14 @@ func (g *Gateway) mountConnectors(mux, api *http.ServeMux) error {
 		if ac, ok := conn.(connectors.APIConnector); ok {
 			if err := register(c.Name, func() { ac.APIRoutes(api) }); err != nil {
 				return err
+			}
+		}
+		if h, ok := conn.(connectors.HealthConnector); ok {
+			g.health = append(g.health, h)
+		}
+		if m, ok := conn.(connectors.MetricsConnector); ok {
+			if err := g.m.reg.Register(m.Collector()); err != nil {
+				return fmt.Errorf("gateway: connector %s: metrics: %w", c.Name, err)
 			}
 		}
 		if s, ok := conn.(connectors.Service); ok {
