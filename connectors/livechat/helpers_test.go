@@ -8,16 +8,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/stagegate/stagegate/internal/testutil/fakes"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/stagegate/stagegate/connectors"
-	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 	"github.com/stagegate/stagegate/store/bolt"
 )
@@ -33,86 +32,11 @@ const (
 	otherOrigin = "https://evil.example.net"
 )
 
-// clock is a settable clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// fakeIntake records submitted events, answers Duplicate for an id seen
-// before, and fails with connectors.ErrUnavailable while down.
-type fakeIntake struct {
-	mu      sync.Mutex
-	down    bool
-	seen    map[string]bool
-	events  []*normalize.Event
-	rejects []string
-}
-
-func (f *fakeIntake) Submit(_ context.Context, ev *normalize.Event) (connectors.Result, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.down {
-		return connectors.Result{}, fmt.Errorf("fake store: %w", connectors.ErrUnavailable)
-	}
-	if f.seen[ev.ID] {
-		return connectors.Result{EventID: ev.ID, Duplicate: true}, nil
-	}
-	if f.seen == nil {
-		f.seen = map[string]bool{}
-	}
-	f.seen[ev.ID] = true
-	f.events = append(f.events, ev)
-	return connectors.Result{EventID: ev.ID}, nil
-}
-
-func (f *fakeIntake) Reject(connector, reason string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.rejects = append(f.rejects, connector+"/"+reason)
-}
-
-func (f *fakeIntake) setDown(down bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.down = down
-}
-
-func (f *fakeIntake) Events() []*normalize.Event {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.events)
-}
-
-// eventIDs lists the ids of the submitted events, in order.
-func (f *fakeIntake) eventIDs() []string {
-	var ids []string
-	for _, ev := range f.Events() {
-		ids = append(ids, ev.ID)
-	}
-	return ids
-}
-
-func (f *fakeIntake) event(id string) *normalize.Event {
-	for _, ev := range f.Events() {
-		if ev.ID == id {
-			return ev
-		}
-	}
-	return nil
-}
+// clock and fakeIntake are the shared test doubles.
+type (
+	clock      = fakes.Clock
+	fakeIntake = fakes.Intake
+)
 
 // testConfig is a valid config with two channels and two agents, and
 // timings short enough for tests.
@@ -158,7 +82,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		t.Fatalf("test config: %v", errs)
 	}
-	h := &harness{t: t, in: &fakeIntake{}, clk: &clock{t: t0}, st: openBolt(t)}
+	h := &harness{t: t, in: &fakeIntake{}, clk: fakes.NewClock(t0), st: openBolt(t)}
 	c, err := New(connectors.Base{Name: "chat", Type: "livechat"}, cfg, connectors.Deps{
 		Intake: h.in, Now: h.clk.Now, Records: h.st, Broadcast: h.st,
 	})

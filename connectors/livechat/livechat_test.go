@@ -25,7 +25,7 @@ func TestFirstMessage(t *testing.T) {
 		t.Fatalf("new visitor welcome %s", w.raw)
 	}
 	if len(h.in.Events()) != 0 {
-		t.Fatalf("hello alone recorded events %v", h.in.eventIDs())
+		t.Fatalf("hello alone recorded events %v", h.in.IDs())
 	}
 	v.say("m1", "Hello, what is the price?")
 	ack := v.expect(TypeAck)
@@ -34,7 +34,7 @@ func TestFirstMessage(t *testing.T) {
 	}
 	conv := ack.ConversationID
 	want := []string{"chat:" + conv + ":started", "chat:" + conv + ":msg:m1"}
-	if got := h.in.eventIDs(); strings.Join(got, " ") != strings.Join(want, " ") {
+	if got := h.in.IDs(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("events %v, want %v", got, want)
 	}
 	for _, ev := range h.in.Events() {
@@ -54,7 +54,7 @@ func TestFirstMessage(t *testing.T) {
 	if ack := v.expect(TypeAck); ack.Seq != 2 || ack.ConversationID != conv {
 		t.Fatalf("second ack %s", ack.raw)
 	}
-	if got := h.in.eventIDs(); len(got) != 3 || got[2] != "chat:"+conv+":msg:m2" {
+	if got := h.in.IDs(); len(got) != 3 || got[2] != "chat:"+conv+":msg:m2" {
 		t.Fatalf("events after second message %v", got)
 	}
 }
@@ -87,7 +87,7 @@ func TestDuplicateClientID(t *testing.T) {
 	if msgs := h.messages(ack.ConversationID); len(msgs) != 2 {
 		t.Fatalf("stored %d messages, want 2", len(msgs))
 	}
-	if got := h.in.eventIDs(); len(got) != 3 {
+	if got := h.in.IDs(); len(got) != 3 {
 		t.Fatalf("events %v, want started + two messages", got)
 	}
 }
@@ -170,7 +170,7 @@ func TestAcceptReactionTime(t *testing.T) {
 	bob, _ := h.agent(bobToken)
 	alice.send(map[string]any{"type": TypeAccept, "conversation_id": conv})
 	alice.expect(TypeHistory)
-	ev := h.in.event("chat:" + conv + ":accepted")
+	ev := h.in.Event("chat:" + conv + ":accepted")
 	if ev == nil || ev.Type != normalize.ChatAccepted || ev.Attrs["reaction_s"] != "100.25" || ev.Attrs["agent"] != "alice" {
 		t.Fatalf("accepted event %+v", ev)
 	}
@@ -197,7 +197,7 @@ func TestAcceptReactionTime(t *testing.T) {
 	if a := bob.expect(TypeAck); a.Seq != 3 {
 		t.Fatalf("reply ack %s", a.raw)
 	}
-	if ev := h.in.event("chat:" + conv2 + ":accepted"); ev == nil || ev.Attrs["reaction_s"] != "10" || ev.Attrs["agent"] != "bob" {
+	if ev := h.in.Event("chat:" + conv2 + ":accepted"); ev == nil || ev.Attrs["reaction_s"] != "10" || ev.Attrs["agent"] != "bob" {
 		t.Fatalf("accept by reply %+v", ev)
 	}
 	if m := v2.expect(TypeMessage); m.Seq != 1 {
@@ -356,19 +356,19 @@ func TestRateLimit(t *testing.T) {
 func TestIntakeUnavailable(t *testing.T) {
 	h := newHarness(t, nil)
 	v, _ := h.visitor(nil)
-	h.in.setDown(true)
+	h.in.SetDown(true)
 	v.say("u1", "are you there?")
 	e := v.expect(TypeError)
 	if e.Code != CodeUnavailable || !e.Retryable || e.Ref != "u1" {
 		t.Fatalf("error %s", e.raw)
 	}
-	h.in.setDown(false)
+	h.in.SetDown(false)
 	v.say("u1", "are you there?")
 	ack := v.expect(TypeAck)
 	if ack.Seq != 1 {
 		t.Fatalf("ack %s", ack.raw)
 	}
-	if got := h.in.eventIDs(); len(got) != 2 || !strings.HasSuffix(got[0], ":started") {
+	if got := h.in.IDs(); len(got) != 2 || !strings.HasSuffix(got[0], ":started") {
 		t.Fatalf("events %v", got)
 	}
 }
@@ -447,8 +447,8 @@ func TestCloseAndNewConversation(t *testing.T) {
 	if ack.ConversationID == conv || ack.Seq != 1 {
 		t.Fatalf("new conversation ack %s", ack.raw)
 	}
-	if h.in.event("chat:"+ack.ConversationID+":started") == nil {
-		t.Fatalf("no chat.started for the new conversation: %v", h.in.eventIDs())
+	if h.in.Event("chat:"+ack.ConversationID+":started") == nil {
+		t.Fatalf("no chat.started for the new conversation: %v", h.in.IDs())
 	}
 	// The visitor's welcome now resumes the new conversation.
 	_, w2 := h.visitor(map[string]any{"visitor_token": w.VisitorToken})
@@ -467,11 +467,11 @@ func TestIdentify(t *testing.T) {
 	v.send(map[string]any{"type": TypeIdentify, "phone": "(202) 555-0123"})
 	v.say("m2", "call me")
 	v.expect(TypeAck)
-	ev := h.in.event("chat:" + conv + ":msg:m2")
+	ev := h.in.Event("chat:" + conv + ":msg:m2")
 	if ev == nil || ev.Subject.Email != "ann@client.test" || ev.Subject.Phone != "+12025550123" || ev.Subject.Name != "Ann" {
 		t.Fatalf("subject %+v", ev)
 	}
-	if ev := h.in.event("chat:" + conv + ":started"); ev.Subject.Email != "ann@client.test" || ev.Subject.Phone != "" {
+	if ev := h.in.Event("chat:" + conv + ":started"); ev.Subject.Email != "ann@client.test" || ev.Subject.Phone != "" {
 		t.Fatalf("started subject %+v", ev.Subject)
 	}
 	v.send(map[string]any{"type": TypeIdentify, "email": "not an address"})
@@ -672,7 +672,7 @@ func TestTwoTabs(t *testing.T) {
 			t.Fatalf("tab A got %s, want %s", m.raw, want)
 		}
 	}
-	if n := len(h.in.eventIDs()); n != 3 {
-		t.Fatalf("events %v, want one started and two messages", h.in.eventIDs())
+	if n := len(h.in.IDs()); n != 3 {
+		t.Fatalf("events %v, want one started and two messages", h.in.IDs())
 	}
 }

@@ -24,9 +24,7 @@ import (
 func runHTTP(t *testing.T, e *env, tc seqCase) []*normalize.Event {
 	t.Helper()
 	for i, s := range tc.steps {
-		e.clk.mu.Lock()
-		e.clk.t = t0.Add(s.after)
-		e.clk.mu.Unlock()
+		e.clk.Set(t0.Add(s.after))
 		switch {
 		case s.tick:
 			e.clk.Add(2 * SettleBucket)
@@ -68,8 +66,8 @@ func TestSequencesThroughHandler(t *testing.T) {
 			if got := types(evs); !slices.Equal(got, tc.want) {
 				t.Errorf("events %v, want %v", got, tc.want)
 			}
-			if e.in.submits != len(evs) {
-				t.Errorf("%d submits for %d events", e.in.submits, len(evs))
+			if e.in.Submits() != len(evs) {
+				t.Errorf("%d submits for %d events", e.in.Submits(), len(evs))
 			}
 			root := "CA100"
 			if c := parseStep(t, 0, tc.steps[0], newNumbers("US")); c != nil {
@@ -93,8 +91,8 @@ func TestDuplicateCallbackRecordedOnce(t *testing.T) {
 	if n := len(e.fake.lists[callbacksKey("tel", "CA100")]); n != 1 {
 		t.Errorf("%d callbacks stored, want 1", n)
 	}
-	if evs := e.in.Events(); len(evs) != 1 || e.in.submits != 1 {
-		t.Errorf("events %v after %d submits", types(evs), e.in.submits)
+	if evs := e.in.Events(); len(evs) != 1 || e.in.Submits() != 1 {
+		t.Errorf("events %v after %d submits", types(evs), e.in.Submits())
 	}
 
 	g := newEnv(t, ProviderGeneric, nil)
@@ -117,7 +115,7 @@ func TestDuplicateCallbackRecordedOnce(t *testing.T) {
 // retry derives the events again.
 func TestIntakeDownWritesNoState(t *testing.T) {
 	e := newEnv(t, ProviderTwilio, nil)
-	e.in.setDown(true)
+	e.in.SetDown(true)
 	w := e.postTwilio(t, in("no-answer", 1))
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || errorCode(t, w) != "unavailable" {
 		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
@@ -125,7 +123,7 @@ func TestIntakeDownWritesNoState(t *testing.T) {
 	if _, ok := e.fake.call(t, "tel", "CA100"); ok {
 		t.Fatal("call state written although its events are not durable")
 	}
-	e.in.setDown(false)
+	e.in.SetDown(false)
 	if w := e.postTwilio(t, in("no-answer", 1)); w.Code != http.StatusNoContent {
 		t.Fatalf("retry: %d %s", w.Code, w.Body)
 	}
@@ -237,8 +235,8 @@ func TestSweeperTiming(t *testing.T) {
 	if err := e.c.sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if e.in.submits != 2 {
-		t.Errorf("%d submits", e.in.submits)
+	if e.in.Submits() != 2 {
+		t.Errorf("%d submits", e.in.Submits())
 	}
 	call, _ := e.fake.call(t, "tel", "CA100")
 	if call.Outcome != OutcomeMissed || !call.SettleAt.IsZero() {
@@ -253,11 +251,11 @@ func TestSweeperStoreDown(t *testing.T) {
 	ctx := context.Background()
 	e.postTwilio(t, in("busy", 0))
 	e.clk.Add(30 * time.Second)
-	e.in.setDown(true)
+	e.in.SetDown(true)
 	if err := e.c.sweep(ctx); err == nil {
 		t.Fatal("sweep with the intake down: no error")
 	}
-	e.in.setDown(false)
+	e.in.SetDown(false)
 	if err := e.c.sweep(ctx); err != nil {
 		t.Fatal(err)
 	}

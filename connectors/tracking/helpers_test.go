@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagegate/stagegate/internal/testutil/fakes"
+
 	"github.com/stagegate/stagegate/connectors"
-	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -27,87 +28,13 @@ const (
 	testPublic = "http://gw.test"
 )
 
-// clock is a settable clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock and fakeIntake are the shared test doubles.
+type (
+	clock      = fakes.Clock
+	fakeIntake = fakes.Intake
+)
 
-func newClock() *clock { return &clock{t: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// fakeIntake records submitted events, answers Duplicate for an id seen
-// before, and fails with connectors.ErrUnavailable while down.
-type fakeIntake struct {
-	mu      sync.Mutex
-	down    bool
-	seen    map[string]bool
-	events  []*normalize.Event
-	submits int
-	rejects []string
-}
-
-func (f *fakeIntake) Submit(_ context.Context, ev *normalize.Event) (connectors.Result, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.submits++
-	if f.down {
-		return connectors.Result{}, fmt.Errorf("fake store: %w", connectors.ErrUnavailable)
-	}
-	if f.seen[ev.ID] {
-		return connectors.Result{EventID: ev.ID, Duplicate: true}, nil
-	}
-	if f.seen == nil {
-		f.seen = map[string]bool{}
-	}
-	f.seen[ev.ID] = true
-	f.events = append(f.events, ev)
-	return connectors.Result{EventID: ev.ID}, nil
-}
-
-func (f *fakeIntake) Reject(connector, reason string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.rejects = append(f.rejects, connector+"/"+reason)
-}
-
-func (f *fakeIntake) setDown(down bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.down = down
-}
-
-func (f *fakeIntake) Events() []*normalize.Event {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.events)
-}
-
-// ids lists the submitted event ids in order.
-func (f *fakeIntake) ids() []string {
-	var out []string
-	for _, ev := range f.Events() {
-		out = append(out, ev.ID)
-	}
-	return out
-}
-
-func (f *fakeIntake) Rejects() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.rejects)
-}
+func newClock() *clock { return fakes.NewClock(t0) }
 
 // fakeRecords is an in-memory store.Records with TTLs on the test clock;
 // while down every call fails with store.ErrUnavailable.

@@ -48,7 +48,7 @@ func TestOpenAndClick(t *testing.T) {
 		t.Fatalf("click answer %d %v", a.code, a.header)
 	}
 	want := []string{OpenEventID("track", p.ID, false), ClickEventID("track", p.ID, 1, false)}
-	if got := e.in.ids(); !slices.Equal(got, want) {
+	if got := e.in.IDs(); !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
 	}
 	evs := e.in.Events()
@@ -80,7 +80,7 @@ func TestMachineThenHumanOpen(t *testing.T) {
 	checkGIF(t, e.do("GET", path(p.PixelURL), "", nil), false)
 	evs := e.in.Events()
 	if len(evs) != 2 || evs[0].ID != OpenEventID("track", p.ID, true) || evs[1].ID != OpenEventID("track", p.ID, false) {
-		t.Fatalf("events %q", e.in.ids())
+		t.Fatalf("events %q", e.in.IDs())
 	}
 	if evs[0].Attrs["machine"] != "true" || evs[0].Attrs["reasons"] != "ua:apple_privacy_proxy,quick:2.0s" || evs[0].Attrs["score"] != "100" {
 		t.Errorf("machine open attrs %q", evs[0].Attrs)
@@ -99,7 +99,7 @@ func TestOpenInferredFromClick(t *testing.T) {
 	e.do("GET", path(p.Links[1].ClickURL), "", nil)
 	evs := e.in.Events()
 	if len(evs) != 2 || evs[1].ID != OpenEventID("track", p.ID, false) || evs[1].Attrs["inferred"] != "click" {
-		t.Fatalf("events %q", e.in.ids())
+		t.Fatalf("events %q", e.in.IDs())
 	}
 	// A later real open is the same event: a duplicate, nothing new.
 	e.do("GET", path(p.PixelURL), "", nil)
@@ -110,7 +110,7 @@ func TestOpenInferredFromClick(t *testing.T) {
 	e2 := newEnv(t, nil, nil)
 	p2 := e2.prepare(basicMessage)
 	e2.do("GET", path(p2.Links[0].ClickURL), "", map[string]string{"User-Agent": "curl/8.5.0"})
-	if ids := e2.in.ids(); !slices.Equal(ids, []string{ClickEventID("track", p2.ID, 1, true)}) {
+	if ids := e2.in.IDs(); !slices.Equal(ids, []string{ClickEventID("track", p2.ID, 1, true)}) {
 		t.Errorf("machine click events %q", ids)
 	}
 }
@@ -170,7 +170,7 @@ func TestHoneypotFlagsClient(t *testing.T) {
 	e.do("GET", path(p.Links[1].ClickURL), "", scanner)
 	evs := e.in.Events()
 	if len(evs) != 1 || evs[0].Attrs["machine"] != "true" || evs[0].Attrs["reasons"] != "flagged_client" {
-		t.Fatalf("click after the honeypot: %q %v", e.in.ids(), evs)
+		t.Fatalf("click after the honeypot: %q %v", e.in.IDs(), evs)
 	}
 }
 
@@ -186,7 +186,7 @@ func TestBurstOfClicks(t *testing.T) {
 			t.Fatalf("link %d: Location %q", i+1, a.header.Get("Location"))
 		}
 	}
-	got := e.in.ids()
+	got := e.in.IDs()
 	want := []string{
 		ClickEventID("track", p.ID, 1, false), OpenEventID("track", p.ID, false), ClickEventID("track", p.ID, 2, false),
 		ClickEventID("track", p.ID, 3, true),
@@ -214,7 +214,7 @@ func TestBurstAcrossProcesses(t *testing.T) {
 	evs := a.in.Events()
 	last := evs[len(evs)-1]
 	if last.ID != ClickEventID("track", p.ID, 2, true) || last.Attrs["reasons"] != "burst:2_links" {
-		t.Fatalf("events %q, last attrs %q", a.in.ids(), last.Attrs)
+		t.Fatalf("events %q, last attrs %q", a.in.IDs(), last.Attrs)
 	}
 }
 

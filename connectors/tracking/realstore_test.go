@@ -63,7 +63,7 @@ func TestRealStores(t *testing.T) {
 			other.do("GET", path(p.Links[0].ClickURL), "", nil)
 			clk.Add(time.Second)
 			e.do("GET", path(p.Links[1].ClickURL), "", nil)
-			ids := e.in.ids()
+			ids := e.in.IDs()
 			want := []string{SentEventID("track", p.ID), OpenEventID("track", p.ID, false),
 				ClickEventID("track", p.ID, 1, false), ClickEventID("track", p.ID, 2, true)}
 			if len(ids) != len(want) {
@@ -88,7 +88,7 @@ func TestRealStores(t *testing.T) {
 			if a := e.do("POST", "/t/v", v+`}`, nil); a.code != 204 {
 				t.Fatalf("view: %d %s", a.code, a.body)
 			}
-			ids = e.in.ids()
+			ids = e.in.IDs()
 			if len(ids) != 6 || ids[5] != "track:return:0f9a1c2e-7b5d-4e21-9a3c-1d2e3f4a5b6c:2026-03-01" {
 				t.Fatalf("visit events %q", ids[4:])
 			}

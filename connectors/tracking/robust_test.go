@@ -107,7 +107,7 @@ func TestUnsignedClick(t *testing.T) {
 		t.Fatalf("unknown message: %d", a.code)
 	}
 	if len(e.in.Events()) != 0 || e.fake.listLen(e.tr.hitsKey(p.ID)) != 0 {
-		t.Errorf("unsigned click recorded: %q", e.in.ids())
+		t.Errorf("unsigned click recorded: %q", e.in.IDs())
 	}
 }
 
@@ -122,7 +122,7 @@ func TestKeyRotationOverHTTP(t *testing.T) {
 	if a.code != http.StatusFound || a.header.Get("Location") != "https://example.com/pricing" {
 		t.Fatalf("old click token: %d %v", a.code, a.header)
 	}
-	if got := after.in.ids(); len(got) != 2 {
+	if got := after.in.IDs(); len(got) != 2 {
 		t.Fatalf("old tokens made events %q", got)
 	}
 	p2 := after.prepare(basicMessage)
@@ -149,7 +149,7 @@ func TestStoreDown(t *testing.T) {
 	cold := newEnv(t, e.fake, nil) // another process: nothing cached
 	e.clk.Add(time.Hour)
 	e.fake.setDown(true)
-	e.in.setDown(true)
+	e.in.SetDown(true)
 
 	checkGIF(t, e.do("GET", path(p.PixelURL), "", nil), false)
 	checkGIF(t, cold.do("GET", path(p.PixelURL), "", nil), false)
@@ -176,10 +176,10 @@ func TestStoreDown(t *testing.T) {
 	}
 
 	e.fake.setDown(false)
-	e.in.setDown(false)
+	e.in.SetDown(false)
 	e.clk.Add(flagWindow + time.Second) // the HEAD above flagged this client for a while
 	e.do("GET", path(p.PixelURL), "", nil)
-	if got := e.in.ids(); len(got) != 1 || got[0] != OpenEventID("track", p.ID, false) {
+	if got := e.in.IDs(); len(got) != 1 || got[0] != OpenEventID("track", p.ID, false) {
 		t.Errorf("after recovery: events %q", got)
 	}
 	// Preparing while down is a 503.

@@ -79,7 +79,7 @@ func TestSiteVisitFromEmailClick(t *testing.T) {
 	e.view(`{"v":"` + visitorA + `","u":"https://www.seller.test/"}`)
 	evs = e.in.Events()[before:]
 	if len(evs) != 2 || evs[1].Type != "site.return" || evs[1].Subject.ItemID != "i_7" {
-		t.Fatalf("after the gap: %q", e.in.ids()[before:])
+		t.Fatalf("after the gap: %q", e.in.IDs()[before:])
 	}
 }
 
@@ -92,7 +92,7 @@ func TestSiteVisitors(t *testing.T) {
 		}
 	}
 	if len(e.in.Events()) != 0 || e.tr.Stats().SiteViewsAnon != 3 {
-		t.Fatalf("anonymous views: events %q stats %+v", e.in.ids(), e.tr.Stats())
+		t.Fatalf("anonymous views: events %q stats %+v", e.in.IDs(), e.tr.Stats())
 	}
 	// A form submission with an email makes the visitor known.
 	e.view(`{"v":"` + visitorA + `","u":"https://www.seller.test/contact","e":"Ann@Client.test"}`)

@@ -96,12 +96,12 @@ func TestFormsBadPhoneKeepsLead(t *testing.T) {
 func TestFormsIntakeUnavailable(t *testing.T) {
 	in := &fakeIntake{}
 	h := newTestForms(t, in, newClock(), nil)
-	in.setDown(true)
+	in.SetDown(true)
 	w := serve(h, postForm("/callback", url.Values{"tel": {"+12025550100"}}))
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || w.Header().Get("Location") != "" {
 		t.Fatalf("intake down: %d %v", w.Code, w.Header())
 	}
-	in.setDown(false)
+	in.SetDown(false)
 	if w = serve(h, postForm("/callback", url.Values{"tel": {"+12025550100"}})); w.Code != http.StatusSeeOther {
 		t.Fatalf("retry: %d", w.Code)
 	}

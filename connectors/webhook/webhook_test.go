@@ -143,7 +143,7 @@ func TestWebhookRefusals(t *testing.T) {
 func TestWebhookIntakeUnavailable(t *testing.T) {
 	in, clk := &fakeIntake{}, newClock()
 	h := newTestWebhook(t, in, clk)
-	in.setDown(true)
+	in.SetDown(true)
 	w := serve(h, signed("/", "msg_down", t0, okBody))
 	if w.Code != http.StatusServiceUnavailable || errorCode(t, w) != "unavailable" {
 		t.Fatalf("intake down: %d %s", w.Code, w.Body)
@@ -152,7 +152,7 @@ func TestWebhookIntakeUnavailable(t *testing.T) {
 		t.Error("503 without Retry-After")
 	}
 	// The sender retries once the store is back: the event is new, not a duplicate.
-	in.setDown(false)
+	in.SetDown(false)
 	w = serve(h, signed("/", "msg_down", t0, okBody))
 	if w.Code != http.StatusOK || decodeAccepted(t, w).Duplicate {
 		t.Fatalf("retry: %d %s", w.Code, w.Body)
