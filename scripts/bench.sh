@@ -21,7 +21,7 @@
 #   RATE=1000 LAT_DURATION=10s LAT_SAMPLE=1 (every Nth event waits and is measured)
 #   LOW_RATE=200 (a context latency run, 5 s, at a rate the machine sustains; 0 = skip)
 #   REDIS_REQUESTS=100000 BENCHTIME=1s
-#   STORES="bolt redis"  SKIP_GOBENCH=0
+#   STORES="bolt redis"  SKIP_GOBENCH=0  SKIP_CHANNELS=0
 #   PROFILE=1  run the gateway as `sgbench serve` (same code, in-process) and keep
 #              CPU and mutex profiles in PROFILE_DIR (default /tmp/sgbench-profiles)
 #   REDIS_URL_QUERY    appended to the gateway's Redis URL, e.g. "?pool_size=128"
@@ -344,7 +344,7 @@ cat >"$TMP/footer.md" <<EOF
   did) for $LAT_DURATION after 1 s of warm-up, each \`POST /api/v1/events?wait=5s\`; latency is from the scheduled
   send time to the 200 with \`applied: true\` (the engine notifies the waiting request in-process), so it covers
   HTTP, intake (durable write), log read, apply + move (another durable write), ack. A rate the machine cannot
-  sustain end to end makes the ?wait requests pile up (each polls the store every 100 ms), so the context row
+  sustain end to end makes the ?wait requests pile up (each also polls the store, every 250 ms growing to 2 s, in case another instance applied it), so the context row
   at $LOW_RATE/s shows the latency floor without overload.
 - CPU per event: the gateway's \`process_cpu_seconds_total\`, the load generator's rusage and redis-server's
   \`INFO cpu\`, over the throughput run, divided by the events. Less sensitive to other work on the machine than
@@ -362,7 +362,40 @@ cat >"$TMP/footer.md" <<EOF
   which the ratios to same-run references partly cancel.
 EOF
 
+# --- channel connectors and actions: their own Go benchmarks, raw lines ---------------
+if [ "${SKIP_CHANNELS:-0}" != 1 ]; then
+	log "channel benchmarks: actions, tracking, telephony, imap (Dovecot), live chat idle memory"
+	{
+		echo
+		echo "## Channel connectors and actions (same machine, same run)"
+		echo
+		echo "Raw output of each connector's own benchmarks; the README section of each connector says how to read"
+		echo "them and how to run the comparisons that need nginx (tracking, telephony)."
+		echo
+		echo '```'
+		echo "# actions: delivered/s and move→delivery latency, 64 workers, local target (bolt and Redis)"
+		timeout 300 "$GO" test -p 1 -run '^$' -bench 'Action(Throughput|Latency)' -benchtime 2000x -timeout 280s ./actions/ 2>&1 |
+			grep -E '^(Benchmark|FAIL|---)' || true
+		echo "# tracking and telephony handlers (allocs per request; Redis rows use a real redis-server)"
+		timeout 300 "$GO" test -p 1 -run '^$' -bench 'Pixel|Click|Twilio' -benchmem -benchtime 2s -timeout 280s \
+			./connectors/tracking/ ./connectors/telephony/ 2>&1 | grep -E '^(Benchmark|FAIL|---)' || true
+		if command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; then
+			echo "# imap against a real Dovecot: IDLE delivery→event, 10,000-mail catch-up vs doveadm fetch, poll round trips"
+			PATH="$PATH:/usr/sbin" timeout 600 "$GO" test -p 1 -run '^$' -bench Dovecot -benchtime 1x -timeout 580s ./connectors/imap/ 2>&1 |
+				grep -E '^(Benchmark|FAIL|---)' || true
+		else
+			echo "# imap: dovecot not installed (apt-get install dovecot-imapd), skipped"
+		fi
+		echo "# live chat: memory per idle visitor connection vs a bare gorilla echo server, 10,000 connections"
+		timeout 300 "$GO" run ./connectors/livechat/internal/chatbench idle -n 10000 -sources 4 2>&1 | tail -n 5 || true
+		echo '```'
+	} >"$TMP/channels.md"
+else
+	: >"$TMP/channels.md"
+fi
+
 echo "- Load average at end: $(cut -d' ' -f1-3 /proc/loadavg) (above ~$(nproc) the cores were oversubscribed: rates are depressed, CPU per event less so)" >>"$TMP/header.md"
 "$SGBENCH" report -cores "$(nproc)" -in "$RESULTS" -gotest "$TMP/gotest.txt" -header "$TMP/header.md" -footer "$TMP/footer.md" >bench/RESULTS.md
+cat "$TMP/channels.md" >>bench/RESULTS.md
 log "wrote bench/RESULTS.md"
 cat bench/RESULTS.md
