@@ -174,13 +174,9 @@ func (g *Gateway) apiListItems(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, "bad_filter", "stage filter needs a pipeline")
 		return
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			httpx.WriteError(w, http.StatusBadRequest, "bad_limit", "limit must be 1..1000")
-			return
-		}
-		f.Limit = n
+	var ok bool
+	if f.Limit, ok = queryLimit(w, r, 0); !ok {
+		return
 	}
 	items, err := g.st.ListItems(r.Context(), f)
 	if err != nil {
@@ -195,20 +191,37 @@ func (g *Gateway) apiListItems(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) apiGetItem(w http.ResponseWriter, r *http.Request) {
 	it, err := g.st.GetItem(r.Context(), r.PathValue("id"))
-	if err != nil {
-		g.storeError(w, r, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, it)
+	g.reply(w, r, it, err)
 }
 
 func (g *Gateway) apiGetContact(w http.ResponseWriter, r *http.Request) {
 	c, err := g.st.GetContact(r.Context(), r.PathValue("id"))
+	g.reply(w, r, c, err)
+}
+
+// reply answers 200 with v, or the error of the store or engine call that
+// produced it.
+func (g *Gateway) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
 	if err != nil {
 		g.storeError(w, r, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, c)
+	httpx.WriteJSON(w, http.StatusOK, v)
+}
+
+// queryLimit reads ?limit= (1 to 1000), def when absent. On a bad value it
+// has answered 400 and returns false.
+func queryLimit(w http.ResponseWriter, r *http.Request, def int) (int, bool) {
+	l := r.URL.Query().Get("limit")
+	if l == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > 1000 {
+		httpx.WriteError(w, http.StatusBadRequest, "bad_limit", "limit must be 1..1000")
+		return 0, false
+	}
+	return n, true
 }
 
 type moveInput struct {
@@ -226,11 +239,7 @@ func (g *Gateway) apiMoveItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	it, err := g.eng.MoveManual(r.Context(), r.PathValue("id"), in.Stage, in.AsUser)
-	if err != nil {
-		g.storeError(w, r, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, it)
+	g.reply(w, r, it, err)
 }
 
 func (g *Gateway) apiTimeline(w http.ResponseWriter, r *http.Request) {

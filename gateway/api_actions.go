@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,13 +39,9 @@ func (g *Gateway) apiListActions(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, "bad_status", "status must be one of "+strings.Join(store.OutboxStatuses, ", "))
 		return
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			httpx.WriteError(w, http.StatusBadRequest, "bad_limit", "limit must be 1..1000")
-			return
-		}
-		f.Limit = n
+	var ok bool
+	if f.Limit, ok = queryLimit(w, r, f.Limit); !ok {
+		return
 	}
 	es, err := g.st.ListOutbox(r.Context(), f)
 	if err != nil {
@@ -62,11 +57,7 @@ func (g *Gateway) apiListActions(w http.ResponseWriter, r *http.Request) {
 // apiGetAction answers GET /api/v1/actions/{id}.
 func (g *Gateway) apiGetAction(w http.ResponseWriter, r *http.Request) {
 	e, err := g.st.GetOutbox(r.Context(), r.PathValue("id"))
-	if err != nil {
-		g.storeError(w, r, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, e)
+	g.reply(w, r, e, err)
 }
 
 // apiRetryAction answers POST /api/v1/actions/{id}/retry: a failed action

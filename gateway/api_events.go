@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/stagegate/stagegate/engine"
@@ -112,14 +111,9 @@ func (g *Gateway) apiGetEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) apiUnmatched(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			httpx.WriteError(w, http.StatusBadRequest, "bad_limit", "limit must be 1..1000")
-			return
-		}
-		limit = n
+	limit, ok := queryLimit(w, r, 100)
+	if !ok {
+		return
 	}
 	evs, err := g.st.ListUnmatched(r.Context(), limit)
 	if err != nil {
