@@ -1,17 +1,15 @@
 package normalize
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/stagegate/stagegate/internal/testutil/golden"
+)
 
 // FromAPI is golden-tested: each testdata/api/*.json input has a .golden
 // file with the event (or, for err_*, the error).
@@ -46,19 +44,7 @@ func TestFromAPIGolden(t *testing.T) {
 				got, _ = json.MarshalIndent(ev, "", "  ")
 				got = append(got, '\n')
 			}
-			golden := strings.TrimSuffix(f, ".json") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("got\n%s\nwant\n%s", got, want)
-			}
+			golden.Check(t, f, got)
 		})
 	}
 }

@@ -3,7 +3,6 @@ package imap
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,11 +10,11 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/stagegate/stagegate/internal/testutil/golden"
+
 	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/normalize"
 )
-
-var update = flag.Bool("update", false, "rewrite the .golden files under testdata/")
 
 // t0 is the fixed "now" of the normalizer tests.
 var t0 = time.Date(2026, 3, 1, 20, 0, 0, 0, time.UTC)
@@ -70,26 +69,6 @@ func goldenResult(t *testing.T, r Result) []byte {
 	return b.Bytes()
 }
 
-// checkGolden compares got with the .golden file beside input, or rewrites
-// it under -update.
-func checkGolden(t *testing.T, input string, got []byte) {
-	t.Helper()
-	golden := strings.TrimSuffix(input, filepath.Ext(input)) + ".golden"
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s--- want\n%s", golden, got, want)
-	}
-}
-
 // TestNormalizeGolden normalizes testdata/mail/*.eml; files named sent_*
 // are read as mail of the sent folder.
 func TestNormalizeGolden(t *testing.T) {
@@ -106,7 +85,7 @@ func TestNormalizeGolden(t *testing.T) {
 			}
 			res := Normalize(testFetched(raw, strings.HasPrefix(name, "sent_")), testRules(t))
 			checkEvents(t, res)
-			checkGolden(t, file, goldenResult(t, res))
+			golden.Check(t, file, goldenResult(t, res))
 		})
 	}
 }

@@ -4,17 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/stagegate/stagegate/internal/testutil/golden"
+
 	"github.com/stagegate/stagegate/normalize"
 )
-
-var update = flag.Bool("update", false, "rewrite the .golden files under testdata/")
 
 // goldenEvent shows Raw as text rather than base64, so goldens are readable.
 type goldenEvent struct {
@@ -45,26 +44,6 @@ func goldenOutput(t *testing.T, ev *normalize.Event, err error) []byte {
 	return out.Bytes()
 }
 
-// checkGolden compares got with the .golden file beside input, or rewrites
-// it under -update.
-func checkGolden(t *testing.T, input string, got []byte) {
-	t.Helper()
-	golden := strings.TrimSuffix(input, filepath.Ext(input)) + ".golden"
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s--- want\n%s", golden, got, want)
-	}
-}
-
 // TestNormalizeWebhookGolden normalizes testdata/webhook/*.json; the
 // webhook-id is "msg_" and the file's base name.
 func TestNormalizeWebhookGolden(t *testing.T) {
@@ -80,7 +59,7 @@ func TestNormalizeWebhookGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			ev, err := NormalizeWebhook("hooks", "msg_"+name, body, t0, "US")
-			checkGolden(t, file, goldenOutput(t, ev, err))
+			golden.Check(t, file, goldenOutput(t, ev, err))
 		})
 	}
 }
@@ -102,7 +81,7 @@ func TestNormalizeFormGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			ev, err := NormalizeForm("forms", form, fields, []byte(body), t0, "US")
-			checkGolden(t, file, goldenOutput(t, ev, err))
+			golden.Check(t, file, goldenOutput(t, ev, err))
 		})
 	}
 }
