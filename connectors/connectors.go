@@ -7,6 +7,7 @@ package connectors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -137,6 +138,21 @@ type SharedSecrets struct {
 type SecretsUser interface {
 	Config
 	UseSecrets(s SharedSecrets)
+}
+
+// NewKind builds a Kind from a kind's typed constructors, so that no kind
+// writes the assertion from Config to its own config type by hand.
+func NewKind[C Config, K Connector](kind string, newConfig func() C, build func(Base, C, Deps) (K, error)) Kind {
+	return Kind{
+		NewConfig: func() Config { return newConfig() },
+		New: func(base Base, cfg Config, deps Deps) (Connector, error) {
+			c, ok := cfg.(C)
+			if !ok {
+				return nil, fmt.Errorf("%s %s: config is %T, want %T", kind, base.Name, cfg, c)
+			}
+			return build(base, c, deps)
+		},
+	}
 }
 
 // Kind describes one connector kind.

@@ -17,16 +17,7 @@ import (
 )
 
 // Kind is the connector kind "imap".
-var Kind = connectors.Kind{
-	NewConfig: func() connectors.Config { return NewConfig() },
-	New: func(base connectors.Base, cfg connectors.Config, deps connectors.Deps) (connectors.Connector, error) {
-		c, ok := cfg.(*Config)
-		if !ok {
-			return nil, fmt.Errorf("imap %s: config is %T, want *Config", base.Name, cfg)
-		}
-		return New(base, c, deps)
-	},
-}
+var Kind = connectors.NewKind("imap", NewConfig, New)
 
 // Lease timing: a folder's lease lives leaseTTL and is renewed every
 // leaseRenew, so a dead holder's folders are taken over within about a

@@ -37,16 +37,7 @@ const opTimeout = 10 * time.Second
 const shutdownGrace = 3 * time.Second
 
 // Kind is the connector kind "livechat".
-var Kind = connectors.Kind{
-	NewConfig: func() connectors.Config { return NewConfig() },
-	New: func(base connectors.Base, cfg connectors.Config, deps connectors.Deps) (connectors.Connector, error) {
-		c, ok := cfg.(*Config)
-		if !ok {
-			return nil, fmt.Errorf("livechat %s: config is %T, want *Config", base.Name, cfg)
-		}
-		return New(base, c, deps)
-	},
-}
+var Kind = connectors.NewKind("livechat", NewConfig, New)
 
 // Connector is one live chat connector instance.
 type Connector struct {

@@ -40,16 +40,7 @@ import (
 )
 
 // Kind is the connector kind "telephony".
-var Kind = connectors.Kind{
-	NewConfig: func() connectors.Config { return NewConfig() },
-	New: func(base connectors.Base, cfg connectors.Config, deps connectors.Deps) (connectors.Connector, error) {
-		c, ok := cfg.(*Config)
-		if !ok {
-			return nil, fmt.Errorf("telephony %s: config is %T, want *Config", base.Name, cfg)
-		}
-		return New(base, c, deps)
-	},
-}
+var Kind = connectors.NewKind("telephony", NewConfig, New)
 
 // Connector is a connector of kind telephony. It answers POST on "/" and on
 // any sub-path, serves GET /api/v1/calls/{id}, and runs the sweeper that

@@ -27,16 +27,7 @@ import (
 )
 
 // Kind is the connector kind "tracking".
-var Kind = connectors.Kind{
-	NewConfig: func() connectors.Config { return NewConfig() },
-	New: func(base connectors.Base, cfg connectors.Config, deps connectors.Deps) (connectors.Connector, error) {
-		c, ok := cfg.(*Config)
-		if !ok {
-			return nil, fmt.Errorf("tracking %s: config is %T, want *Config", base.Name, cfg)
-		}
-		return New(base, c, deps)
-	},
-}
+var Kind = connectors.NewKind("tracking", NewConfig, New)
 
 // Tracker is a connector of kind tracking.
 type Tracker struct {

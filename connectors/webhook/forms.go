@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,16 +10,7 @@ import (
 )
 
 // FormsKind is the connector kind "forms": web forms and callback forms.
-var FormsKind = connectors.Kind{
-	NewConfig: func() connectors.Config { return NewFormsConfig() },
-	New: func(base connectors.Base, cfg connectors.Config, deps connectors.Deps) (connectors.Connector, error) {
-		c, ok := cfg.(*FormsConfig)
-		if !ok {
-			return nil, fmt.Errorf("forms %s: config is %T, want *FormsConfig", base.Name, cfg)
-		}
-		return NewForms(base, c, deps)
-	},
-}
+var FormsKind = connectors.NewKind("forms", NewFormsConfig, NewForms)
 
 // preflightMaxAge is how long a browser may cache a CORS preflight answer.
 const preflightMaxAge = 600

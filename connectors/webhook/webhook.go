@@ -22,16 +22,7 @@ import (
 )
 
 // WebhookKind is the connector kind "webhook": signed inbound webhooks.
-var WebhookKind = connectors.Kind{
-	NewConfig: func() connectors.Config { return NewWebhookConfig() },
-	New: func(base connectors.Base, cfg connectors.Config, deps connectors.Deps) (connectors.Connector, error) {
-		c, ok := cfg.(*WebhookConfig)
-		if !ok {
-			return nil, fmt.Errorf("webhook %s: config is %T, want *WebhookConfig", base.Name, cfg)
-		}
-		return NewWebhook(base, c, deps)
-	},
-}
+var WebhookKind = connectors.NewKind("webhook", NewWebhookConfig, NewWebhook)
 
 // Webhook is a connector of kind webhook. It answers POST on "/" and on any
 // sub-path; each verified request becomes one event whose id is derived
