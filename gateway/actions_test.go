@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagegate/stagegate/config"
 	"github.com/stagegate/stagegate/internal/testutil/redisserver"
 	"github.com/stagegate/stagegate/store"
 )
@@ -58,37 +56,7 @@ pipelines:
 func startActionsGateway(t *testing.T, storeYAML, actionsYAML, target string) *testGW {
 	t.Helper()
 	src := strings.NewReplacer("STORE", storeYAML, "ACTIONS", actionsYAML, "TARGET", target).Replace(actionsConfig)
-	env := map[string]string{"TOKEN": testToken, "SECRET": testWebhookSecret}
-	cfg, err := config.Parse([]byte(src), Kinds, ActionTypes(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, err := New(ctx, cfg, Options{Instance: "test", ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	addr, err := g.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	tg := &testGW{t: t, g: g, base: "http://" + addr.String()}
-	stopped := false
-	tg.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway run: %v", err)
-		}
-	}
-	t.Cleanup(tg.stop)
-	return tg
+	return startGatewayConfig(t, src)
 }
 
 // target is an HTTP endpoint that records calls by path and answers each

@@ -72,8 +72,15 @@ func boltStore(t *testing.T) string {
 
 func startGateway(t *testing.T, storeYAML string) *testGW {
 	t.Helper()
+	return startGatewayConfig(t, strings.Replace(testConfig, "STORE", storeYAML, 1))
+}
+
+// startGatewayConfig starts a gateway on the config file text src, with the
+// test token and webhook secret in its environment, and stops it at cleanup.
+func startGatewayConfig(t *testing.T, src string) *testGW {
+	t.Helper()
 	env := map[string]string{"TOKEN": testToken, "SECRET": testWebhookSecret}
-	cfg, err := config.Parse([]byte(strings.Replace(testConfig, "STORE", storeYAML, 1)), Kinds, ActionTypes(),
+	cfg, err := config.Parse([]byte(src), Kinds, ActionTypes(),
 		func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
