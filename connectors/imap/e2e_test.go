@@ -2,7 +2,6 @@ package imap_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stagegate/stagegate/gateway/gatewaytest"
 
 	"github.com/stagegate/stagegate/config"
 	"github.com/stagegate/stagegate/connectors/imap"
@@ -81,30 +82,8 @@ func startGateway(t *testing.T, srv imap.MailServer, storePath string) *gw {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, err := gateway.New(ctx, cfg, gateway.Options{Instance: "test", ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	addr, err := g.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("gateway: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
-	return &gw{t: t, base: "http://" + addr.String(), stop: stop}
+	r := gatewaytest.Start(t, cfg, gateway.Options{Instance: "test", ShutdownTimeout: 5 * time.Second})
+	return &gw{t: t, base: r.Base, stop: r.Stop}
 }
 
 func (g *gw) call(method, path string, body, out any) int {

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/stagegate/stagegate/gateway/gatewaytest"
+	"github.com/stagegate/stagegate/internal/testutil/fakes"
 
 	"github.com/gorilla/websocket"
 
@@ -62,24 +64,8 @@ connectors:
     ask: [name, email]
 `
 
-// offsetClock is the real clock plus an offset the test moves forward, so
-// that the engine and the store keep working while reaction times grow.
-type offsetClock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *offsetClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *offsetClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off += d
-}
+// offsetClock is the shared real-time-plus-offset clock.
+type offsetClock = fakes.OffsetClock
 
 // gw is a whole gateway on a free loopback port.
 type gw struct {
@@ -100,26 +86,8 @@ func startGateway(t *testing.T, cfgYAML, storeYAML, instance string, now func() 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, err := gateway.New(ctx, cfg, gateway.Options{Instance: instance, Now: now, ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	addr, err := g.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway run: %v", err)
-		}
-	})
-	base := "http://" + addr.String()
-	return &gw{t: t, g: g, base: base, wsBase: "ws://" + addr.String() + "/in/chat"}
+	r := gatewaytest.Start(t, cfg, gateway.Options{Instance: instance, Now: now, ShutdownTimeout: 5 * time.Second})
+	return &gw{t: t, g: r.Gateway, base: r.Base, wsBase: "ws://" + r.Addr + "/in/chat"}
 }
 
 // wsClient is a gorilla client speaking the chat protocol.

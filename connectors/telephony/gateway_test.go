@@ -1,7 +1,6 @@
 package telephony_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stagegate/stagegate/gateway/gatewaytest"
 
 	"github.com/stagegate/stagegate/config"
 	"github.com/stagegate/stagegate/connectors/telephony"
@@ -54,26 +55,7 @@ func TestThroughGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, err := gateway.New(ctx, cfg, gateway.Options{Instance: "tel-test", ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	addr, err := g.Listen()
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
-	base := "http://" + addr.String()
+	base := gatewaytest.Start(t, cfg, gateway.Options{Instance: "tel-test", ShutdownTimeout: 5 * time.Second}).Base
 
 	for seq, status := range []string{"ringing", "no-answer"} {
 		p := url.Values{"CallSid": {"CA100"}, "CallStatus": {status}, "Direction": {"inbound"},

@@ -2,15 +2,16 @@ package tracking_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/stagegate/stagegate/gateway/gatewaytest"
+	"github.com/stagegate/stagegate/internal/testutil/fakes"
 
 	"github.com/stagegate/stagegate/config"
 	"github.com/stagegate/stagegate/connectors/tracking"
@@ -45,23 +46,8 @@ connectors:
     keys: ["${STAGEGATE_TRACKING_KEY}"]
 `
 
-// offsetClock is real time plus an offset the test moves forward.
-type offsetClock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *offsetClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *offsetClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off += d
-}
+// offsetClock is the shared real-time-plus-offset clock.
+type offsetClock = fakes.OffsetClock
 
 type gw struct {
 	t    *testing.T
@@ -85,25 +71,8 @@ func startGW(t *testing.T, storeYAML string) *gw {
 		t.Fatal(err)
 	}
 	clk := &offsetClock{}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, err := gateway.New(ctx, probe, gateway.Options{Instance: "t", Now: clk.Now, ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	addr, err := g.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
-	return &gw{t: t, base: "http://" + addr.String(), clk: clk}
+	r := gatewaytest.Start(t, probe, gateway.Options{Instance: "t", Now: clk.Now, ShutdownTimeout: 5 * time.Second})
+	return &gw{t: t, base: r.Base, clk: clk}
 }
 
 // call sends a request; path may be a full tracking URL of the probe

@@ -131,3 +131,24 @@ func (f *Intake) Rejects() []string {
 	defer f.mu.Unlock()
 	return slices.Clone(f.rejects)
 }
+
+// OffsetClock is the real clock plus an offset a test moves forward, so
+// that stores and timers keep working while measured durations grow.
+type OffsetClock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+// Now returns the real time plus the offset.
+func (c *OffsetClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+// Add moves the clock forward by d.
+func (c *OffsetClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off += d
+}
