@@ -52,9 +52,12 @@ func (c *Config) check(kinds map[string]connectors.Kind, actionTypes map[string]
 	c.Log.Level = oneOf(&errs, "log.level", c.Log.Level, DefaultLogLevel, "debug", "info", "warn", "error")
 	c.Log.Format = oneOf(&errs, "log.format", c.Log.Format, DefaultLogFormat, "auto", "text", "json")
 	switch {
-	case c.Engine.Workers == 0:
-		c.Engine.Workers = DefaultWorkers
-	case c.Engine.Workers < 0:
+	case c.Engine.BatchSize == 0:
+		c.Engine.BatchSize = DefaultBatchSize
+	case c.Engine.BatchSize < 0 || c.Engine.BatchSize > DefaultBatchSize:
+		errs.Add("engine.batch_size", "must be from 1 to %d", DefaultBatchSize)
+	}
+	if c.Engine.Workers < 0 {
 		errs.Add("engine.workers", "must be positive")
 	}
 	if c.Engine.DefaultRegion == "" {

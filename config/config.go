@@ -60,7 +60,11 @@ type Log struct {
 
 // Engine tunes the stage engine.
 type Engine struct {
-	// Workers is how many events are applied concurrently. Default 16.
+	// BatchSize bounds how many log entries the engine applies in one
+	// batch (one store write). Default and maximum 256.
+	BatchSize int `yaml:"batch_size"`
+	// Workers is accepted for configs written before events were applied
+	// in batches, and ignored.
 	Workers int `yaml:"workers"`
 	// DefaultRegion is the region of phone numbers written without a
 	// country code, upper-cased. Default "US".
@@ -87,7 +91,7 @@ const (
 	DefaultListen        = "127.0.0.1:8080"
 	DefaultLogLevel      = "info"
 	DefaultLogFormat     = "auto"
-	DefaultWorkers       = 16
+	DefaultBatchSize     = 256
 	DefaultRegion        = "US"
 	DefaultMaxBody       = 1 << 20
 	MinTokenLength       = 8  // characters of an API token

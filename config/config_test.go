@@ -91,7 +91,7 @@ func TestLoadValid(t *testing.T) {
 		{"api", cfg.API.Tokens, []string{"api-token-0123456789"}},
 		{"secrets", cfg.Secrets.TrackingKeys, []string{"tracking-key-0123456789"}},
 		{"log", cfg.Log, Log{Level: "debug", Format: "auto"}},
-		{"engine", cfg.Engine, Engine{Workers: 16, DefaultRegion: "US"}},
+		{"engine", cfg.Engine, Engine{BatchSize: 256, DefaultRegion: "US"}},
 		{"limits", cfg.Limits, Limits{MaxBody: 1 << 20}},
 		{"actions", cfg.Actions, actions.Config{Timeout: 15 * time.Second, MaxAttempts: 10, BackoffMin: time.Second,
 			BackoffMax: 10 * time.Minute, Workers: 64, MaxChainDepth: 5, Lease: 45 * time.Second, Poll: time.Second,

@@ -24,7 +24,7 @@ func BenchmarkApplyBolt(b *testing.B) {
 	defer st.Close()
 	var ps []Pipeline
 	ps = append(ps, Pipeline{ID: "p", Stages: []Stage{{ID: "a"}, {ID: "b", Triggers: []Trigger{{Type: "crm.bench"}}}}})
-	eng, err := New(Options{Store: st, Pipelines: ps, Workers: 64})
+	eng, err := New(Options{Store: st, Pipelines: ps})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -48,9 +48,9 @@ type Options struct {
 	Logger        *slog.Logger
 	Now           func() time.Time
 	Observer      Observer
-	// Workers is how many events are applied concurrently (default 16).
-	// Events of one subject are always applied in log order.
-	Workers int
+	// BatchSize bounds how many log entries are applied in one batch
+	// (default and maximum MaxBatch).
+	BatchSize int
 	// Consumer names this process in the store's log consumer group.
 	Consumer string
 }
@@ -58,6 +58,7 @@ type Options struct {
 // Engine applies events to items. Create it with New.
 type Engine struct {
 	st        store.Store
+	batch     store.BatchApplier
 	pipelines map[string]*pipeline
 	order     []*pipeline
 	create    map[string]CreateSpec
@@ -67,7 +68,7 @@ type Engine struct {
 	log       *slog.Logger
 	now       func() time.Time
 	obs       Observer
-	workers   int
+	batchSize int
 	consumer  string
 	waiters   *waiters
 	drain     chan struct{}
@@ -84,8 +85,8 @@ func New(o Options) (*Engine, error) {
 		return nil, errors.New("engine: no store")
 	}
 	e := &Engine{
-		st: o.Store, pipelines: map[string]*pipeline{}, create: o.Create, actions: o.Actions,
-		aopts: o.ActionOptions, wake: make(chan struct{}, 1), log: o.Logger, now: o.Now, obs: o.Observer, workers: o.Workers, consumer: o.Consumer,
+		st: o.Store, batch: o.Store, pipelines: map[string]*pipeline{}, create: o.Create, actions: o.Actions,
+		aopts: o.ActionOptions, wake: make(chan struct{}, 1), log: o.Logger, now: o.Now, obs: o.Observer, batchSize: o.BatchSize, consumer: o.Consumer,
 		waiters: newWaiters(), drain: make(chan struct{}), done: make(chan struct{}),
 	}
 	if e.log == nil {
@@ -101,8 +102,8 @@ func New(o Options) (*Engine, error) {
 		e.actions = LogAction{Store: o.Store, Logger: e.log}
 	}
 	e.aopts.setDefaults()
-	if e.workers <= 0 {
-		e.workers = 16
+	if e.batchSize <= 0 || e.batchSize > MaxBatch {
+		e.batchSize = MaxBatch
 	}
 	if e.consumer == "" {
 		e.consumer = "engine"
@@ -158,35 +159,20 @@ type Result struct {
 	Note      string
 }
 
-// Apply applies one event: it resolves the items the event concerns (DESIGN
-// §4), evaluates and moves each, and records the decisions. Applying the
-// same event again moves nothing: the store refuses a second move of one
-// item by one event, and the first verdict recorded is kept.
+// Apply applies one event directly, not through the log: it resolves the
+// items the event concerns (DESIGN §4), evaluates and moves each, and
+// records the decisions, in one batch of one. Applying the same event again
+// moves nothing: the store refuses a second move of one item by one event,
+// and the first verdict recorded is kept.
 func (e *Engine) Apply(ctx context.Context, ev *normalize.Event) (Result, error) {
-	items, note, err := e.resolve(ctx, ev)
-	if err != nil {
+	p := &plan{entry: store.LogEntry{Event: *ev}, ev: ev}
+	if err := e.applyPlans(ctx, []*plan{p}); err != nil {
 		return Result{}, err
 	}
-	res := Result{Note: note}
-	if len(items) == 0 {
-		res.Unmatched = true
-		return res, nil
+	if p.err != nil {
+		return Result{}, p.err
 	}
-	c, err := e.causeOf(ctx, ev)
-	if err != nil {
-		return Result{}, err
-	}
-	for _, it := range items {
-		d, err := e.applyItem(ctx, ev, it, c)
-		if err != nil {
-			return Result{}, err
-		}
-		res.Items = append(res.Items, d)
-	}
-	if err := e.rememberSent(ctx, ev, items[0]); err != nil {
-		return Result{}, err
-	}
-	return res, nil
+	return p.res, nil
 }
 
 // rememberSent records the Message-ID of a mail we sent (email.sent, from a
@@ -200,74 +186,6 @@ func (e *Engine) rememberSent(ctx context.Context, ev *normalize.Event, it store
 	ref := store.MessageRef{ItemID: it.ID, Source: ev.Connector, CreatedAt: e.now()}
 	if err := store.PutMessageRef(ctx, e.st, mid, ref, 0); err != nil {
 		return fmt.Errorf("engine: remember sent message of %s: %w", ev.ID, err)
-	}
-	return nil
-}
-
-// applyItem evaluates and, when a trigger wins, moves one item, retrying
-// when another writer changed the item in between. The move carries the
-// outbox entries of the stage's actions. A move that would continue an
-// action loop, or a chain of action-caused moves past its depth (c), is
-// refused instead.
-func (e *Engine) applyItem(ctx context.Context, ev *normalize.Event, it store.Item, c cause) (store.ItemDecisions, error) {
-	for attempt := 1; ; attempt++ {
-		d := store.ItemDecisions{ItemID: it.ID, Pipeline: it.Pipeline, From: it.Stage, At: e.now(), Decisions: []store.Decision{}}
-		p, ok := e.pipelines[it.Pipeline]
-		if !ok {
-			d.Note = "pipeline is not configured"
-			return d, e.recordDecisions(ctx, ev.ID, d)
-		}
-		verdict := p.evaluate(it, ev)
-		if verdict.decisions != nil {
-			d.Decisions = verdict.decisions
-		}
-		t := verdict.winner
-		if t == nil {
-			return d, e.recordDecisions(ctx, ev.ID, d)
-		}
-		to := p.Stages[t.stage]
-		d.To, d.Moved = to.ID, true
-		actor := t.AsUser
-		if actor == "" {
-			actor = it.Responsible
-		}
-		if reason := e.stop(c, it.ID, to.ID); reason != "" {
-			return e.stopChain(ctx, ev, it, to.ID, t.name, reason, d)
-		}
-		entry := store.TimelineEntry{
-			ID: "ev:" + ev.ID, ItemID: it.ID, Kind: store.EntryMove, From: it.Stage, To: to.ID,
-			Trigger: t.name, EventID: ev.ID, Actor: actor, At: d.At,
-		}
-		outbox, err := e.outboxFor(it, it.Stage, to, entry, ev, c)
-		if err != nil {
-			return d, err
-		}
-		_, err = e.st.Move(ctx, store.MoveRequest{
-			ItemID: it.ID, ExpectVersion: it.Version, To: to.ID, Closed: to.Final != "",
-			EventID: ev.ID, Entry: entry, Decisions: &d, At: d.At, Outbox: outbox,
-		})
-		switch {
-		case err == nil:
-			e.obs.Moved(it.Pipeline, it.Stage, to.ID)
-			e.enqueued(outbox, e.now())
-			return d, nil
-		case errors.Is(err, store.ErrAlreadyApplied):
-			d.Moved, d.To, d.Note = false, "", "event already applied to this item"
-			return d, nil
-		case errors.Is(err, store.ErrConflict) && attempt < maxMoveAttempts:
-			it, err = e.st.GetItem(ctx, it.ID)
-			if err != nil {
-				return d, fmt.Errorf("engine: reload item %s: %w", d.ItemID, err)
-			}
-		default:
-			return d, fmt.Errorf("engine: move item %s to %s: %w", it.ID, to.ID, err)
-		}
-	}
-}
-
-func (e *Engine) recordDecisions(ctx context.Context, eventID string, d store.ItemDecisions) error {
-	if err := e.st.RecordDecisions(ctx, eventID, d); err != nil {
-		return fmt.Errorf("engine: record decisions for %s: %w", d.ItemID, err)
 	}
 	return nil
 }

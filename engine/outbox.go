@@ -135,21 +135,6 @@ func (e *Engine) stop(c cause, itemID, stage string) string {
 	return ""
 }
 
-// stopChain records a move refused by stop: the decisions and a timeline
-// entry on the item.
-func (e *Engine) stopChain(ctx context.Context, ev *normalize.Event, it store.Item, to, trigger, reason string, d store.ItemDecisions) (store.ItemDecisions, error) {
-	d.Moved, d.To, d.Note = false, "", reason
-	e.log.Warn("move refused", "item", it.ID, "stage", to, "event", ev.ID, "reason", reason)
-	err := e.st.AppendTimeline(ctx, store.TimelineEntry{
-		ID: "chain:" + ev.ID, ItemID: it.ID, Kind: store.EntryChainStopped, From: it.Stage, To: to,
-		Trigger: trigger, EventID: ev.ID, Message: reason, At: d.At,
-	})
-	if err != nil {
-		return d, fmt.Errorf("engine: record stopped chain for %s: %w", it.ID, err)
-	}
-	return d, e.recordDecisions(ctx, ev.ID, d)
-}
-
 // outboxFor builds the outbox entries of entering stage to: one per action,
 // keyed by item, stage entry and index, due after the action's delay.
 func (e *Engine) outboxFor(it store.Item, from string, to Stage, entry store.TimelineEntry, ev *normalize.Event, c cause) ([]store.OutboxEntry, error) {

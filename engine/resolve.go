@@ -26,45 +26,46 @@ func identities(s normalize.Subject) []store.Identity {
 	return ids
 }
 
-// resolve finds the items an event concerns (DESIGN §4): the item named by
-// the subject; else the items of the contact owning one of the subject's
+// resolveIn finds the items an event concerns (DESIGN §4), from what the
+// batch looked up: the item named by the subject; else the item a reply
+// belongs to; else the items of the contact owning one of the subject's
 // identities, in pipelines that have a trigger for the event's type; else a
-// new contact and item when the connector is configured to create them.
-// The note explains an empty answer.
-func (e *Engine) resolve(ctx context.Context, ev *normalize.Event) ([]store.Item, string, error) {
+// new contact and item when the connector is configured to create them
+// (added to bs, so the next event of that customer in the batch finds
+// them). The note explains an empty answer.
+func (e *Engine) resolveIn(ctx context.Context, bs *batchState, ev *normalize.Event) ([]string, string, error) {
 	if id := ev.Subject.ItemID; id != "" {
-		it, err := e.st.GetItem(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
+		if _, ok := bs.items[id]; !ok {
 			return nil, fmt.Sprintf("item %q does not exist", id), nil
 		}
-		if err != nil {
-			return nil, "", fmt.Errorf("engine: get item %s: %w", id, err)
-		}
-		return []store.Item{it}, "", nil
+		return []string{id}, "", nil
 	}
 	if it, ok, err := e.replyTarget(ctx, ev); err != nil || ok {
 		if err != nil {
 			return nil, "", err
 		}
-		return []store.Item{it}, "", nil
+		if _, known := bs.items[it.ID]; !known {
+			bs.items[it.ID] = it
+		}
+		return []string{it.ID}, "", nil
 	}
 	ids := identities(ev.Subject)
 	if len(ids) == 0 {
 		return nil, "event has no subject identity", nil
 	}
-	contact, err := e.findContact(ctx, ids)
-	if err != nil {
-		return nil, "", err
-	}
-	var items []store.Item
-	if contact.ID != "" {
-		all, err := e.st.ListItems(ctx, store.ItemFilter{ContactID: contact.ID, Limit: 1000})
-		if err != nil {
-			return nil, "", fmt.Errorf("engine: items of contact %s: %w", contact.ID, err)
+	contactID := ""
+	for _, id := range ids {
+		if c, ok := bs.contacts[id]; ok {
+			contactID = c
+			break
 		}
-		for _, it := range all {
+	}
+	if contactID != "" {
+		var items []string
+		for _, id := range bs.contactItems[contactID] {
+			it := bs.items[id]
 			if p, ok := e.pipelines[it.Pipeline]; ok && p.listens[ev.Type] {
-				items = append(items, it)
+				items = append(items, id)
 			}
 		}
 		if len(items) > 0 {
@@ -76,29 +77,25 @@ func (e *Engine) resolve(ctx context.Context, ev *normalize.Event) ([]store.Item
 		return nil, "not customer mail (" + why + "): no contact or item is created for it", nil
 	}
 	if !ok {
-		if contact.ID != "" {
-			return nil, fmt.Sprintf("contact %s has no item in a pipeline with %s triggers", contact.ID, ev.Type), nil
+		if contactID != "" {
+			return nil, fmt.Sprintf("contact %s has no item in a pipeline with %s triggers", contactID, ev.Type), nil
 		}
 		return nil, "no contact has this subject's identities", nil
 	}
-	it, err := e.createFor(ctx, ev, ids, contact, spec)
+	it, err := e.createFor(ctx, ev, ids, store.Contact{ID: contactID}, spec)
 	if err != nil || it.ID == "" {
 		return nil, "contact already has an open item in the create pipeline", err
 	}
-	return []store.Item{it}, "", nil
-}
-
-func (e *Engine) findContact(ctx context.Context, ids []store.Identity) (store.Contact, error) {
 	for _, id := range ids {
-		c, err := e.st.FindContact(ctx, id)
-		if err == nil {
-			return c, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return store.Contact{}, fmt.Errorf("engine: find contact by %s: %w", id.Kind, err)
+		if _, ok := bs.contacts[id]; !ok {
+			bs.contacts[id] = it.ContactID
 		}
 	}
-	return store.Contact{}, nil
+	if _, known := bs.items[it.ID]; !known {
+		bs.items[it.ID] = it
+		bs.contactItems[it.ContactID] = append(bs.contactItems[it.ContactID], it.ID)
+	}
+	return []string{it.ID}, "", nil
 }
 
 // createFor creates (idempotently) a contact and an item for an event that

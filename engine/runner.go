@@ -3,40 +3,22 @@ package engine
 import (
 	"context"
 	"errors"
-	"hash/fnv"
+	"fmt"
 	"sync"
 	"time"
 
-	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
 
-// Run consumes the store's log and applies each event until ctx is done or
-// Drain is called. Events of one subject go to one worker, so they are
-// applied in log order; different subjects are applied concurrently. An
-// event is acknowledged only after it was applied, so a crash at any point
-// leads to redelivery, and applying again changes nothing (at least once in
-// delivery, exactly once in effect).
+// Run consumes the store's log and applies it a batch at a time (up to
+// MaxBatch entries, what the log holds) until ctx is done or Drain is
+// called. Events are decided in log order, so events of one subject are
+// applied in order. An event is acknowledged only in the same store step
+// that applied it, so a crash at any point leads to redelivery, and
+// applying again changes nothing (at least once in delivery, exactly once
+// in effect).
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.done)
-	chans := make([]chan store.LogEntry, e.workers)
-	var wg sync.WaitGroup
-	for i := range chans {
-		chans[i] = make(chan store.LogEntry, 16)
-		wg.Add(1)
-		go func(ch <-chan store.LogEntry) {
-			defer wg.Done()
-			for entry := range ch {
-				e.process(ctx, entry)
-			}
-		}(chans[i])
-	}
-	defer func() {
-		for _, ch := range chans {
-			close(ch)
-		}
-		wg.Wait()
-	}()
 	draining := false
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
@@ -51,7 +33,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		if draining {
 			block = 50 * time.Millisecond
 		}
-		entries, err := e.st.ReadLog(ctx, e.consumer, 256, block)
+		entries, err := e.st.ReadLog(ctx, e.consumer, e.batchSize, block)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -66,12 +48,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		if draining && len(entries) == 0 {
 			return nil
 		}
-		for _, entry := range entries {
-			select {
-			case chans[shard(&entry.Event, len(chans))] <- entry:
-			case <-ctx.Done():
-				return nil
-			}
+		if len(entries) > 0 {
+			e.processBatch(ctx, entries)
 		}
 	}
 	return nil
@@ -90,26 +68,106 @@ func (e *Engine) Drain(ctx context.Context) error {
 	}
 }
 
-// process applies one log entry and acknowledges it, retrying with backoff
-// while the store fails. It gives up only when ctx is done; the entry then
-// stays in the log and is delivered again.
-func (e *Engine) process(ctx context.Context, entry store.LogEntry) {
-	ev := &entry.Event
+// Failure handling of a batch. A store outage retries the batch with
+// backoff for as long as it lasts (nothing is lost; the entries stay in
+// the log). Any other failure is narrowed down to its event — a failing
+// batch is applied again one event at a time — and an event that fails
+// MaxApplyFailures times in a row is parked: acknowledged as failed with
+// its error (listed by the API, retried on request), so it blocks neither
+// its subject nor the rest of the log.
+const (
+	// MaxApplyFailures is how often an event may fail before it is parked.
+	MaxApplyFailures  = 5
+	failureBackoffMin = 50 * time.Millisecond
+)
+
+// processBatch applies entries until each is acknowledged or parked, or ctx
+// is done (the rest is then delivered again later).
+func (e *Engine) processBatch(ctx context.Context, entries []store.LogEntry) {
+	plans := make([]*plan, len(entries))
+	for i := range entries {
+		plans[i] = &plan{entry: entries[i], ev: &entries[i].Event}
+	}
+	outage := newBackoff(100*time.Millisecond, 5*time.Second)
+	failing := newBackoff(failureBackoffMin, time.Second)
+	failures := map[string]int{}
+	for len(plans) > 0 && ctx.Err() == nil {
+		for _, p := range plans {
+			p.err, p.held, p.done = nil, false, false
+		}
+		err := e.applyPlans(ctx, plans)
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil:
+			e.log.Warn("apply failed, will retry", "events", len(plans), "err", err)
+			if !sleepCtx(ctx, outage.next()) {
+				return
+			}
+			continue
+		case len(plans) > 1:
+			// Narrow it down: one event at a time, in order.
+			e.log.Warn("batch failed, applying its events one by one", "events", len(plans), "err", err)
+			for _, p := range plans {
+				e.processBatch(ctx, p.entries())
+			}
+			return
+		default:
+			plans[0].err = err
+		}
+		outage.reset()
+		e.finished(plans)
+		var rest []*plan
+		for _, p := range plans {
+			switch {
+			case p.done:
+			case p.err != nil:
+				failures[p.ev.ID]++
+				if failures[p.ev.ID] >= MaxApplyFailures {
+					e.park(ctx, p, failures[p.ev.ID])
+					continue
+				}
+				e.log.Warn("apply failed, will retry", "event_id", p.ev.ID, "failures", failures[p.ev.ID], "err", p.err)
+				rest = append(rest, p)
+			default: // held behind a failing event of its subject
+				rest = append(rest, p)
+			}
+		}
+		plans = rest
+		if len(plans) > 0 && !sleepCtx(ctx, failing.next()) {
+			return
+		}
+	}
+}
+
+// entries is the log entry of p as a batch of one.
+func (p *plan) entries() []store.LogEntry { return []store.LogEntry{p.entry} }
+
+// finished tells the observer and the waiters about the applied plans.
+func (e *Engine) finished(plans []*plan) {
+	now := e.now()
+	for _, p := range plans {
+		if !p.done {
+			continue
+		}
+		e.obs.Applied(p.ev, now.Sub(p.ev.ReceivedAt), p.res.Unmatched)
+		e.waiters.notify(p.ev.ID)
+	}
+}
+
+// park acknowledges an event that keeps failing as failed, with its error,
+// so that the rest of the log flows; RetryEvent puts it back.
+func (e *Engine) park(ctx context.Context, p *plan, failures int) {
+	note := fmt.Sprintf("apply failed %d times: %v", failures, p.err)
+	e.log.Error("event parked as failed", "event_id", p.ev.ID, "failures", failures, "err", p.err)
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	for {
-		res, err := e.Apply(ctx, ev)
+		err := e.st.Ack(ctx, p.entry, store.Outcome{Failed: true, Note: note})
 		if err == nil {
-			err = e.st.Ack(ctx, entry, store.Outcome{Unmatched: res.Unmatched, Note: res.Note})
-		}
-		if err == nil {
-			e.obs.Applied(ev, e.now().Sub(ev.ReceivedAt), res.Unmatched)
-			e.waiters.notify(ev.ID)
+			e.obs.Applied(p.ev, e.now().Sub(p.ev.ReceivedAt), false)
+			e.waiters.notify(p.ev.ID)
 			return
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		e.log.Warn("apply failed, will retry", "event", ev.ID, "err", err)
+		e.log.Warn("park failed, will retry", "event_id", p.ev.ID, "err", err)
 		if !sleepCtx(ctx, backoff.next()) {
 			return
 		}
@@ -145,16 +203,6 @@ func (e *Engine) Wait(ctx context.Context, eventID string) error {
 		timer.Reset(poll)
 		poll = min(2*poll, 2*time.Second)
 	}
-}
-
-// shard picks the worker for an event from its subject, so that events of
-// one customer are applied in order.
-func shard(ev *normalize.Event, n int) int {
-	s := ev.Subject
-	key := firstNonEmpty(s.ItemID, normalize.NormalizeEmail(s.Email), s.Phone, s.VisitorID, ev.ID)
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(n))
 }
 
 // waiters lets API calls wait for an event to be applied.

@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 	g.eng, err = engine.New(engine.Options{
 		Store: st, Pipelines: cfg.Pipelines, Create: create, DefaultRegion: cfg.Engine.DefaultRegion,
 		Logger: g.log.With("component", "engine"), Now: g.now, Observer: g.m,
-		Workers: cfg.Engine.Workers, Consumer: instance,
+		BatchSize: cfg.Engine.BatchSize, Consumer: instance,
 		Actions: runner, ActionOptions: g.actionOptions(),
 	})
 	if err != nil {

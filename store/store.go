@@ -115,7 +115,10 @@ type EventRecord struct {
 	Applied   bool            `json:"applied"`
 	AppliedAt time.Time       `json:"applied_at,omitzero"`
 	Unmatched bool            `json:"unmatched"`
-	Note      string          `json:"note,omitempty"`
+	// Failed marks an event parked after its apply kept failing; Note has
+	// the error. RetryEvent puts it back into the log.
+	Failed bool   `json:"failed,omitempty"`
+	Note   string `json:"note,omitempty"`
 }
 
 // LogEntry is one accepted event handed to the engine.
@@ -133,6 +136,7 @@ type AppendResult struct {
 // Outcome is what the engine reports when it acknowledges a log entry.
 type Outcome struct {
 	Unmatched bool   // no item received the event
+	Failed    bool   // applying kept failing: the event is parked (Note says why) until retried
 	Note      string // free text, e.g. why it was not applied
 }
 
@@ -172,6 +176,9 @@ type Store interface {
 	Outbox
 	// ItemUpdater changes items' fields and responsible users.
 	ItemUpdater
+	// BatchApplier reads and writes what the engine applies, a batch at a
+	// time.
+	BatchApplier
 
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
@@ -194,6 +201,13 @@ type Store interface {
 	GetEvent(ctx context.Context, id string) (EventRecord, []ItemDecisions, error)
 	// ListUnmatched returns the newest events no item received, newest first.
 	ListUnmatched(ctx context.Context, limit int) ([]EventRecord, error)
+	// ListFailed returns the parked events (acknowledged with
+	// Outcome.Failed and not retried since), most recently parked first.
+	ListFailed(ctx context.Context, limit int) ([]EventRecord, error)
+	// RetryEvent puts a parked event back into the log, once: it is no
+	// longer listed as failed, and is applied again like a new entry.
+	// ErrNotFound for an unknown event; ErrConflict for one not parked.
+	RetryEvent(ctx context.Context, id string) error
 
 	// EnsureContact returns the contact owning any of ids, adding the other
 	// ids to it; if none has an owner it creates c (with c.ID) owning all of

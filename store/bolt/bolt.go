@@ -67,6 +67,7 @@ var (
 	bEvents     = []byte("events")      // event id → EventRecord JSON without its state (written once)
 	bEvState    = []byte("event_state") // event id → eventState (log.go): seq, then applied, outcome
 	bUnmatched  = []byte("unmatched")   // timeKey(ack) + u64(n) → event id
+	bFailed     = []byte("failed")      // timeKey(ack) + u64(n) → event id of a parked event
 	bDecisions  = []byte("decisions")   // event id \0 item id → ItemDecisions JSON
 	bApplied    = []byte("applied")     // event id \0 item id → nil
 	bContacts   = []byte("contacts")    // contact id → Contact JSON
@@ -84,7 +85,7 @@ var (
 )
 
 var allBuckets = [][]byte{
-	bDedup, bExpiry, bLog, bEvents, bEvState, bUnmatched, bDecisions, bApplied,
+	bDedup, bExpiry, bLog, bEvents, bEvState, bUnmatched, bFailed, bDecisions, bApplied,
 	bContacts, bIdentities, bItems, bIdxAll, bIdxPipe, bIdxStage, bIdxContact, bTimelines,
 	bRecords, bRecExpiry, bLists, bListExpiry, bOutbox, bOutboxDue, bOutboxStatus, bOutboxItem,
 }

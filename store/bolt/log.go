@@ -185,33 +185,44 @@ func (s *Store) Ack(ctx context.Context, e store.LogEntry, o store.Outcome) erro
 	id := []byte(e.Event.ID)
 	state := encodeState(seq, now, o)
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
-		if err := tx.Bucket(bLog).Delete(u64(seq)); err != nil {
-			return err
-		}
-		sb := tx.Bucket(bEvState)
-		cur := sb.Get(id)
-		if len(cur) < 8 || binary.BigEndian.Uint64(cur) != seq || len(cur) > 8 {
-			// Swept after the dedup window, the id was reused, or this
-			// entry was acknowledged before: nothing to mark.
-			return nil
-		}
-		if err := sb.Put(id, state); err != nil {
-			return err
-		}
-		if !o.Unmatched {
-			return nil
-		}
-		um := tx.Bucket(bUnmatched)
-		n, err := um.NextSequence()
-		if err != nil {
-			return err
-		}
-		return um.Put(append(u64(timeKey(now)), u64(n)...), id)
+		return ackTx(tx, seq, id, state, o, now)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: ack %s: %w", e.Event.ID, err)
 	}
 	return nil
+}
+
+// ackTx removes log entry seq and records its event's state (encodeState)
+// unless the entry was acknowledged before or its id was reused; an
+// unmatched event joins the unmatched index.
+func ackTx(tx *bbolt.Tx, seq uint64, id, state []byte, o store.Outcome, now time.Time) error {
+	if err := tx.Bucket(bLog).Delete(u64(seq)); err != nil {
+		return err
+	}
+	sb := tx.Bucket(bEvState)
+	cur := sb.Get(id)
+	if len(cur) < 8 || binary.BigEndian.Uint64(cur) != seq || len(cur) > 8 {
+		// Swept after the dedup window, the id was reused, or this
+		// entry was acknowledged before: nothing to mark.
+		return nil
+	}
+	if err := sb.Put(id, state); err != nil {
+		return err
+	}
+	index := bUnmatched
+	switch {
+	case o.Failed:
+		index = bFailed
+	case !o.Unmatched:
+		return nil
+	}
+	um := tx.Bucket(index)
+	n, err := um.NextSequence()
+	if err != nil {
+		return err
+	}
+	return um.Put(append(u64(timeKey(now)), u64(n)...), id)
 }
 
 // GetEvent returns the record of event id and the decisions stored for it,
@@ -244,13 +255,34 @@ func (s *Store) GetEvent(ctx context.Context, id string) (store.EventRecord, []s
 // ListUnmatched returns the events acknowledged as unmatched, most recently
 // acknowledged first; limit 0 means 100.
 func (s *Store) ListUnmatched(ctx context.Context, limit int) ([]store.EventRecord, error) {
+	recs, err := s.listIndexed(bUnmatched, limit, func(r store.EventRecord) bool { return r.Unmatched })
+	if err != nil {
+		return nil, fmt.Errorf("bolt: list unmatched: %w", err)
+	}
+	return recs, nil
+}
+
+// ListFailed returns the parked events, most recently parked first; limit
+// 0 means 100.
+func (s *Store) ListFailed(ctx context.Context, limit int) ([]store.EventRecord, error) {
+	recs, err := s.listIndexed(bFailed, limit, func(r store.EventRecord) bool { return r.Failed })
+	if err != nil {
+		return nil, fmt.Errorf("bolt: list failed: %w", err)
+	}
+	return recs, nil
+}
+
+// listIndexed walks an index of acknowledged events (time + n → id) from
+// the newest, keeping the records that are still acknowledged and pass
+// keep (an index entry outlives a retry or a reused id), once each.
+func (s *Store) listIndexed(index []byte, limit int, keep func(store.EventRecord) bool) ([]store.EventRecord, error) {
 	if limit <= 0 {
 		limit = 100
 	}
 	var recs []store.EventRecord
 	err := s.view(func(tx *bbolt.Tx) error {
 		seen := map[string]bool{}
-		c := tx.Bucket(bUnmatched).Cursor()
+		c := tx.Bucket(index).Cursor()
 		for k, v := c.Last(); k != nil && len(recs) < limit; k, v = c.Prev() {
 			rec, err := getRecord(tx, v)
 			if errors.Is(err, store.ErrNotFound) {
@@ -259,8 +291,7 @@ func (s *Store) ListUnmatched(ctx context.Context, limit int) ([]store.EventReco
 			if err != nil {
 				return err
 			}
-			// Skip a reused id's stale entry and any second entry of an id.
-			if !rec.Applied || !rec.Unmatched || seen[rec.Event.ID] {
+			if !rec.Applied || !keep(rec) || seen[rec.Event.ID] {
 				continue
 			}
 			seen[rec.Event.ID] = true
@@ -268,15 +299,48 @@ func (s *Store) ListUnmatched(ctx context.Context, limit int) ([]store.EventReco
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("bolt: list unmatched: %w", err)
-	}
-	return recs, nil
+	return recs, err
 }
+
+// RetryEvent puts a parked event back into the log as a new entry; its
+// state goes back to waiting, so it is no longer listed as failed. What
+// the event applied before it was parked stays applied.
+func (s *Store) RetryEvent(ctx context.Context, id string) error {
+	var seq uint64
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		seq = 0
+		rec, err := getRecord(tx, []byte(id))
+		if err != nil {
+			return clean(err)
+		}
+		if !rec.Failed {
+			return clean(fmt.Errorf("event is not parked: %w", store.ErrConflict))
+		}
+		lb := tx.Bucket(bLog)
+		if seq, err = lb.NextSequence(); err != nil {
+			return err
+		}
+		if err := lb.Put(u64(seq), []byte(id)); err != nil {
+			return err
+		}
+		return tx.Bucket(bEvState).Put([]byte(id), u64(seq))
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: retry event %s: %w", id, err)
+	}
+	s.signal()
+	return nil
+}
+
+// Flags of an acknowledged event's state.
+const (
+	stateUnmatched = 1
+	stateFailed    = 2
+)
 
 // eventState is what bEvState holds for an event: the log sequence it was
 // appended at (8 bytes) while it waits; once acknowledged also the time
-// (8 bytes), a flag byte (1 = unmatched) and the note. Keeping it apart from
+// (8 bytes), a flag byte (stateUnmatched, stateFailed) and the note. Keeping it apart from
 // the event record means an ack rewrites a few bytes, not the whole event.
 func encodeState(seq uint64, at time.Time, o store.Outcome) []byte {
 	b := make([]byte, 0, 17+len(o.Note))
@@ -284,7 +348,10 @@ func encodeState(seq uint64, at time.Time, o store.Outcome) []byte {
 	b = binary.BigEndian.AppendUint64(b, timeKey(at))
 	flags := byte(0)
 	if o.Unmatched {
-		flags = 1
+		flags |= stateUnmatched
+	}
+	if o.Failed {
+		flags |= stateFailed
 	}
 	return append(append(b, flags), o.Note...)
 }
@@ -302,7 +369,8 @@ func getRecord(tx *bbolt.Tx, id []byte) (store.EventRecord, error) {
 	if len(st) >= 17 {
 		rec.Applied = true
 		rec.AppliedAt = keyTime(st[8:16])
-		rec.Unmatched = st[16] == 1
+		rec.Unmatched = st[16]&stateUnmatched != 0
+		rec.Failed = st[16]&stateFailed != 0
 		rec.Note = string(st[17:])
 	}
 	return rec, nil

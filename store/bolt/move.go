@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -25,57 +26,39 @@ func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, er
 	if entry.At.IsZero() {
 		entry.At = req.At
 	}
+	var decJSON []byte
+	if req.EventID != "" && req.Decisions != nil {
+		d := *req.Decisions
+		d.ItemID = req.ItemID
+		var err error
+		if decJSON, err = json.Marshal(d); err != nil {
+			return store.Item{}, fmt.Errorf("bolt: move %s: %w", req.ItemID, err)
+		}
+	}
 	var out store.Item
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		out = store.Item{}
-		items := tx.Bucket(bItems)
 		var it store.Item
-		if err := getJSON(items, []byte(req.ItemID), &it); err != nil {
+		if err := getJSON(tx.Bucket(bItems), []byte(req.ItemID), &it); err != nil {
 			return clean(err)
 		}
-		pair := pairKey(req.EventID, req.ItemID)
-		if req.EventID != "" && tx.Bucket(bApplied).Get(pair) != nil {
+		if req.EventID != "" && tx.Bucket(bApplied).Get(pairKey(req.EventID, req.ItemID)) != nil {
 			return clean(store.ErrAlreadyApplied)
 		}
 		if it.Version != req.ExpectVersion {
 			return clean(fmt.Errorf("%w: version is %d, not %d", store.ErrConflict, it.Version, req.ExpectVersion))
 		}
-		oldIx := stageIndex(it)
-		it.Stage, it.Closed, it.UpdatedAt = req.To, req.Closed, req.At
-		it.Version++
-		if err := putJSON(items, []byte(it.ID), it); err != nil {
-			return err
-		}
-		if newIx := stageIndex(it); string(newIx.key) != string(oldIx.key) {
-			stages := tx.Bucket(bIdxStage)
-			if err := stages.Delete(oldIx.key); err != nil {
-				return err
-			}
-			if err := stages.Put(newIx.key, nil); err != nil {
-				return err
-			}
-		}
 		e := entry
 		if e.ID == "" {
-			e.ID = fmt.Sprintf("move-%d", it.Version)
+			e.ID = fmt.Sprintf("move-%d", it.Version+1)
 		}
-		if _, err := appendEntry(tx, e); err != nil {
+		entryJSON, err := json.Marshal(e)
+		if err != nil {
 			return err
 		}
-		if err := addOutbox(tx, req.Outbox, req.At); err != nil {
+		if err := moveTx(tx, &it, movePlan{to: req.To, closed: req.Closed, at: req.At, eventID: req.EventID,
+			entryID: e.ID, entry: entryJSON, decisions: decJSON, outbox: req.Outbox}); err != nil {
 			return err
-		}
-		if req.EventID != "" {
-			if err := tx.Bucket(bApplied).Put(pair, nil); err != nil {
-				return err
-			}
-			if req.Decisions != nil {
-				d := *req.Decisions
-				d.ItemID = req.ItemID
-				if err := putJSON(tx.Bucket(bDecisions), pair, d); err != nil {
-					return err
-				}
-			}
 		}
 		out = it
 		return nil
@@ -86,15 +69,74 @@ func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, er
 	return out, nil
 }
 
+// movePlan is a move with its JSON encoded ahead, outside the committer.
+type movePlan struct {
+	to        string
+	closed    bool
+	at        time.Time
+	eventID   string // empty for a manual move
+	entryID   string
+	entry     []byte // the timeline entry's JSON
+	decisions []byte // the pair's ItemDecisions JSON; nil for none
+	outbox    []store.OutboxEntry
+}
+
+// moveTx moves it (already checked) in tx: new stage and version, the
+// stage index, the timeline entry, the outbox entries and, for an event,
+// the applied marker and the decisions.
+func moveTx(tx *bbolt.Tx, it *store.Item, p movePlan) error {
+	oldIx := stageIndex(*it)
+	it.Stage, it.Closed, it.UpdatedAt = p.to, p.closed, p.at
+	it.Version++
+	if err := putJSON(tx.Bucket(bItems), []byte(it.ID), it); err != nil {
+		return err
+	}
+	if newIx := stageIndex(*it); string(newIx.key) != string(oldIx.key) {
+		stages := tx.Bucket(bIdxStage)
+		if err := stages.Delete(oldIx.key); err != nil {
+			return err
+		}
+		if err := stages.Put(newIx.key, nil); err != nil {
+			return err
+		}
+	}
+	if _, err := appendEntryJSON(tx, it.ID, p.entryID, p.entry); err != nil {
+		return err
+	}
+	if err := addOutbox(tx, p.outbox, p.at); err != nil {
+		return err
+	}
+	if p.eventID == "" {
+		return nil
+	}
+	pair := pairKey(p.eventID, it.ID)
+	if err := tx.Bucket(bApplied).Put(pair, nil); err != nil {
+		return err
+	}
+	if p.decisions != nil {
+		return tx.Bucket(bDecisions).Put(pair, p.decisions)
+	}
+	return nil
+}
+
 // appendEntry adds e to its item's timeline unless the item has an entry
 // with e.ID; it reports whether it wrote. Entries live in a bucket per
 // item: "s"+u64(seq) → entry JSON keeps the order, "i"+id → seq the ids.
 func appendEntry(tx *bbolt.Tx, e store.TimelineEntry) (bool, error) {
-	tb, err := tx.Bucket(bTimelines).CreateBucketIfNotExists([]byte(e.ItemID))
+	data, err := json.Marshal(e)
 	if err != nil {
 		return false, err
 	}
-	idKey := append([]byte{'i'}, e.ID...)
+	return appendEntryJSON(tx, e.ItemID, e.ID, data)
+}
+
+// appendEntryJSON is appendEntry with the entry encoded already.
+func appendEntryJSON(tx *bbolt.Tx, itemID, entryID string, data []byte) (bool, error) {
+	tb, err := tx.Bucket(bTimelines).CreateBucketIfNotExists([]byte(itemID))
+	if err != nil {
+		return false, err
+	}
+	idKey := append([]byte{'i'}, entryID...)
 	if tb.Get(idKey) != nil {
 		return false, nil
 	}
@@ -102,7 +144,7 @@ func appendEntry(tx *bbolt.Tx, e store.TimelineEntry) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := putJSON(tb, append([]byte{'s'}, u64(seq)...), e); err != nil {
+	if err := tb.Put(append([]byte{'s'}, u64(seq)...), data); err != nil {
 		return false, err
 	}
 	return true, tb.Put(idKey, u64(seq))

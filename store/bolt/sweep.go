@@ -52,7 +52,8 @@ func (s *Store) sweep() (int, error) {
 			n = 0
 			steps := []func(limit int) (int, error){
 				func(limit int) (int, error) { return sweepExpired(tx, timeKey(now), limit) },
-				func(limit int) (int, error) { return sweepUnmatched(tx, timeKey(now.Add(-s.window)), limit) },
+				func(limit int) (int, error) { return sweepIndex(tx, bUnmatched, timeKey(now.Add(-s.window)), limit) },
+				func(limit int) (int, error) { return sweepIndex(tx, bFailed, timeKey(now.Add(-s.window)), limit) },
 				func(limit int) (int, error) { return sweepRecords(tx, timeKey(now), limit) },
 				func(limit int) (int, error) { return sweepOutbox(tx, timeKey(now.Add(-s.window)), limit) },
 			}
@@ -95,10 +96,10 @@ func sweepExpired(tx *bbolt.Tx, now uint64, limit int) (int, error) {
 	return len(keys), nil
 }
 
-// sweepUnmatched deletes up to limit unmatched index entries acknowledged
-// before cutoff.
-func sweepUnmatched(tx *bbolt.Tx, cutoff uint64, limit int) (int, error) {
-	b := tx.Bucket(bUnmatched)
+// sweepIndex deletes up to limit entries of an index of acknowledged
+// events (unmatched, failed) acknowledged before cutoff.
+func sweepIndex(tx *bbolt.Tx, index []byte, cutoff uint64, limit int) (int, error) {
+	b := tx.Bucket(index)
 	keys := headKeys(b, cutoff, limit)
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {

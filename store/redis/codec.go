@@ -103,6 +103,7 @@ func decodeRecord(h map[string]string) (store.EventRecord, error) {
 		Seq:       h["seq"],
 		Applied:   h["applied"] == "1",
 		Unmatched: h["unmatched"] == "1",
+		Failed:    h["failed"] == "1",
 		Note:      h["note"],
 	}
 	if err := json.Unmarshal([]byte(h["e"]), &rec.Event); err != nil {

@@ -18,9 +18,9 @@ import (
 func (s *Store) Ack(ctx context.Context, e store.LogEntry, o store.Outcome) error {
 	defer s.hold()()
 	now := s.now()
-	keys := []string{s.key("log"), s.key("event", e.Event.ID), s.key("unmatched")}
+	keys := []string{s.key("log"), s.key("event", e.Event.ID), s.key("unmatched"), s.key("failed")}
 	err := ackScript.Run(ctx, s.rdb, keys,
-		Group, e.Seq, formatTime(now), flag(o.Unmatched), o.Note,
+		Group, e.Seq, formatTime(now), flag(o.Unmatched), flag(o.Failed), o.Note,
 		e.Event.ID, score(now), UnmatchedKeep).Err()
 	return wrap("ack", e.Event.ID, err)
 }
@@ -67,12 +67,18 @@ func decodeDecisions(h map[string]string) ([]store.ItemDecisions, error) {
 // ListUnmatched returns the newest unmatched events, newest first; limit 0
 // means 100. Events whose record expired are left out (and forgotten).
 func (s *Store) ListUnmatched(ctx context.Context, limit int) ([]store.EventRecord, error) {
+	return s.listIndexed(ctx, "unmatched", limit)
+}
+
+// listIndexed reads the newest events of an index of acknowledged events
+// (unmatched, failed), newest first, forgetting those whose record expired.
+func (s *Store) listIndexed(ctx context.Context, index string, limit int) ([]store.EventRecord, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	ids, err := s.rdb.ZRevRange(ctx, s.key("unmatched"), 0, int64(limit-1)).Result()
+	ids, err := s.rdb.ZRevRange(ctx, s.key(index), 0, int64(limit-1)).Result()
 	if err != nil {
-		return nil, wrap("list unmatched", "", err)
+		return nil, wrap("list "+index, "", err)
 	}
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -82,7 +88,7 @@ func (s *Store) ListUnmatched(ctx context.Context, limit int) ([]store.EventReco
 		return nil
 	})
 	if err != nil {
-		return nil, wrap("list unmatched", "", err)
+		return nil, wrap("list "+index, "", err)
 	}
 	recs := make([]store.EventRecord, 0, len(ids))
 	var expired []any
@@ -93,12 +99,12 @@ func (s *Store) ListUnmatched(ctx context.Context, limit int) ([]store.EventReco
 		}
 		r, err := decodeRecord(c.Val())
 		if err != nil {
-			return nil, fmt.Errorf("redis: list unmatched: %s: %w", ids[i], err)
+			return nil, fmt.Errorf("redis: list %s: %s: %w", index, ids[i], err)
 		}
 		recs = append(recs, r)
 	}
 	if len(expired) > 0 {
-		_ = s.rdb.ZRem(ctx, s.key("unmatched"), expired...).Err() // best effort
+		_ = s.rdb.ZRem(ctx, s.key(index), expired...).Err() // best effort
 	}
 	return recs, nil
 }

@@ -4,7 +4,7 @@ import "github.com/redis/go-redis/v9"
 
 // scripts lists every script, for Open to load them.
 var scripts = []*redis.Script{
-	appendScript, ackScript, ensureContactScript, createItemScript, moveScript, appendTimelineScript,
+	appendScript, ackScript, applyEventScript, lookupScript, retryEventScript, ensureContactScript, createItemScript, moveScript, appendTimelineScript,
 	pruneConsumerScript, putRecordScript, deleteRecordScript, appendListScript,
 	claimOutboxScript, finishOutboxScript, retryOutboxScript, updateItemScript,
 }
@@ -30,34 +30,48 @@ redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return seq
 `)
 
-// ackScript acknowledges and deletes a log entry and records the outcome on
-// the event record, keeping the unmatched index. The ack time score is made
-// strictly increasing so that the newest acknowledgement always lists first.
-//
-// KEYS: log stream, event record, unmatched set.
-// ARGV: group, stream id (empty for none), applied_at, unmatched (0|1), note,
-// event id, score (µs), number of unmatched ids kept.
-var ackScript = redis.NewScript(`
-if ARGV[2] ~= '' then
-  redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('XDEL', KEYS[1], ARGV[2])
-end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  return 0
-end
-redis.call('HSET', KEYS[2], 'applied', '1', 'applied_at', ARGV[3], 'unmatched', ARGV[4], 'note', ARGV[5])
-if ARGV[4] ~= '1' then
-  redis.call('ZREM', KEYS[3], ARGV[6])
+// ackLua defines ack(log, record, unmatched, failed, group, stream id,
+// applied_at, unmatched flag, failed flag, note, event id, score, keep): it
+// acknowledges and deletes a log entry and records the outcome on the event
+// record, keeping the unmatched and failed indexes. The index score is made
+// strictly increasing so that the newest acknowledgement always lists
+// first. ackScript and applyEventScript share it.
+const ackLua = `
+local function ack(log, rec, um, fl, group, sid, at, unmatched, failed, note, id, score, keep)
+  if sid ~= '' then
+    redis.pcall('XACK', log, group, sid)
+    redis.call('XDEL', log, sid)
+  end
+  if redis.call('EXISTS', rec) == 0 then
+    return 0
+  end
+  redis.call('HSET', rec, 'applied', '1', 'applied_at', at, 'unmatched', unmatched, 'failed', failed, 'note', note)
+  redis.call('ZREM', fl, id)
+  local index = um
+  if failed == '1' then
+    index = fl
+  elseif unmatched ~= '1' then
+    redis.call('ZREM', um, id)
+    return 1
+  end
+  score = tonumber(score)
+  local top = redis.call('ZREVRANGE', index, 0, 0, 'WITHSCORES')
+  if top[2] and tonumber(top[2]) >= score then
+    score = tonumber(top[2]) + 1
+  end
+  redis.call('ZADD', index, string.format('%.0f', score), id)
+  redis.call('ZREMRANGEBYRANK', index, 0, -(tonumber(keep) + 1))
   return 1
 end
-local score = tonumber(ARGV[7])
-local top = redis.call('ZREVRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-if top[2] and tonumber(top[2]) >= score then
-  score = tonumber(top[2]) + 1
-end
-redis.call('ZADD', KEYS[3], string.format('%.0f', score), ARGV[6])
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[8]) + 1))
-return 1
+`
+
+// ackScript acknowledges a log entry (ackLua).
+//
+// KEYS: log stream, event record, unmatched set, failed set.
+// ARGV: group, stream id (empty for none), applied_at, unmatched (0|1),
+// failed (0|1), note, event id, score (µs), number of ids kept per index.
+var ackScript = redis.NewScript(ackLua + `
+return ack(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 `)
 
 // ensureContactScript returns the owner of the first identity that has one,
