@@ -124,8 +124,8 @@ func (s *Store) Lookup(ctx context.Context, req store.LookupRequest) (store.Look
 // applied markers.
 // ARGV: prefix, group, stream id (empty: no ack), applied_at, unmatched,
 // failed, note, event id, score, keep, window (ms), number of writes; then
-// per write: item id, expected version, previous event ('' for none), move
-// (0|1), to, closed, updated_at, entry id ('' for none), entry JSON,
+// per write: item id, expected version, previous event (” for none), move
+// (0|1), to, closed, updated_at, entry id (” for none), entry JSON,
 // decisions JSON, number of outbox entries, then per entry: id, JSON, due
 // (ms), created (ms).
 var applyEventScript = redis.NewScript(ackLua + `
