@@ -54,7 +54,7 @@ func (s *Store) Lookup(ctx context.Context, req store.LookupRequest) (store.Look
 	}
 	var idents *redis.Cmd
 	items := make([]*redis.MapStringStringCmd, len(req.ItemIDs))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err := s.pipelinedScripts(ctx, func(p redis.Pipeliner) error {
 		if len(req.Identities) > 0 {
 			keys := make([]string, len(req.Identities))
 			for i, id := range req.Identities {
@@ -217,7 +217,7 @@ func (s *Store) ApplyBatch(ctx context.Context, at time.Time, entries []store.Ba
 		args[i] = a
 	}
 	cmds := make([]*redis.Cmd, len(entries))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err := s.pipelinedScripts(ctx, func(p redis.Pipeliner) error {
 		for i := range entries {
 			id := entries[i].Entry.Event.ID
 			keys := []string{s.key("log"), s.key("event", id), s.key("unmatched"), s.key("failed"),
@@ -299,6 +299,24 @@ func (s *Store) applyArgs(be *store.BatchEntry, at time.Time, lastMove map[strin
 		}
 	}
 	return a, nil
+}
+
+// pipelinedScripts runs fn's commands in one pipeline. A script in a
+// pipeline goes as EVALSHA without the EVAL fallback, so when Redis lost
+// its script cache (a restart) the scripts are loaded again and the
+// pipeline sent once more; the scripts refused with NOSCRIPT did not run.
+func (s *Store) pipelinedScripts(ctx context.Context, fn func(p redis.Pipeliner) error) error {
+	_, err := s.rdb.Pipelined(ctx, fn)
+	if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return err
+	}
+	for _, sc := range scripts {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return err
+		}
+	}
+	_, err = s.rdb.Pipelined(ctx, fn)
+	return err
 }
 
 // retryEventScript puts a parked event back into the log. Reply: the new
