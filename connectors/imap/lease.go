@@ -73,7 +73,9 @@ type lease struct {
 	version int64
 }
 
-// try takes the lease if it is free or already ours.
+// try takes the lease if it is free or already ours. A lease record that
+// does not decode is taken over, so it is read raw rather than with
+// store.GetJSON.
 func (l *lease) try(ctx context.Context, now time.Time) (bool, error) {
 	r, err := l.rec.GetRecord(ctx, l.key)
 	switch {
@@ -95,9 +97,10 @@ func (l *lease) try(ctx context.Context, now time.Time) (bool, error) {
 	return err == nil, err
 }
 
+// put writes the lease expecting the version last read or written: a
+// conflict (store.ErrConflict) means another gateway holds it now.
 func (l *lease) put(ctx context.Context, now time.Time) error {
-	b, _ := json.Marshal(leaseValue{Holder: l.holder, At: now.UTC()})
-	v, err := l.rec.PutRecord(ctx, l.key, b, l.version, l.ttl)
+	v, err := store.PutJSON(ctx, l.rec, l.key, leaseValue{Holder: l.holder, At: now.UTC()}, l.version, l.ttl)
 	if err == nil {
 		l.version = v
 	}
