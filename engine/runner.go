@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stagegate/stagegate/internal/backoff"
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
@@ -38,7 +39,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 	draining := false
-	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	bo := backoff.New(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
 		block := time.Second
 		if !draining {
@@ -57,12 +58,12 @@ func (e *Engine) Run(ctx context.Context) error {
 				break
 			}
 			e.log.Warn("read log failed", "err", err)
-			if !sleepCtx(ctx, backoff.next()) {
+			if !backoff.Sleep(ctx, bo.Next()) {
 				break
 			}
 			continue
 		}
-		backoff.reset()
+		bo.Reset()
 		if draining && len(entries) == 0 {
 			return nil
 		}
@@ -95,7 +96,7 @@ func (e *Engine) Drain(ctx context.Context) error {
 // stays in the log and is delivered again.
 func (e *Engine) process(ctx context.Context, entry store.LogEntry) {
 	ev := &entry.Event
-	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	bo := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		res, err := e.Apply(ctx, ev)
 		if err == nil {
@@ -110,7 +111,7 @@ func (e *Engine) process(ctx context.Context, entry store.LogEntry) {
 			return
 		}
 		e.log.Warn("apply failed, will retry", "event", ev.ID, "err", err)
-		if !sleepCtx(ctx, backoff.next()) {
+		if !backoff.Sleep(ctx, bo.Next()) {
 			return
 		}
 	}

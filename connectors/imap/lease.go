@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/stagegate/stagegate/internal/backoff"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -42,7 +43,7 @@ func (w *worker) acquire(ctx context.Context) (context.Context, func()) {
 			w.st.set(StateWaitingLease, w.c.now(), true)
 			w.c.log.Info("another gateway watches this folder; standing by", "folder", w.folder)
 		}
-		if !sleep(ctx, w.c.leaseRenew) {
+		if !backoff.Sleep(ctx, w.c.leaseRenew) {
 			return nil, nil
 		}
 	}
@@ -112,7 +113,7 @@ func (l *lease) put(ctx context.Context, now time.Time) error {
 // expired.
 func (l *lease) keep(ctx context.Context, renew time.Duration, now func() time.Time, lost func(error)) {
 	last := now()
-	for sleep(ctx, renew) {
+	for backoff.Sleep(ctx, renew) {
 		err := l.put(ctx, now())
 		switch {
 		case err == nil:
