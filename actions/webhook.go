@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/stagegate/stagegate/connectors/webhook"
 	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 )
 
 // Headers every webhook attempt carries.
@@ -53,9 +53,9 @@ func (r *Runner) runWebhook(ctx context.Context, in engine.ActionInput) error {
 	h.Set(HeaderAttempt, strconv.Itoa(in.Attempt))
 	if a.Secret != "" {
 		now := r.now()
-		h.Set(webhook.HeaderID, in.ID)
-		h.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-		h.Set(webhook.HeaderSignature, webhook.Sign(a.Secret, in.ID, now, body))
+		h.Set(stdwebhooks.HeaderID, in.ID)
+		h.Set(stdwebhooks.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		h.Set(stdwebhooks.HeaderSignature, stdwebhooks.Sign(a.Secret, in.ID, now, body))
 	}
 	method := a.Method
 	if method == "" {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagegate/stagegate/connectors/webhook"
 	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 )
 
 // The webhook POSTs the stage entry as JSON with the idempotency key, the
@@ -53,7 +53,7 @@ func TestWebhookRequest(t *testing.T) {
 	if _, ok := event["raw"]; ok {
 		t.Fatal("the event's raw input was sent")
 	}
-	v, err := webhook.NewVerifier([]string{secret}, time.Hour, func() time.Time { return t0 })
+	v, err := stdwebhooks.NewVerifier([]string{secret}, time.Hour, func() time.Time { return t0 })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagegate/stagegate/connectors/webhook"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 )
 
 // newClient is an HTTP client for one test, with enough idle connections
@@ -227,7 +227,7 @@ func send(c *http.Client, base string, ev *event) attempt {
 			now := time.Now()
 			req.Header.Set("webhook-id", ev.key)
 			req.Header.Set("webhook-timestamp", fmt.Sprint(now.Unix()))
-			req.Header.Set("webhook-signature", webhook.Sign(webhookSecret, ev.key, now, ev.body))
+			req.Header.Set("webhook-signature", stdwebhooks.Sign(webhookSecret, ev.key, now, ev.body))
 		}
 	}
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stagegate/stagegate/internal/backoff"
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 	"github.com/stagegate/stagegate/store/bolt"
@@ -263,9 +264,9 @@ func TestRetryDelay(t *testing.T) {
 		{2, 0, time.Second}, {2, 0.5, 1500 * time.Millisecond},
 		{3, 0, 2 * time.Second}, {8, 0, 5 * time.Second}, {30, 0.5, 7500 * time.Millisecond},
 	} {
-		got := retryDelay(tc.n, time.Second, 10*time.Second, func() float64 { return tc.rnd })
+		got := backoff.Delay(tc.n, time.Second, 10*time.Second, func() float64 { return tc.rnd })
 		if got != tc.want {
-			t.Errorf("retryDelay(%d, rnd %v) = %v, want %v", tc.n, tc.rnd, got, tc.want)
+			t.Errorf("backoff.Delay(%d, rnd %v) = %v, want %v", tc.n, tc.rnd, got, tc.want)
 		}
 	}
 }

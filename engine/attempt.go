@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/stagegate/stagegate/internal/backoff"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -124,7 +125,7 @@ func (e *Engine) failed(ctx context.Context, en store.OutboxEntry, in ActionInpu
 		return
 	}
 	if !permanent && en.Attempts < e.aopts.MaxAttempts {
-		delay := retryDelay(en.Attempts, e.aopts.BackoffMin, e.aopts.BackoffMax, rand.Float64)
+		delay := backoff.Delay(en.Attempts, e.aopts.BackoffMin, e.aopts.BackoffMax, rand.Float64)
 		if ae != nil && ae.RetryAfter > delay {
 			delay = min(ae.RetryAfter, e.aopts.RetryAfterMax)
 		}
@@ -171,16 +172,4 @@ func (e *Engine) fail(en store.OutboxEntry, msg string, retryAt time.Time) error
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return e.st.FailOutbox(ctx, en.ID, en.Claim, msg, retryAt, e.now())
-}
-
-// retryDelay is the wait after attempt n (1-based) failed: d = min ·
-// 2^(n-1), capped at max, drawn uniformly from [d/2, d] with rnd (a
-// float in [0, 1)), so that retries spread out but still grow.
-func retryDelay(n int, lo, hi time.Duration, rnd func() float64) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + time.Duration(rnd()*float64(d/2))
 }

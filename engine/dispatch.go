@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stagegate/stagegate/internal/backoff"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -26,7 +27,7 @@ func (e *Engine) RunActions(ctx context.Context) error {
 	freed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer e.finishRunning(&wg, cancelWork)
-	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	bo := backoff.New(100*time.Millisecond, 5*time.Second)
 	// While there is a backlog (the last claim got all it asked for),
 	// claim in batches of a few freed workers: one claim per freed worker
 	// would cost a store write per action.
@@ -44,11 +45,11 @@ func (e *Engine) RunActions(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() == nil {
 				e.log.Warn("claim actions failed", "err", err)
-				sleepCtx(ctx, backoff.next())
+				backoff.Sleep(ctx, bo.Next())
 			}
 			continue
 		}
-		backoff.reset()
+		bo.Reset()
 		backlog = len(entries) == free
 		for _, group := range byStageEntry(entries) {
 			for range group {

@@ -11,13 +11,16 @@ import (
 
 // Decision outcomes, as stored in store.Decision.Outcome.
 const (
-	OutcomeWon          = "won"
-	OutcomeLost         = "lost_to_earlier_stage"
-	OutcomeNotEligible  = "not_eligible"
-	OutcomeStageBehind  = "stage_behind"
-	OutcomeNotMet       = "conditions_not_met"
-	AttrNotCustomerMail = "not_customer" // set by a connector: the event is recorded but fires no trigger
+	OutcomeWon         = "won"
+	OutcomeLost        = "lost_to_earlier_stage"
+	OutcomeNotEligible = "not_eligible"
+	OutcomeStageBehind = "stage_behind"
+	OutcomeNotMet      = "conditions_not_met"
 )
+
+// AttrNotCustomerMail is normalize.AttrNotCustomerMail, named here for the
+// engine's resolve step and tests.
+const AttrNotCustomerMail = normalize.AttrNotCustomerMail
 
 // compiledTrigger is a trigger with its position in the pipeline.
 type compiledTrigger struct {
@@ -105,7 +108,7 @@ func (p *pipeline) evaluate(it store.Item, ev *normalize.Event) evaluation {
 // says why not when they fail.
 func (t *compiledTrigger) matches(ev *normalize.Event) (bool, string) {
 	a := ev.Attrs
-	if why := a[AttrNotCustomerMail]; why != "" {
+	if why := a[normalize.AttrNotCustomerMail]; why != "" {
 		return false, "not customer mail: " + why
 	}
 	switch t.Type {

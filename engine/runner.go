@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stagegate/stagegate/internal/backoff"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -20,7 +21,7 @@ import (
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.done)
 	draining := false
-	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	bo := backoff.New(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
 		block := time.Second
 		if !draining {
@@ -39,12 +40,12 @@ func (e *Engine) Run(ctx context.Context) error {
 				break
 			}
 			e.log.Warn("read log failed", "err", err)
-			if !sleepCtx(ctx, backoff.next()) {
+			if !backoff.Sleep(ctx, bo.Next()) {
 				break
 			}
 			continue
 		}
-		backoff.reset()
+		bo.Reset()
 		if draining && len(entries) == 0 {
 			return nil
 		}
@@ -88,8 +89,8 @@ func (e *Engine) processBatch(ctx context.Context, entries []store.LogEntry) {
 	for i := range entries {
 		plans[i] = &plan{entry: entries[i], ev: &entries[i].Event}
 	}
-	outage := newBackoff(100*time.Millisecond, 5*time.Second)
-	failing := newBackoff(failureBackoffMin, time.Second)
+	outage := backoff.New(100*time.Millisecond, 5*time.Second)
+	failing := backoff.New(failureBackoffMin, time.Second)
 	failures := map[string]int{}
 	for len(plans) > 0 && ctx.Err() == nil {
 		for _, p := range plans {
@@ -100,7 +101,7 @@ func (e *Engine) processBatch(ctx context.Context, entries []store.LogEntry) {
 		case err == nil:
 		case errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil:
 			e.log.Warn("apply failed, will retry", "events", len(plans), "err", err)
-			if !sleepCtx(ctx, outage.next()) {
+			if !backoff.Sleep(ctx, outage.Next()) {
 				return
 			}
 			continue
@@ -114,7 +115,7 @@ func (e *Engine) processBatch(ctx context.Context, entries []store.LogEntry) {
 		default:
 			plans[0].err = err
 		}
-		outage.reset()
+		outage.Reset()
 		e.finished(plans)
 		var rest []*plan
 		for _, p := range plans {
@@ -133,7 +134,7 @@ func (e *Engine) processBatch(ctx context.Context, entries []store.LogEntry) {
 			}
 		}
 		plans = rest
-		if len(plans) > 0 && !sleepCtx(ctx, failing.next()) {
+		if len(plans) > 0 && !backoff.Sleep(ctx, failing.Next()) {
 			return
 		}
 	}
@@ -159,7 +160,7 @@ func (e *Engine) finished(plans []*plan) {
 func (e *Engine) park(ctx context.Context, p *plan, failures int) {
 	note := fmt.Sprintf("apply failed %d times: %v", failures, p.err)
 	e.log.Error("event parked as failed", "event_id", p.ev.ID, "failures", failures, "err", p.err)
-	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	bo := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		err := e.st.Ack(ctx, p.entry, store.Outcome{Failed: true, Note: note})
 		if err == nil {
@@ -168,7 +169,7 @@ func (e *Engine) park(ctx context.Context, p *plan, failures int) {
 			return
 		}
 		e.log.Warn("park failed, will retry", "event_id", p.ev.ID, "err", err)
-		if !sleepCtx(ctx, backoff.next()) {
+		if !backoff.Sleep(ctx, bo.Next()) {
 			return
 		}
 	}

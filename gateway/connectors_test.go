@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagegate/stagegate/connectors/webhook"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -18,7 +18,7 @@ func (tg *testGW) postWebhook(id, body string, ts time.Time, secret string) (int
 	req, _ := http.NewRequest("POST", tg.base+"/in/hooks", strings.NewReader(body))
 	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
-	req.Header.Set("webhook-signature", webhook.Sign(secret, id, ts, []byte(body)))
+	req.Header.Set("webhook-signature", stdwebhooks.Sign(secret, id, ts, []byte(body)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tg.t.Fatal(err)

@@ -85,6 +85,11 @@ type Event struct {
 	Raw []byte `json:"raw,omitempty"`
 }
 
+// AttrNotCustomerMail is the attribute a connector sets, with the reason as
+// its value, on an event that is recorded but must fire no trigger (an
+// auto-reply, a bounce, a mailing list). The engine honours it for every type.
+const AttrNotCustomerMail = "not_customer"
+
 // MaxRaw bounds how much of an input is kept in Event.Raw.
 const MaxRaw = 16 << 10
 

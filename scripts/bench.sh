@@ -387,7 +387,7 @@ if [ "${SKIP_CHANNELS:-0}" != 1 ]; then
 			echo "# imap: dovecot not installed (apt-get install dovecot-imapd), skipped"
 		fi
 		echo "# live chat: memory per idle visitor connection vs a bare gorilla echo server, 10,000 connections"
-		timeout 300 "$GO" run ./connectors/livechat/internal/chatbench idle -n 10000 -sources 4 2>&1 | tail -n 5 || true
+		timeout 300 "$GO" run ./cmd/chatbench idle -n 10000 -sources 4 2>&1 | tail -n 5 || true
 		echo '```'
 	} >"$TMP/channels.md"
 else

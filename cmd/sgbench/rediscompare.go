@@ -15,21 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stagegate/stagegate/connectors/webhook"
+	storeredis "github.com/stagegate/stagegate/store/redis"
 )
-
-// fullAppendScript is a copy of the Redis store's append script
-// (store/redis/scripts.go, appendScript): exactly what the intake makes
-// Redis do for each new event, in one EVALSHA. Keep the two in sync.
-const fullAppendScript = `
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return false
-end
-local seq = redis.call('XADD', KEYS[3], '*', 'id', ARGV[2], 'e', ARGV[3])
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'e', ARGV[3], 'seq', seq, 'applied', '0')
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-return seq
-`
 
 // minimalAppendScript is the least any Redis intake must do per event:
 // the dedup key and the log entry, in one round trip.
@@ -122,16 +109,15 @@ func cmdRedisCompare(ctx context.Context, args []string, stdout, stderr io.Write
 		}()
 	}
 	for _, variant := range strings.Split(o.variants, ",") {
-		var script string
+		var sha string
 		switch strings.TrimSpace(variant) {
-		case "full":
-			script = fullAppendScript
+		case "full": // the store's own script, loaded by the store's code
+			sha, err = storeredis.LoadAppendScript(ctx, rdb)
 		case "minimal":
-			script = minimalAppendScript
+			sha, err = rdb.ScriptLoad(ctx, minimalAppendScript).Result()
 		default:
 			return fmt.Errorf("-variants: unknown %q", variant)
 		}
-		sha, err := rdb.ScriptLoad(ctx, script).Result()
 		if err != nil {
 			return fmt.Errorf("script load: %w", err)
 		}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/stagegate/stagegate/connectors/webhook"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 )
 
 type throughputOpts struct {
@@ -117,7 +117,7 @@ func throughput(ctx context.Context, o throughputOpts, logw io.Writer) (Result, 
 		}
 		body := []byte(`{"type":"` + typ + `","subject":{"email":"` + itemEmail(j%o.items, domain) + `"},"attrs":{"n":"` + strconv.Itoa(j) + `"}}`)
 		id := "b" + run + "-" + strconv.Itoa(j)
-		reqs[j] = prepared{id: id, sig: webhook.Sign(secret, id, ts, body), body: body}
+		reqs[j] = prepared{id: id, sig: stdwebhooks.Sign(secret, id, ts, body), body: body}
 	}
 
 	if err := waitIdle(ctx, hc, o.url, o.applyTimeout, logw); err != nil {
@@ -168,9 +168,9 @@ func throughput(ctx context.Context, o throughputOpts, logw io.Writer) (Result, 
 					continue
 				}
 				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set(webhook.HeaderID, p.id)
-				req.Header.Set(webhook.HeaderTimestamp, tsText)
-				req.Header.Set(webhook.HeaderSignature, p.sig)
+				req.Header.Set(stdwebhooks.HeaderID, p.id)
+				req.Header.Set(stdwebhooks.HeaderTimestamp, tsText)
+				req.Header.Set(stdwebhooks.HeaderSignature, p.sig)
 				resp, err := hc.Do(req)
 				var status int
 				var body []byte

@@ -92,7 +92,7 @@ var bounceSenders = map[string]bool{"mailer-daemon": true, "postmaster": true, "
 
 // notCustomer says why mail is not a customer's own writing (an automatic
 // reply, a list, a bounce), or "" when it is. Such mail is recorded but
-// fires no trigger (engine.AttrNotCustomerMail).
+// fires no trigger (normalize.AttrNotCustomerMail).
 func notCustomer(h *mail.Header, from string, acceptLists bool) string {
 	if v := headerWord(h, "Auto-Submitted"); v != "" && v != "no" {
 		return "auto-submitted: " + v

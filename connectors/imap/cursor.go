@@ -2,7 +2,6 @@ package imap
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -41,19 +40,13 @@ func (c *cursor) rescanning(uid uint32) bool { return c.RescanUntil > 0 && uid <
 
 // loadCursor reads the cursor at key; ok is false when there is none.
 func loadCursor(ctx context.Context, rec store.Records, key string) (cursor, bool, error) {
-	r, err := rec.GetRecord(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return cursor{}, false, nil
-	}
+	var c cursor
+	ver, err := store.GetJSON(ctx, rec, key, &c)
 	if err != nil {
 		return cursor{}, false, fmt.Errorf("read cursor: %w", err)
 	}
-	var c cursor
-	if err := json.Unmarshal(r.Value, &c); err != nil {
-		return cursor{}, false, fmt.Errorf("read cursor %s: %w", key, err)
-	}
-	c.version = r.Version
-	return c, true, nil
+	c.version = ver
+	return c, ver > 0, nil
 }
 
 // save writes the cursor if nobody else wrote it since it was read.
@@ -62,11 +55,7 @@ func (c *cursor) save(ctx context.Context, rec store.Records, key string, now ti
 	if c.RescanUntil > 0 && c.LastUID >= c.RescanUntil {
 		c.RescanUntil, c.RescanFloor = 0, time.Time{}
 	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("save cursor: %w", err)
-	}
-	v, err := rec.PutRecord(ctx, key, b, c.version, 0)
+	v, err := store.PutJSON(ctx, rec, key, c, c.version, 0)
 	if errors.Is(err, store.ErrConflict) {
 		return errCursorMoved
 	}

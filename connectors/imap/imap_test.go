@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/normalize"
 )
 
@@ -72,7 +71,7 @@ func TestIncomingAndSent(t *testing.T) {
 		if sent == nil || sent.Type != normalize.EmailSent || sent.Subject.Email != "ann@client.test" || sent.Channel != "Sent" {
 			t.Fatalf("sent event: %+v (events %v)", sent, eventIDs(evs))
 		}
-		if ooo := byID["mail:ooo-1@client.test"]; ooo == nil || ooo.Attrs[engine.AttrNotCustomerMail] != "auto-submitted: auto-replied" {
+		if ooo := byID["mail:ooo-1@client.test"]; ooo == nil || ooo.Attrs[normalize.AttrNotCustomerMail] != "auto-submitted: auto-replied" {
 			t.Fatalf("auto reply: %+v", ooo)
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/stagegate/stagegate/internal/backoff"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -42,7 +43,7 @@ func (w *worker) acquire(ctx context.Context) (context.Context, func()) {
 			w.st.set(StateWaitingLease, w.c.now(), true)
 			w.c.log.Info("another gateway watches this folder; standing by", "folder", w.folder)
 		}
-		if !sleep(ctx, w.c.leaseRenew) {
+		if !backoff.Sleep(ctx, w.c.leaseRenew) {
 			return nil, nil
 		}
 	}
@@ -73,7 +74,9 @@ type lease struct {
 	version int64
 }
 
-// try takes the lease if it is free or already ours.
+// try takes the lease if it is free or already ours. A lease record that
+// does not decode is taken over, so it is read raw rather than with
+// store.GetJSON.
 func (l *lease) try(ctx context.Context, now time.Time) (bool, error) {
 	r, err := l.rec.GetRecord(ctx, l.key)
 	switch {
@@ -95,9 +98,10 @@ func (l *lease) try(ctx context.Context, now time.Time) (bool, error) {
 	return err == nil, err
 }
 
+// put writes the lease expecting the version last read or written: a
+// conflict (store.ErrConflict) means another gateway holds it now.
 func (l *lease) put(ctx context.Context, now time.Time) error {
-	b, _ := json.Marshal(leaseValue{Holder: l.holder, At: now.UTC()})
-	v, err := l.rec.PutRecord(ctx, l.key, b, l.version, l.ttl)
+	v, err := store.PutJSON(ctx, l.rec, l.key, leaseValue{Holder: l.holder, At: now.UTC()}, l.version, l.ttl)
 	if err == nil {
 		l.version = v
 	}
@@ -109,7 +113,7 @@ func (l *lease) put(ctx context.Context, now time.Time) error {
 // expired.
 func (l *lease) keep(ctx context.Context, renew time.Duration, now func() time.Time, lost func(error)) {
 	last := now()
-	for sleep(ctx, renew) {
+	for backoff.Sleep(ctx, renew) {
 		err := l.put(ctx, now())
 		switch {
 		case err == nil:

@@ -10,7 +10,6 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
-	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/normalize"
 )
 
@@ -91,7 +90,7 @@ func Normalize(f Fetched, r Rules) Result {
 			why = own
 		}
 		if why != "" {
-			ev.Attrs[engine.AttrNotCustomerMail] = why
+			ev.Attrs[normalize.AttrNotCustomerMail] = why
 		}
 		if ev.Subject.Email == "" {
 			w.add("no sender address: the event has no subject")
@@ -109,7 +108,7 @@ func Normalize(f Fetched, r Rules) Result {
 		ev.Attrs = cloneAttrs(attrs)
 		ev.Attrs["recipient"] = rcpt.Addr
 		if why != "" {
-			ev.Attrs[engine.AttrNotCustomerMail] = why
+			ev.Attrs[normalize.AttrNotCustomerMail] = why
 		}
 		ev.Warnings = append([]string(nil), w...)
 		res.Events = append(res.Events, &ev)

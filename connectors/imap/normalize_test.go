@@ -12,7 +12,6 @@ import (
 
 	"github.com/stagegate/stagegate/internal/testutil/golden"
 
-	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/normalize"
 )
 
@@ -174,7 +173,7 @@ func TestNotCustomer(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := Normalize(testFetched(raw, strings.HasPrefix(file, "sent_")), testRules(t))
-		if got := res.Events[0].Attrs[engine.AttrNotCustomerMail]; got != want {
+		if got := res.Events[0].Attrs[normalize.AttrNotCustomerMail]; got != want {
 			t.Errorf("%s: not_customer %q, want %q", file, got, want)
 		}
 	}
@@ -182,7 +181,7 @@ func TestNotCustomer(t *testing.T) {
 	raw := []byte("From: a@client.test\r\nList-Id: <l.client.test>\r\nMessage-ID: <l@x>\r\n\r\nhi")
 	r := testRules(t)
 	r.AcceptLists = true
-	if got := Normalize(testFetched(raw, false), r).Events[0].Attrs[engine.AttrNotCustomerMail]; got != "" {
+	if got := Normalize(testFetched(raw, false), r).Events[0].Attrs[normalize.AttrNotCustomerMail]; got != "" {
 		t.Errorf("accept_lists: not_customer %q", got)
 	}
 }

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/stagegate/stagegate/internal/backoff"
 )
 
 // errNoSentFolder: folders.sent is auto and no folder has \Sent.
@@ -54,7 +55,7 @@ func (w *worker) run(ctx context.Context) {
 
 // serve runs sessions until ctx is done, backing off after failures.
 func (w *worker) serve(ctx context.Context) {
-	bo := backoff{min: w.c.cfg.ReconnectMin, max: w.c.cfg.ReconnectMax}
+	bo := backoff.New(w.c.cfg.ReconnectMin, w.c.cfg.ReconnectMax)
 	log := w.c.log.With("folder", w.folder)
 	for ctx.Err() == nil {
 		healthy, err := w.session(ctx)
@@ -66,9 +67,9 @@ func (w *worker) serve(ctx context.Context) {
 			return
 		}
 		if healthy {
-			bo.reset()
+			bo.Reset()
 		}
-		d := bo.next()
+		d := bo.Next()
 		if errors.Is(err, errNoSentFolder) {
 			d = w.c.cfg.ReconnectMax
 			w.st.set(StateDisabled, w.c.now(), true)
@@ -77,7 +78,7 @@ func (w *worker) serve(ctx context.Context) {
 			w.st.failed(err, w.c.now(), w.c.now().Add(d))
 			log.Warn("imap session failed; reconnecting", "err", err, "retry_in", d.Round(time.Millisecond))
 		}
-		if !sleep(ctx, d) {
+		if !backoff.Sleep(ctx, d) {
 			return
 		}
 	}
@@ -241,7 +242,7 @@ func (w *worker) poll(ctx context.Context, cn *conn) (bool, error) {
 	if pending(w.wake) {
 		return true, nil
 	}
-	if !sleep(ctx, w.c.cfg.PollInterval) {
+	if !backoff.Sleep(ctx, w.c.cfg.PollInterval) {
 		return false, ctx.Err()
 	}
 	if err := cn.do(func() error { return cn.c.Noop().Wait() }); err != nil {
@@ -268,33 +269,3 @@ func drain(ch chan struct{}) {
 	default:
 	}
 }
-
-// sleep waits d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// backoff is exponential backoff with jitter: each wait is drawn in
-// [d/2, d), d doubling from min up to max.
-type backoff struct {
-	min, max time.Duration
-	n        int
-}
-
-func (b *backoff) next() time.Duration {
-	d := b.min << min(b.n, 30)
-	if d > b.max || d <= 0 {
-		d = b.max
-	}
-	b.n++
-	return d/2 + rand.N(d/2+1)
-}
-
-func (b *backoff) reset() { b.n = 0 }

@@ -21,9 +21,6 @@ import (
 //	                   (element id "<conversation>:<status>"); the agents'
 //	                   queue is folded from the lists of the queue window
 
-// casAttempts bounds compare-and-set retries on one record.
-const casAttempts = 50
-
 // readPage is how many list elements one ReadList call asks for.
 const readPage = 500
 
@@ -50,64 +47,16 @@ func (s *state) queueKey(day time.Time) string {
 	return s.prefix + "queue/" + day.UTC().Format("20060102")
 }
 
-// getJSON reads the record at key into v and returns its version (0 and
-// no error when absent).
-func (s *state) getJSON(ctx context.Context, key string, v any) (int64, error) {
-	r, err := s.rec.GetRecord(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	if err := json.Unmarshal(r.Value, v); err != nil {
-		return 0, fmt.Errorf("record %s: %w", key, err)
-	}
-	return r.Version, nil
-}
-
-// update applies change to the record at key with compare-and-set, retrying
-// on conflicts. change sees the current value (zero when absent) and
-// returns false to leave the record unchanged.
-func update[T any](ctx context.Context, s *state, key string, change func(v *T, exists bool) (bool, error)) (T, error) {
-	for range casAttempts {
-		var v T
-		ver, err := s.getJSON(ctx, key, &v)
-		if err != nil {
-			return v, err
-		}
-		ok, err := change(&v, ver > 0)
-		if err != nil || !ok {
-			return v, err
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return v, err
-		}
-		_, err = s.rec.PutRecord(ctx, key, b, ver, s.retention)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		return v, err
-	}
-	var zero T
-	return zero, fmt.Errorf("record %s: %w after %d attempts", key, store.ErrConflict, casAttempts)
-}
-
 // getConversation returns the conversation with id, or ok false.
 func (s *state) getConversation(ctx context.Context, id string) (Conversation, bool, error) {
 	var c Conversation
-	ver, err := s.getJSON(ctx, s.convKey(id), &c)
+	ver, err := store.GetJSON(ctx, s.rec, s.convKey(id), &c)
 	return c, ver > 0, err
 }
 
 // createConversation stores a new conversation (its id must be fresh).
 func (s *state) createConversation(ctx context.Context, c Conversation) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	_, err = s.rec.PutRecord(ctx, s.convKey(c.ID), b, 0, s.retention)
+	_, err := store.PutJSON(ctx, s.rec, s.convKey(c.ID), c, 0, s.retention)
 	return err
 }
 
@@ -116,12 +65,13 @@ var errGone = errors.New("conversation not found")
 
 // updateConversation applies change to an existing conversation.
 func (s *state) updateConversation(ctx context.Context, id string, change func(c *Conversation) (bool, error)) (Conversation, error) {
-	return update(ctx, s, s.convKey(id), func(c *Conversation, exists bool) (bool, error) {
-		if !exists {
+	c, _, err := store.UpdateJSON(ctx, s.rec, s.convKey(id), s.retention, func(c *Conversation, version int64) (bool, error) {
+		if version == 0 {
 			return false, errGone
 		}
 		return change(c)
 	})
+	return c, err
 }
 
 // appendMessage stores m under elemID and returns it with its sequence
@@ -185,15 +135,16 @@ func decodeMessage(e store.ListElem) (Message, error) {
 // getVisitor returns the visitor's record (zero when new).
 func (s *state) getVisitor(ctx context.Context, id string) (visitorRecord, error) {
 	var v visitorRecord
-	_, err := s.getJSON(ctx, s.visitorKey(id), &v)
+	_, err := store.GetJSON(ctx, s.rec, s.visitorKey(id), &v)
 	return v, err
 }
 
 // updateVisitor applies change to the visitor's record, creating it.
 func (s *state) updateVisitor(ctx context.Context, id string, change func(v *visitorRecord) bool) (visitorRecord, error) {
-	return update(ctx, s, s.visitorKey(id), func(v *visitorRecord, _ bool) (bool, error) {
+	v, _, err := store.UpdateJSON(ctx, s.rec, s.visitorKey(id), s.retention, func(v *visitorRecord, _ int64) (bool, error) {
 		return change(v), nil
 	})
+	return v, err
 }
 
 // queueChange records a conversation's new status in today's queue list.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagegate/stagegate/connectors/webhook"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 )
 
 // checkRefused asserts an answer of status and code, and that nothing was
@@ -105,7 +105,7 @@ func TestGenericBadInput(t *testing.T) {
 	}{
 		{"bad signature", func() *http.Request {
 			r := genericRequest("msg_1", now, good)
-			r.Header.Set(webhook.HeaderSignature, webhook.Sign("whsec_b3RoZXI=", "msg_1", now, []byte(good)))
+			r.Header.Set(stdwebhooks.HeaderSignature, stdwebhooks.Sign("whsec_b3RoZXI=", "msg_1", now, []byte(good)))
 			return r
 		}, 401, "bad_signature"},
 		{"body changed after signing", func() *http.Request {
@@ -115,7 +115,7 @@ func TestGenericBadInput(t *testing.T) {
 		}, 401, "bad_signature"},
 		{"missing headers", func() *http.Request {
 			r := genericRequest("msg_1", now, good)
-			r.Header.Del(webhook.HeaderID)
+			r.Header.Del(stdwebhooks.HeaderID)
 			return r
 		}, 400, "missing_headers"},
 		{"stale timestamp", func() *http.Request { return genericRequest("msg_1", now.Add(-time.Hour), good) }, 400, "bad_timestamp"},

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
-	"github.com/stagegate/stagegate/connectors/webhook"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/validate"
 )
@@ -77,7 +77,7 @@ var _ connectors.Config = (*Config)(nil)
 // NewConfig returns a Config with defaults set.
 func NewConfig() *Config {
 	return &Config{
-		Tolerance:         webhook.DefaultTolerance,
+		Tolerance:         stdwebhooks.DefaultTolerance,
 		VoicemailIsMissed: true,
 		Settle:            DefaultSettle,
 		Retention:         DefaultRetention,
@@ -171,7 +171,7 @@ func (c *Config) validateTwilio(errs *validate.Errors) {
 func (c *Config) validateGeneric(errs *validate.Errors) {
 	if len(c.secrets()) == 0 {
 		errs.Add("secret", "required for provider generic (or secrets)")
-	} else if _, err := webhook.NewVerifier(c.secrets(), c.Tolerance, nil); err != nil {
+	} else if _, err := stdwebhooks.NewVerifier(c.secrets(), c.Tolerance, nil); err != nil {
 		errs.Add("secret", "%v", err)
 	}
 	if c.Tolerance < time.Second {

@@ -18,8 +18,8 @@ import (
 	"github.com/stagegate/stagegate/internal/testutil/fakes"
 
 	"github.com/stagegate/stagegate/connectors"
-	"github.com/stagegate/stagegate/connectors/webhook"
 	"github.com/stagegate/stagegate/internal/httpx"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
@@ -37,7 +37,7 @@ const (
 
 var (
 	testKey    = []byte("stagegate-telephony-test-key")
-	testSecret = webhook.SecretPrefix + base64.StdEncoding.EncodeToString(testKey)
+	testSecret = stdwebhooks.SecretPrefix + base64.StdEncoding.EncodeToString(testKey)
 )
 
 // clock and fakeIntake are the shared test doubles.
@@ -292,9 +292,9 @@ func (e *env) postTwilio(t testing.TB, params url.Values) *httptest.ResponseReco
 func genericRequest(id string, ts time.Time, body string) *http.Request {
 	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set(webhook.HeaderID, id)
-	r.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
-	r.Header.Set(webhook.HeaderSignature, webhook.Sign(testSecret, id, ts, []byte(body)))
+	r.Header.Set(stdwebhooks.HeaderID, id)
+	r.Header.Set(stdwebhooks.HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	r.Header.Set(stdwebhooks.HeaderSignature, stdwebhooks.Sign(testSecret, id, ts, []byte(body)))
 	return r
 }
 

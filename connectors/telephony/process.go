@@ -12,11 +12,8 @@ import (
 )
 
 // errBusy: the call's record kept changing under us (many callbacks of one
-// call at once); the provider is asked to retry.
+// call at once, beyond store.UpdateAttempts); the provider is asked to retry.
 var errBusy = errors.New("call state changed concurrently too often")
-
-// maxFoldAttempts bounds the read-fold-write retries of one callback.
-const maxFoldAttempts = 16
 
 // Keys under a connector's namespace "telephony/<name>/": a call's state
 // and its callback list.
@@ -72,8 +69,9 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 
 // apply runs the state machine for the call root: read the call, fold cb
 // in (cb nil: only the clock moved, at now), submit the new events, and
-// write the call back if it changed, expecting the version read. When
-// another writer got there first it starts over from the new version: the
+// write the call back if it changed, expecting the version read
+// (store.UpdateJSON). When another writer got there first it starts over
+// from the new version: the
 // events it submitted are submitted again and are duplicates. If the
 // intake fails nothing is written, so the next attempt derives them again.
 //
@@ -92,74 +90,65 @@ func (c *Connector) apply(ctx context.Context, root string, cb *Callback, now ti
 			}
 		}
 	}
-	for range maxFoldAttempts {
-		cur, version, err := c.getCall(ctx, root)
-		if err != nil {
-			return Call{}, nil, err
+	var (
+		result   Call
+		accepted []AcceptedEvent
+		written  bool
+	)
+	_, version, err := store.UpdateJSON(ctx, c.records, callKey(c.Name(), root), c.retention, func(call *Call, version int64) (bool, error) {
+		switch {
+		case version == 0 && cb == nil:
+			result, accepted, written = Call{}, nil, false // expired or never written
+			return false, nil
+		case version == 0:
+			call.ID = root
+		case call.ID != root:
+			return false, fmt.Errorf("stored state is not a call (id %q)", call.ID)
 		}
-		if cb == nil && version == 0 {
-			return Call{}, nil, nil // expired or never written
-		}
+		cur := *call
 		next, events, changed := Fold(cur, cb, now, c.opts)
-		accepted := make([]AcceptedEvent, 0, len(events))
+		accepted = make([]AcceptedEvent, 0, len(events))
 		for _, ev := range events {
 			res, err := c.Intake().Submit(ctx, ev)
 			if err != nil {
-				return Call{}, nil, fmt.Errorf("telephony %s: call %s: submit %s: %w", c.Name(), root, ev.ID, err)
+				return false, fmt.Errorf("submit %s: %w", ev.ID, err)
 			}
 			accepted = append(accepted, AcceptedEvent{EventID: ev.ID, Type: ev.Type, Duplicate: res.Duplicate})
 		}
 		if !next.SettleAt.IsZero() && (!next.SettleAt.Equal(cur.SettleAt) || cb == nil) {
 			if err := c.schedule(ctx, root, next.SettleAt, now); err != nil {
-				return Call{}, nil, err
+				return false, err
 			}
 		}
+		result, written = next, changed
 		if !changed {
 			c.calls.put(cur, version, c.Now())
-			return next, accepted, nil
+			return false, nil
 		}
-		ok, err := c.putCall(ctx, next, version)
-		if err != nil {
-			return Call{}, nil, err
-		}
-		if ok {
-			return next, accepted, nil
-		}
+		*call = next
+		return true, nil
+	})
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return Call{}, nil, fmt.Errorf("telephony %s: call %s: %w", c.Name(), root, errBusy)
+	case err != nil:
+		return Call{}, nil, fmt.Errorf("telephony %s: call %s: %w", c.Name(), root, err)
+	case written:
+		c.calls.put(result, version, c.Now())
 	}
-	return Call{}, nil, fmt.Errorf("telephony %s: call %s: %w", c.Name(), root, errBusy)
+	return result, accepted, nil
 }
 
 // putCall writes call expecting version; false means another writer
 // changed it first (store.ErrConflict).
 func (c *Connector) putCall(ctx context.Context, call Call, version int64) (bool, error) {
-	val, err := json.Marshal(call)
-	if err != nil {
-		return false, fmt.Errorf("telephony %s: call %s: encode: %w", c.Name(), call.ID, err)
-	}
-	v, err := c.records.PutRecord(ctx, callKey(c.Name(), call.ID), val, version, c.retention)
+	v, err := store.PutJSON(ctx, c.records, callKey(c.Name(), call.ID), call, version, c.retention)
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("telephony %s: call %s: write: %w", c.Name(), call.ID, err)
+		return false, fmt.Errorf("telephony %s: call %s: %w", c.Name(), call.ID, err)
 	}
 	c.calls.put(call, v, c.Now())
 	return true, nil
-}
-
-// getCall reads the call root and its record version; an absent call is a
-// new Call and version 0.
-func (c *Connector) getCall(ctx context.Context, root string) (Call, int64, error) {
-	rec, err := c.records.GetRecord(ctx, callKey(c.Name(), root))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return Call{ID: root}, 0, nil
-	case err != nil:
-		return Call{}, 0, fmt.Errorf("telephony %s: call %s: read: %w", c.Name(), root, err)
-	}
-	var call Call
-	if err := json.Unmarshal(rec.Value, &call); err != nil || call.ID != root {
-		return Call{}, 0, fmt.Errorf("telephony %s: call %s: stored state is not a call (%v)", c.Name(), root, err)
-	}
-	return call, rec.Version, nil
 }

@@ -34,8 +34,8 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
-	"github.com/stagegate/stagegate/connectors/webhook"
 	"github.com/stagegate/stagegate/internal/httpx"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -56,7 +56,7 @@ type Connector struct {
 
 	twilio   *twilioVerifier
 	sigBases []string // spellings of the URL Twilio signs, without sub-path and query
-	generic  *webhook.Verifier
+	generic  *stdwebhooks.Verifier
 }
 
 var (
@@ -116,7 +116,7 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Connector, e
 			c.twilio.keys = append(c.twilio.keys, []byte(t))
 		}
 	case ProviderGeneric:
-		if c.generic, err = webhook.NewVerifier(cfg.secrets(), cfg.Tolerance, s.Now); err != nil {
+		if c.generic, err = stdwebhooks.NewVerifier(cfg.secrets(), cfg.Tolerance, s.Now); err != nil {
 			return nil, fmt.Errorf("telephony %s: %w", base.Name, err)
 		}
 	default:
@@ -222,10 +222,10 @@ func (c *Connector) signatureURLs(r *http.Request) []string {
 func (c *Connector) genericCallback(w http.ResponseWriter, r *http.Request, body []byte) (*Callback, bool) {
 	id, err := c.generic.Verify(r.Header, body)
 	switch {
-	case errors.Is(err, webhook.ErrMissingHeaders):
+	case errors.Is(err, stdwebhooks.ErrMissingHeaders):
 		c.Refuse(w, r, http.StatusBadRequest, "missing_headers", err.Error())
 		return nil, false
-	case errors.Is(err, webhook.ErrBadTimestamp):
+	case errors.Is(err, stdwebhooks.ErrBadTimestamp):
 		c.Refuse(w, r, http.StatusBadRequest, "bad_timestamp", err.Error())
 		return nil, false
 	case err != nil:

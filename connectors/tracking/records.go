@@ -2,8 +2,6 @@ package tracking
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -85,14 +83,14 @@ type Hit struct {
 	Reasons []string  `json:"reasons,omitempty"`
 }
 
-// loadMessage reads a message from the store.
+// loadMessage reads a message from the store, or store.ErrNotFound.
 func (t *Tracker) loadMessage(ctx context.Context, id string) (*Message, error) {
-	rec, err := t.records.GetRecord(ctx, t.msgKey(id))
-	if err != nil {
-		return nil, err
-	}
 	var m Message
-	if err := json.Unmarshal(rec.Value, &m); err != nil {
+	ver, err := store.GetJSON(ctx, t.records, t.msgKey(id), &m)
+	if err == nil && ver == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
 		return nil, fmt.Errorf("tracking %s: message %s: %w", t.Name(), id, err)
 	}
 	return &m, nil
@@ -100,41 +98,30 @@ func (t *Tracker) loadMessage(ctx context.Context, id string) (*Message, error) 
 
 // saveMessage stores a new message and its Message-ID reference.
 func (t *Tracker) saveMessage(ctx context.Context, m *Message) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if _, err := t.records.PutRecord(ctx, t.msgKey(m.ID), b, 0, t.cfg.Retention); err != nil {
+	if _, err := store.PutJSON(ctx, t.records, t.msgKey(m.ID), m, 0, t.cfg.Retention); err != nil {
 		return fmt.Errorf("tracking %s: store message %s: %w", t.Name(), m.ID, err)
 	}
 	ref := store.MessageRef{ItemID: m.ItemID, Source: "tracking", CreatedAt: m.CreatedAt}
 	return store.PutMessageRef(ctx, t.records, m.MessageID, ref, t.cfg.Retention)
 }
 
-// markSent records the first send time of a message (compare-and-set, a
-// few retries), so that "quick" is measured from the send.
+// markSent records the first send time of a message (store.UpdateJSON),
+// so that "quick" is measured from the send.
 func (t *Tracker) markSent(ctx context.Context, id string, at time.Time) (*Message, error) {
-	for range 5 {
-		rec, err := t.records.GetRecord(ctx, t.msgKey(id))
-		if err != nil {
-			return nil, err
-		}
-		var m Message
-		if err := json.Unmarshal(rec.Value, &m); err != nil {
-			return nil, fmt.Errorf("tracking %s: message %s: %w", t.Name(), id, err)
-		}
-		if !m.SentAt.IsZero() {
-			return &m, nil
+	m, _, err := store.UpdateJSON(ctx, t.records, t.msgKey(id), t.cfg.Retention, func(m *Message, version int64) (bool, error) {
+		switch {
+		case version == 0:
+			return false, store.ErrNotFound
+		case !m.SentAt.IsZero():
+			return false, nil
 		}
 		m.SentAt = at
-		b, _ := json.Marshal(&m)
-		_, err = t.records.PutRecord(ctx, t.msgKey(id), b, rec.Version, t.cfg.Retention)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		return &m, err
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tracking %s: message %s: %w", t.Name(), id, err)
 	}
-	return nil, fmt.Errorf("tracking %s: message %s: %w", t.Name(), id, store.ErrConflict)
+	return &m, nil
 }
 
 // msgIDFromRef returns the tracked message id named by s: the id itself,

@@ -179,26 +179,20 @@ func (t *Tracker) viewLink(ctx context.Context, pv PageView) *link {
 }
 
 // updateVisitor applies l (may be nil) and, for a view, the view to the
-// visitor's record, with compare-and-set. It returns nil for an anonymous
+// visitor's record (store.UpdateJSON). It returns nil for an anonymous
 // visitor (no record, no link), and the previous last view.
 func (t *Tracker) updateVisitor(ctx context.Context, id string, l *link, now time.Time, view bool) (*Visitor, time.Time, error) {
-	key := t.visitorKey(id)
-	for range 5 {
-		rec, err := t.records.GetRecord(ctx, key)
-		v := Visitor{ID: id}
-		switch {
-		case isNotFound(err) && l == nil:
-			t.stats.viewsAnon.Add(1)
-			return nil, time.Time{}, nil
-		case isNotFound(err):
-		case err != nil:
-			return nil, time.Time{}, err
-		default:
-			if err := json.Unmarshal(rec.Value, &v); err != nil {
-				return nil, time.Time{}, fmt.Errorf("tracking %s: visitor %s: %w", t.Name(), id, err)
-			}
+	var prev time.Time
+	anonymous := false
+	v, _, err := store.UpdateJSON(ctx, t.records, t.visitorKey(id), t.cfg.Retention, func(v *Visitor, version int64) (bool, error) {
+		anonymous = version == 0 && l == nil
+		if anonymous {
+			return false, nil
 		}
-		prev := v.LastSeen
+		if v.ID == "" {
+			v.ID = id
+		}
+		prev = v.LastSeen
 		if l != nil {
 			if l.itemID != "" {
 				v.ItemID = l.itemID
@@ -215,17 +209,16 @@ func (t *Tracker) updateVisitor(ctx context.Context, id string, l *link, now tim
 			v.LastSeen = now
 			v.Views++
 		}
-		b, _ := json.Marshal(&v)
-		_, err = t.records.PutRecord(ctx, key, b, rec.Version, t.cfg.Retention)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return nil, time.Time{}, err
-		}
-		return &v, prev, nil
+		return true, nil
+	})
+	switch {
+	case err != nil:
+		return nil, time.Time{}, fmt.Errorf("tracking %s: visitor %s: %w", t.Name(), id, err)
+	case anonymous:
+		t.stats.viewsAnon.Add(1)
+		return nil, time.Time{}, nil
 	}
-	return nil, time.Time{}, fmt.Errorf("tracking %s: visitor %s: %w", t.Name(), id, store.ErrConflict)
+	return &v, prev, nil
 }
 
 // linkBody is the body of POST /api/v1/visitors/{id}/link.

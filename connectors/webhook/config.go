@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 	"github.com/stagegate/stagegate/validate"
 )
 
@@ -59,7 +60,7 @@ var _ connectors.Config = (*WebhookConfig)(nil)
 // NewWebhookConfig returns a WebhookConfig with defaults set.
 func NewWebhookConfig() *WebhookConfig {
 	return &WebhookConfig{
-		Tolerance:     DefaultTolerance,
+		Tolerance:     stdwebhooks.DefaultTolerance,
 		MaxBody:       DefaultWebhookMaxBody,
 		DefaultRegion: DefaultRegion,
 	}
@@ -81,12 +82,12 @@ func (c *WebhookConfig) Validate() validate.Errors {
 		errs.Add("secret", "required (or secrets)")
 	}
 	if c.Secret != "" {
-		if _, err := decodeSecret(c.Secret); err != nil {
+		if _, err := stdwebhooks.DecodeSecret(c.Secret); err != nil {
 			errs.Add("secret", "%v", err)
 		}
 	}
 	for i, s := range c.Secrets {
-		if _, err := decodeSecret(s); err != nil {
+		if _, err := stdwebhooks.DecodeSecret(s); err != nil {
 			errs.Add(validate.Index("secrets", i), "%v", err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/internal/httpx"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 	"github.com/stagegate/stagegate/normalize"
 )
 
@@ -23,7 +24,7 @@ var t0 = time.Date(2026, 3, 1, 10, 15, 30, 0, time.UTC)
 // testSecret is a Standard Webhooks secret; testKey is what it decodes to.
 var (
 	testKey    = []byte("stagegate-test-key-0123456789")
-	testSecret = SecretPrefix + base64.StdEncoding.EncodeToString(testKey)
+	testSecret = stdwebhooks.SecretPrefix + base64.StdEncoding.EncodeToString(testKey)
 )
 
 // clock and fakeIntake are the shared test doubles.
@@ -40,9 +41,9 @@ func testDeps(in connectors.Intake, clk *clock) connectors.Deps {
 
 // signHeaders sets the Standard Webhooks headers of r for body.
 func signHeaders(r *http.Request, secret, id string, ts time.Time, body []byte) {
-	r.Header.Set(HeaderID, id)
-	r.Header.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
-	r.Header.Set(HeaderSignature, Sign(secret, id, ts, body))
+	r.Header.Set(stdwebhooks.HeaderID, id)
+	r.Header.Set(stdwebhooks.HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	r.Header.Set(stdwebhooks.HeaderSignature, stdwebhooks.Sign(secret, id, ts, body))
 }
 
 // serve runs one request through h.

@@ -9,8 +9,8 @@
 //
 // Each kind has its config (config.go), a pure normalizer golden-tested on
 // testdata/, and an http.Handler that answers only after Intake made the
-// event durable. The Verifier is exported for other connectors (telephony)
-// that receive Standard Webhooks.
+// event durable. Signatures are checked by internal/stdwebhooks, which the
+// telephony connector and the webhook action share.
 package webhook
 
 import (
@@ -19,6 +19,7 @@ import (
 	"net/http"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 )
 
 // WebhookKind is the connector kind "webhook": signed inbound webhooks.
@@ -30,7 +31,7 @@ var WebhookKind = connectors.NewKind("webhook", NewWebhookConfig, NewWebhook)
 type Webhook struct {
 	*connectors.Push
 	region   string
-	verifier *Verifier
+	verifier *stdwebhooks.Verifier
 }
 
 var _ connectors.HTTPConnector = (*Webhook)(nil)
@@ -41,7 +42,7 @@ func NewWebhook(base connectors.Base, cfg *WebhookConfig, deps connectors.Deps) 
 	if err != nil {
 		return nil, err
 	}
-	v, err := NewVerifier(cfg.AllSecrets(), cfg.Tolerance, s.Now)
+	v, err := stdwebhooks.NewVerifier(cfg.AllSecrets(), cfg.Tolerance, s.Now)
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", base.Name, err)
 	}
@@ -65,10 +66,10 @@ func (c *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := c.verifier.Verify(r.Header, body)
 	switch {
-	case errors.Is(err, ErrMissingHeaders):
+	case errors.Is(err, stdwebhooks.ErrMissingHeaders):
 		c.Refuse(w, r, http.StatusBadRequest, "missing_headers", err.Error())
 		return
-	case errors.Is(err, ErrBadTimestamp):
+	case errors.Is(err, stdwebhooks.ErrBadTimestamp):
 		c.Refuse(w, r, http.StatusBadRequest, "bad_timestamp", err.Error())
 		return
 	case err != nil:

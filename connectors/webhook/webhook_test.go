@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/internal/stdwebhooks"
 )
 
 func newTestWebhook(t testing.TB, in connectors.Intake, clk *clock) *Webhook {
@@ -101,7 +102,7 @@ func TestWebhookRefusals(t *testing.T) {
 		}, 401, "bad_signature"},
 		{"wrong secret", func() *http.Request {
 			r := signed("/", "m", t0, okBody)
-			r.Header.Set(HeaderSignature, Sign("whsec_d3Jvbmc=", "m", t0, []byte(okBody)))
+			r.Header.Set(stdwebhooks.HeaderSignature, stdwebhooks.Sign("whsec_d3Jvbmc=", "m", t0, []byte(okBody)))
 			return r
 		}, 401, "bad_signature"},
 		{"bad JSON", func() *http.Request { return signed("/", "m", t0, `{"code":`) }, 400, "bad_json"},
@@ -214,14 +215,14 @@ func BenchmarkWebhookHandler(b *testing.B) {
 	h := newTestWebhook(b, nopIntake{}, newClock())
 	body := []byte(`{"type":"crm.invoice_paid","code":"inv-77","subject":{"email":"ann@client.test","phone":"+15551230000"},"attrs":{"amount":"10"}}`)
 	ts := strconv.FormatInt(t0.Unix(), 10)
-	sig := Sign(testSecret, "msg_bench", t0, body)
+	sig := stdwebhooks.Sign(testSecret, "msg_bench", t0, body)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-		r.Header.Set(HeaderID, "msg_bench")
-		r.Header.Set(HeaderTimestamp, ts)
-		r.Header.Set(HeaderSignature, sig)
+		r.Header.Set(stdwebhooks.HeaderID, "msg_bench")
+		r.Header.Set(stdwebhooks.HeaderTimestamp, ts)
+		r.Header.Set(stdwebhooks.HeaderSignature, sig)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		if w.Code != http.StatusOK {

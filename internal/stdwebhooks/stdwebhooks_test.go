@@ -1,6 +1,7 @@
-package webhook
+package stdwebhooks
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"strconv"
@@ -124,3 +125,9 @@ func or(s, def string) string {
 	}
 	return s
 }
+
+// t0 is the fixed clock of these tests.
+var t0 = time.Date(2026, 3, 1, 10, 15, 30, 0, time.UTC)
+
+// testSecret is a Standard Webhooks secret.
+var testSecret = SecretPrefix + base64.StdEncoding.EncodeToString([]byte("stagegate-test-key-0123456789"))

@@ -1,4 +1,8 @@
-package webhook
+// Package stdwebhooks signs and verifies Standard Webhooks
+// (https://www.standardwebhooks.com/): the inbound webhook and telephony
+// connectors verify with it, the webhook action and the benchmark sign with
+// it. It sits below all of them so that none imports another for it.
+package stdwebhooks
 
 import (
 	"crypto/hmac"
@@ -62,7 +66,7 @@ func NewVerifier(secrets []string, tolerance time.Duration, now func() time.Time
 		v.now = time.Now
 	}
 	for i, s := range secrets {
-		key, err := decodeSecret(s)
+		key, err := DecodeSecret(s)
 		if err != nil {
 			return nil, fmt.Errorf("webhook verifier: secret %d: %w", i, err)
 		}
@@ -71,8 +75,10 @@ func NewVerifier(secrets []string, tolerance time.Duration, now func() time.Time
 	return v, nil
 }
 
-// decodeSecret turns a configured secret into an HMAC key.
-func decodeSecret(s string) ([]byte, error) {
+// DecodeSecret turns a configured secret into an HMAC key: "whsec_<base64>"
+// is decoded, any other non-empty secret is used as raw bytes. Config
+// validation calls it to refuse a secret NewVerifier would refuse.
+func DecodeSecret(s string) ([]byte, error) {
 	if s == "" {
 		return nil, errors.New("empty secret")
 	}
@@ -151,7 +157,7 @@ func mac(key []byte, id, ts string, body []byte) []byte {
 // signed as unix seconds, which is also what the webhook-timestamp header
 // must carry. A secret NewVerifier would refuse is used as raw bytes.
 func Sign(secret string, id string, ts time.Time, body []byte) string {
-	key, err := decodeSecret(secret)
+	key, err := DecodeSecret(secret)
 	if err != nil {
 		key = []byte(secret)
 	}

@@ -8,7 +8,7 @@
 //	                             a whole in-process gateway (bolt by default)
 //
 // Both print a Markdown table row and the raw figures. Run from the
-// repository root: go run ./connectors/livechat/internal/chatbench idle.
+// repository root: go run ./cmd/chatbench idle.
 package main
 
 import (
