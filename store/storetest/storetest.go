@@ -69,6 +69,7 @@ func RunWith(t *testing.T, open func(t *testing.T) store.Store, opts Options) {
 		{"Contacts", testContacts},
 		{"Items", testItems},
 		{"Move", testMove},
+		{"Batch", testBatch},
 		{"Timeline", testTimeline},
 		{"Decisions", testDecisions},
 		{"Ping", testPing},
