@@ -26,6 +26,8 @@ func (g *Gateway) routesAPI(mux, api *http.ServeMux) {
 	api.HandleFunc("GET /api/v1/contacts/{id}", g.apiGetContact)
 	api.HandleFunc("POST /api/v1/events", g.apiPostEvent)
 	api.HandleFunc("GET /api/v1/events/{id}", g.apiGetEvent)
+	api.HandleFunc("GET /api/v1/events", g.apiListEvents)
+	api.HandleFunc("POST /api/v1/events/{id}/retry", g.apiRetryEvent)
 	api.HandleFunc("GET /api/v1/unmatched", g.apiUnmatched)
 	api.HandleFunc("GET /api/v1/pipelines", g.apiPipelines)
 	api.HandleFunc("GET /api/v1/actions", g.apiListActions)

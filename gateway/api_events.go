@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -124,4 +125,42 @@ func (g *Gateway) apiUnmatched(w http.ResponseWriter, r *http.Request) {
 		evs = []store.EventRecord{}
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"events": evs})
+}
+
+// apiListEvents lists events by status; status=failed (the only one for
+// now) lists the parked events: those whose apply kept failing.
+func (g *Gateway) apiListEvents(w http.ResponseWriter, r *http.Request) {
+	if st := r.URL.Query().Get("status"); st != "failed" {
+		httpx.WriteError(w, http.StatusBadRequest, "bad_status", "status must be failed")
+		return
+	}
+	limit, ok := queryLimit(w, r, 100)
+	if !ok {
+		return
+	}
+	evs, err := g.st.ListFailed(r.Context(), limit)
+	if err != nil {
+		g.storeError(w, r, err)
+		return
+	}
+	if evs == nil {
+		evs = []store.EventRecord{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"events": evs})
+}
+
+// apiRetryEvent puts a parked event back into the log; 404 for an unknown
+// event, 409 for one that is not parked.
+func (g *Gateway) apiRetryEvent(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := g.st.RetryEvent(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		httpx.WriteError(w, http.StatusConflict, "not_failed", "event "+id+" is not parked as failed")
+		return
+	case err != nil:
+		g.storeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusAccepted, map[string]any{"event_id": id, "retried": true})
 }
