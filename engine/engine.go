@@ -59,6 +59,7 @@ type Options struct {
 type Engine struct {
 	st        store.Store
 	batch     store.BatchApplier
+	single    bool // the store has one process: waiters need not poll it
 	pipelines map[string]*pipeline
 	order     []*pipeline
 	create    map[string]CreateSpec
@@ -91,6 +92,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	if sp, ok := o.Store.(interface{ SingleProcess() bool }); ok {
+		e.single = sp.SingleProcess()
 	}
 	if e.now == nil {
 		e.now = time.Now

@@ -201,6 +201,17 @@ func (e *Engine) Wait(ctx context.Context, eventID string) error {
 		if err == nil && rec.Applied {
 			return nil
 		}
+		if e.single {
+			// Only this process applies this store's log: after the one
+			// check above (the event may have been applied before the
+			// waiter was added), its engine's wake-up is enough.
+			select {
+			case <-ch:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		timer.Reset(poll)
 		poll = min(2*poll, 2*time.Second)
 	}

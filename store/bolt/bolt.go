@@ -168,6 +168,10 @@ func (s *Store) Close() error {
 	return err
 }
 
+// SingleProcess reports true: one process owns the file, so the engine of
+// that process applies every event and need not poll for others'.
+func (s *Store) SingleProcess() bool { return true }
+
 // Ping reports whether the database is open and readable.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.view(func(*bbolt.Tx) error { return nil }); err != nil {
