@@ -2,10 +2,8 @@ package config
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,11 +13,10 @@ import (
 	"github.com/stagegate/stagegate/actions"
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/internal/testutil/golden"
 	"github.com/stagegate/stagegate/store"
 	"github.com/stagegate/stagegate/validate"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/config")
 
 // fakeWebhook is a connector kind config whose secret is required.
 type fakeWebhook struct {
@@ -121,19 +118,7 @@ func TestLoadBrokenGolden(t *testing.T) {
 		t.Fatal("Load succeeded on a broken config")
 	}
 	got := errorLines(t, err)
-	golden := filepath.Join("..", "testdata", "config", "broken.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./config/ -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("errors differ from %s (-update rewrites it)\ngot:\n%s\nwant:\n%s", golden, got, want)
-	}
+	golden.CheckFile(t, filepath.Join("..", "testdata", "config", "broken.golden"), []byte(got))
 }
 
 func TestLoadMissingFile(t *testing.T) {

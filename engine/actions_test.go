@@ -13,7 +13,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/stagegate/stagegate/internal/backoff"
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 	"github.com/stagegate/stagegate/store/bolt"
@@ -249,25 +248,6 @@ func TestActionRetries(t *testing.T) {
 	f.deliver(1)
 	if e := f.entry(id); e.Status != store.OutboxDone {
 		t.Fatalf("after a retry: %s", e.Status)
-	}
-}
-
-// The retry delay grows (its range doubles with each attempt, up to the
-// maximum) and is spread over the upper half of that range.
-func TestRetryDelay(t *testing.T) {
-	for _, tc := range []struct {
-		n    int
-		rnd  float64
-		want time.Duration
-	}{
-		{1, 0, 500 * time.Millisecond}, {1, 0.999999, 999999500 * time.Nanosecond},
-		{2, 0, time.Second}, {2, 0.5, 1500 * time.Millisecond},
-		{3, 0, 2 * time.Second}, {8, 0, 5 * time.Second}, {30, 0.5, 7500 * time.Millisecond},
-	} {
-		got := backoff.Delay(tc.n, time.Second, 10*time.Second, func() float64 { return tc.rnd })
-		if got != tc.want {
-			t.Errorf("backoff.Delay(%d, rnd %v) = %v, want %v", tc.n, tc.rnd, got, tc.want)
-		}
 	}
 }
 

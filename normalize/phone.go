@@ -3,10 +3,32 @@ package normalize
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
 )
+
+// DefaultRegion is the region of phone numbers written without a country
+// code when neither a connector's default_region nor the engine's is set.
+const DefaultRegion = "US"
+
+var regionPattern = regexp.MustCompile(`^[A-Za-z]{2}$`)
+
+// ValidRegion reports whether s is a two-letter region code such as US.
+func ValidRegion(s string) bool { return regionPattern.MatchString(s) }
+
+// Region is the region a connector normalizes phone numbers with: its own
+// default_region, else the engine's (connectors.Deps.Region), else
+// DefaultRegion; upper-cased.
+func Region(own, engine string) string {
+	for _, r := range []string{own, engine} {
+		if r != "" {
+			return strings.ToUpper(r)
+		}
+	}
+	return DefaultRegion
+}
 
 // ErrBadPhone is returned for input that is not a valid phone number.
 var ErrBadPhone = errors.New("not a valid phone number")
@@ -19,7 +41,7 @@ func NormalizePhone(s, defaultRegion string) (string, error) {
 		return "", fmt.Errorf("phone %q: %w", s, ErrBadPhone)
 	}
 	if defaultRegion == "" {
-		defaultRegion = "US"
+		defaultRegion = DefaultRegion
 	}
 	n, err := phonenumbers.Parse(s, strings.ToUpper(defaultRegion))
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/validate"
 )
 
@@ -24,7 +25,6 @@ const (
 	DefaultRetention    = 30 * 24 * time.Hour
 	DefaultQueueWindow  = 72 * time.Hour
 	DefaultResync       = 2 * time.Second
-	DefaultRegion       = "US"
 	MinSecretLength     = 16
 	MinAgentTokenLength = 16
 )
@@ -33,8 +33,7 @@ const (
 var askable = map[string]bool{"name": true, "email": true, "phone": true}
 
 var (
-	idPattern     = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-	regionPattern = regexp.MustCompile(`^[A-Za-z]{2}$`)
+	idPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 )
 
 // Config is the section of a connector of type livechat.
@@ -62,6 +61,7 @@ type Config struct {
 	// Title is the widget's header text.
 	Title string `yaml:"title"`
 	// DefaultRegion is used for phone numbers without a country code.
+	// Default: the engine's default_region, else US.
 	DefaultRegion string `yaml:"default_region"`
 	Limits        Limits `yaml:"limits"`
 	// Retention is how long conversations, their messages and visitors are
@@ -116,10 +116,9 @@ var _ connectors.Config = (*Config)(nil)
 // NewConfig returns a Config with defaults set.
 func NewConfig() *Config {
 	return &Config{
-		DefaultRegion: DefaultRegion,
-		Title:         "Chat with us",
-		Retention:     DefaultRetention,
-		QueueWindow:   DefaultQueueWindow,
+		Title:       "Chat with us",
+		Retention:   DefaultRetention,
+		QueueWindow: DefaultQueueWindow,
 		Limits: Limits{
 			MaxFrame: DefaultMaxFrame, MaxText: DefaultMaxText, Rate: DefaultRate, Burst: DefaultBurst,
 			History: DefaultHistory, SendBuffer: DefaultSendBuffer, PingInterval: DefaultPingInterval,
@@ -173,7 +172,7 @@ func (c *Config) Validate() validate.Errors {
 			errs.Add(validate.Index("ask", i), "must be name, email or phone, not %q", f)
 		}
 	}
-	if !regionPattern.MatchString(c.DefaultRegion) {
+	if c.DefaultRegion != "" && !normalize.ValidRegion(c.DefaultRegion) {
 		errs.Add("default_region", "must be a two-letter region code such as US")
 	}
 	c.Limits.validate(&errs)

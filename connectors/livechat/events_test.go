@@ -1,17 +1,15 @@
 package livechat
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/")
+	"github.com/stagegate/stagegate/internal/testutil/golden"
+)
 
 // eventCase is one input of the event golden tests.
 type eventCase struct {
@@ -51,20 +49,7 @@ func TestEventsGolden(t *testing.T) {
 			}
 			out, _ := json.MarshalIndent(got, "", "  ")
 			out = append(out, '\n')
-			golden := strings.TrimSuffix(in, ".json") + ".golden"
-			if *updateGolden {
-				if err := os.WriteFile(golden, out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update)", err)
-			}
-			if !bytes.Equal(out, want) {
-				t.Fatalf("event differs from %s (run with -update to accept):\n%s", golden, out)
-			}
+			golden.Check(t, in, out)
 		})
 	}
 }

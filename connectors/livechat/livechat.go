@@ -26,6 +26,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -44,6 +45,7 @@ type Connector struct {
 	*connectors.Push
 	name     string
 	cfg      *Config
+	region   string // for phone numbers without a country code
 	log      *slog.Logger
 	intake   connectors.Intake
 	now      func() time.Time
@@ -86,6 +88,7 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Connector, e
 	}
 	c := &Connector{
 		Push: push, name: base.Name, cfg: cfg, log: push.Logger(), intake: deps.Intake, now: push.Now,
+		region:  normalize.Region(cfg.DefaultRegion, deps.Region),
 		topic:   "livechat/" + base.Name,
 		signer:  tokenSigner{key: []byte(cfg.Secret), connector: base.Name},
 		st:      &state{rec: deps.Records, prefix: "livechat/" + base.Name + "/", retention: cfg.Retention},

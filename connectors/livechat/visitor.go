@@ -262,7 +262,7 @@ func (s *session) identify(ctx context.Context, f Frame) error {
 		}
 	}
 	if f.Phone != "" {
-		p, err := normalize.NormalizePhone(f.Phone, c.cfg.DefaultRegion)
+		p, err := normalize.NormalizePhone(f.Phone, c.region)
 		if err != nil {
 			return refusal(CodeBadField, "phone: not a phone number")
 		}

@@ -2,7 +2,6 @@ package telephony
 
 import (
 	"net/url"
-	"regexp"
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
@@ -24,12 +23,7 @@ const (
 	DefaultRetention = 30 * 24 * time.Hour
 	// MaxSettle bounds settle: a missed call is news only while it is fresh.
 	MaxSettle = 10 * time.Minute
-	// FallbackRegion is used when neither default_region nor the engine's
-	// default_region is set.
-	FallbackRegion = "US"
 )
-
-var regionPattern = regexp.MustCompile(`^[A-Za-z]{2}$`)
 
 // Config is the section of a connector of type telephony.
 type Config struct {
@@ -116,7 +110,7 @@ func (c *Config) Validate() validate.Errors {
 	default:
 		errs.Add("provider", "must be twilio or generic, not %q", c.Provider)
 	}
-	if c.DefaultRegion != "" && !regionPattern.MatchString(c.DefaultRegion) {
+	if c.DefaultRegion != "" && !normalize.ValidRegion(c.DefaultRegion) {
 		errs.Add("default_region", "must be a two-letter region code such as US")
 	}
 	if c.Settle < 0 || c.Settle > MaxSettle {
@@ -128,10 +122,7 @@ func (c *Config) Validate() validate.Errors {
 	if c.MaxBody <= 0 {
 		errs.Add("max_body", "must be positive")
 	}
-	region := c.DefaultRegion
-	if region == "" {
-		region = FallbackRegion
-	}
+	region := normalize.Region(c.DefaultRegion, "")
 	for _, list := range []struct {
 		key  string
 		nums []string

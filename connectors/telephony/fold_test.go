@@ -3,10 +3,8 @@ package telephony
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"math/rand/v2"
 	"net/url"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -14,10 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagegate/stagegate/internal/testutil/golden"
 	"github.com/stagegate/stagegate/normalize"
 )
-
-var update = flag.Bool("update", false, "rewrite the .golden files under testdata/")
 
 const (
 	agentA = "+15557770001"
@@ -267,7 +264,7 @@ func TestFoldSequences(t *testing.T) {
 					t.Errorf("replaying step %d emitted %v", i, types(evs))
 				}
 			}
-			checkGolden(t, filepath.Join("testdata", "fold", tc.name+".golden"), goldenFold(t, call, evs))
+			golden.CheckFile(t, filepath.Join("testdata", "fold", tc.name+".golden"), goldenFold(t, call, evs))
 		})
 	}
 }
@@ -364,25 +361,4 @@ func goldenJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
-}
-
-// checkGolden compares got with the golden file, or rewrites it under -update.
-func checkGolden(t *testing.T, golden string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s--- want\n%s", golden, got, want)
-	}
 }

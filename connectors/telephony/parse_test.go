@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stagegate/stagegate/internal/testutil/golden"
 	"github.com/stagegate/stagegate/normalize"
 )
 
@@ -48,7 +49,7 @@ func TestParseTwilioGolden(t *testing.T) {
 			if strings.HasPrefix(filepath.Base(file), "err_") != (err != nil) {
 				t.Errorf("error %v for %s", err, file)
 			}
-			checkGolden(t, strings.TrimSuffix(file, ".form")+".golden", goldenCallback(t, cb, err))
+			golden.CheckFile(t, strings.TrimSuffix(file, ".form")+".golden", goldenCallback(t, cb, err))
 		})
 	}
 }
@@ -71,7 +72,7 @@ func TestParseGenericGolden(t *testing.T) {
 			if strings.HasPrefix(name, "err_") != (err != nil) {
 				t.Errorf("error %v for %s", err, file)
 			}
-			checkGolden(t, strings.TrimSuffix(file, ".json")+".golden", goldenCallback(t, cb, err))
+			golden.CheckFile(t, strings.TrimSuffix(file, ".json")+".golden", goldenCallback(t, cb, err))
 		})
 	}
 }

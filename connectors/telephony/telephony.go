@@ -36,6 +36,7 @@ import (
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/internal/httpx"
 	"github.com/stagegate/stagegate/internal/stdwebhooks"
+	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -75,12 +76,12 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Connector, e
 	if deps.Records == nil {
 		return nil, fmt.Errorf("telephony %s: the store keeps no records (store.Records); call state cannot be kept", base.Name)
 	}
-	region := firstNonEmpty(cfg.DefaultRegion, deps.Region, FallbackRegion)
+	region := normalize.Region(cfg.DefaultRegion, deps.Region)
 	c := &Connector{
 		Push:      s,
 		provider:  cfg.Provider,
 		records:   deps.Records,
-		nums:      newNumbers(strings.ToUpper(region)),
+		nums:      newNumbers(region),
 		retention: cfg.Retention,
 		calls:     newCallCache(),
 		opts: FoldOptions{

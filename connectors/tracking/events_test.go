@@ -3,17 +3,15 @@ package tracking
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stagegate/stagegate/internal/testutil/golden"
 	"github.com/stagegate/stagegate/normalize"
 )
-
-var update = flag.Bool("update", false, "rewrite the .golden files under testdata/")
 
 // eventCase is one input of the event normalizers under testdata/events.
 type eventCase struct {
@@ -73,27 +71,7 @@ func TestNormalizeGolden(t *testing.T) {
 			if err := enc.Encode(goldenEvent{Event: ev, Raw: string(ev.Raw)}); err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, in, out.Bytes())
+			golden.Check(t, in, out.Bytes())
 		})
-	}
-}
-
-// checkGolden compares got with the .golden file beside input, or rewrites
-// it under -update.
-func checkGolden(t *testing.T, input string, got []byte) {
-	t.Helper()
-	golden := strings.TrimSuffix(input, filepath.Ext(input)) + ".golden"
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from %s:\n%s", input, golden, got)
 	}
 }

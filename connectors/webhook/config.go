@@ -10,6 +10,7 @@ import (
 
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/internal/stdwebhooks"
+	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/validate"
 )
 
@@ -18,7 +19,6 @@ const (
 	DefaultWebhookMaxBody = 1 << 20  // 1 MiB
 	DefaultFormsMaxBody   = 64 << 10 // 64 KiB
 	DefaultMaxFields      = 50
-	DefaultRegion         = "US"
 	DefaultHoneypot       = "website_url"
 )
 
@@ -37,7 +37,6 @@ var (
 
 var (
 	formIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	regionPattern = regexp.MustCompile(`^[A-Za-z]{2}$`)
 )
 
 // WebhookConfig is the section of a connector of type webhook.
@@ -51,7 +50,8 @@ type WebhookConfig struct {
 	Tolerance time.Duration `yaml:"tolerance"`
 	// MaxBody is the largest accepted body in bytes. Default 1 MiB.
 	MaxBody int64 `yaml:"max_body"`
-	// DefaultRegion is used for phone numbers without a country code. Default US.
+	// DefaultRegion is used for phone numbers without a country code.
+	// Default: the engine's default_region, else US.
 	DefaultRegion string `yaml:"default_region"`
 }
 
@@ -60,9 +60,8 @@ var _ connectors.Config = (*WebhookConfig)(nil)
 // NewWebhookConfig returns a WebhookConfig with defaults set.
 func NewWebhookConfig() *WebhookConfig {
 	return &WebhookConfig{
-		Tolerance:     stdwebhooks.DefaultTolerance,
-		MaxBody:       DefaultWebhookMaxBody,
-		DefaultRegion: DefaultRegion,
+		Tolerance: stdwebhooks.DefaultTolerance,
+		MaxBody:   DefaultWebhookMaxBody,
 	}
 }
 
@@ -116,7 +115,8 @@ type FormsConfig struct {
 	MaxBody int64 `yaml:"max_body"`
 	// MaxFields is the most fields (file parts included) accepted. Default 50.
 	MaxFields int `yaml:"max_fields"`
-	// DefaultRegion is used for phone numbers without a country code. Default US.
+	// DefaultRegion is used for phone numbers without a country code.
+	// Default: the engine's default_region, else US.
 	DefaultRegion string `yaml:"default_region"`
 }
 
@@ -139,10 +139,9 @@ type FormConfig struct {
 // NewFormsConfig returns a FormsConfig with defaults set.
 func NewFormsConfig() *FormsConfig {
 	return &FormsConfig{
-		Honeypot:      DefaultHoneypot,
-		MaxBody:       DefaultFormsMaxBody,
-		MaxFields:     DefaultMaxFields,
-		DefaultRegion: DefaultRegion,
+		Honeypot:  DefaultHoneypot,
+		MaxBody:   DefaultFormsMaxBody,
+		MaxFields: DefaultMaxFields,
 	}
 }
 
@@ -225,7 +224,7 @@ func validOrigin(o string) bool {
 }
 
 func checkRegion(errs *validate.Errors, region string) {
-	if !regionPattern.MatchString(region) {
+	if region != "" && !normalize.ValidRegion(region) {
 		errs.Add("default_region", "must be a two-letter region code such as US")
 	}
 }

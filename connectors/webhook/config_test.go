@@ -36,7 +36,7 @@ func TestWebhookConfig(t *testing.T) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		t.Fatalf("valid section: %v", errs)
 	}
-	if cfg.Tolerance != 10*time.Minute || cfg.MaxBody != DefaultWebhookMaxBody || cfg.DefaultRegion != "US" {
+	if cfg.Tolerance != 10*time.Minute || cfg.MaxBody != DefaultWebhookMaxBody || cfg.DefaultRegion != "" {
 		t.Errorf("decoded %+v", cfg)
 	}
 	if got := cfg.AllSecrets(); !slices.Equal(got, []string{testSecret, "plain-old"}) {
@@ -94,7 +94,7 @@ forms:
   - {}
 allowed_origins: [https://www.example.com/path]
 max_fields: 0
-default_region: ""
+default_region: U1
 `, bad)
 	want := []string{
 		"forms[0].kind", "forms[0].fields.fax", "forms[0].fields.name", "forms[0].redirect",

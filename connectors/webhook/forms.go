@@ -7,6 +7,7 @@ import (
 
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/internal/httpx"
+	"github.com/stagegate/stagegate/normalize"
 )
 
 // FormsKind is the connector kind "forms": web forms and callback forms.
@@ -38,7 +39,7 @@ func NewForms(base connectors.Base, cfg *FormsConfig, deps connectors.Deps) (*Fo
 	}
 	c := &Forms{
 		Push:      s,
-		region:    cfg.DefaultRegion,
+		region:    normalize.Region(cfg.DefaultRegion, deps.Region),
 		forms:     make(map[string]FormConfig, len(cfg.Forms)),
 		origins:   make(map[string]bool, len(cfg.AllowedOrigins)),
 		honeypot:  cfg.Honeypot,

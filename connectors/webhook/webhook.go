@@ -20,6 +20,7 @@ import (
 
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/internal/stdwebhooks"
+	"github.com/stagegate/stagegate/normalize"
 )
 
 // WebhookKind is the connector kind "webhook": signed inbound webhooks.
@@ -46,7 +47,7 @@ func NewWebhook(base connectors.Base, cfg *WebhookConfig, deps connectors.Deps) 
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", base.Name, err)
 	}
-	return &Webhook{Push: s, region: cfg.DefaultRegion, verifier: v}, nil
+	return &Webhook{Push: s, region: normalize.Region(cfg.DefaultRegion, deps.Region), verifier: v}, nil
 }
 
 // ServeHTTP verifies, normalizes and submits one webhook. Answers: 200

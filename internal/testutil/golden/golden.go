@@ -23,8 +23,18 @@ func Path(input string) string {
 // file under -update.
 func Check(t testing.TB, input string, got []byte) {
 	t.Helper()
-	path := Path(input)
+	CheckFile(t, Path(input), got)
+}
+
+// CheckFile compares got with the golden file at path, or writes that file
+// (and its folder) under -update. It is Check for a golden file that is not
+// named after an input.
+func CheckFile(t testing.TB, path string, got []byte) {
+	t.Helper()
 	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
