@@ -112,11 +112,16 @@ func (g *Gateway) apiGetEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) apiUnmatched(w http.ResponseWriter, r *http.Request) {
+	g.listEvents(w, r, g.st.ListUnmatched)
+}
+
+// listEvents answers a list of event records read by list, with ?limit=.
+func (g *Gateway) listEvents(w http.ResponseWriter, r *http.Request, list func(context.Context, int) ([]store.EventRecord, error)) {
 	limit, ok := queryLimit(w, r, 100)
 	if !ok {
 		return
 	}
-	evs, err := g.st.ListUnmatched(r.Context(), limit)
+	evs, err := list(r.Context(), limit)
 	if err != nil {
 		g.storeError(w, r, err)
 		return
@@ -134,19 +139,7 @@ func (g *Gateway) apiListEvents(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, "bad_status", "status must be failed")
 		return
 	}
-	limit, ok := queryLimit(w, r, 100)
-	if !ok {
-		return
-	}
-	evs, err := g.st.ListFailed(r.Context(), limit)
-	if err != nil {
-		g.storeError(w, r, err)
-		return
-	}
-	if evs == nil {
-		evs = []store.EventRecord{}
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"events": evs})
+	g.listEvents(w, r, g.st.ListFailed)
 }
 
 // apiRetryEvent puts a parked event back into the log; 404 for an unknown

@@ -128,7 +128,7 @@ func (s *Store) Lookup(ctx context.Context, req store.LookupRequest) (store.Look
 // (0|1), to, closed, updated_at, entry id (” for none), entry JSON,
 // decisions JSON, number of outbox entries, then per entry: id, JSON, due
 // (ms), created (ms).
-var applyEventScript = redis.NewScript(ackLua + `
+var applyEventScript = redis.NewScript(ackLua + moveLua + `
 local P = ARGV[1]
 local statuses, conflict = {}, false
 local b = 13
@@ -150,32 +150,12 @@ for w = 1, tonumber(ARGV[12]) do
     st = 1
     conflict = true
   elseif move == '1' then
-    redis.call('HINCRBY', ik, 'version', 1)
-    redis.call('HSET', ik, 'stage', to, 'closed', closed, 'updated_at', at)
-    if cur[3] ~= to then
-      local base = P .. 'items:stage:' .. string.len(cur[2]) .. ':' .. cur[2] .. ':'
-      redis.call('ZREM', base .. cur[3], item)
-      redis.call('ZADD', base .. to, cur[4], item)
-    end
-    if redis.call('SADD', P .. 'timeline-ids:' .. item, eid) == 1 then
-      redis.call('RPUSH', P .. 'timeline:' .. item, entry)
-    end
+    moveItem(P, ik, item, cur, to, closed, at, P .. 'timeline:' .. item, P .. 'timeline-ids:' .. item, eid, entry)
     redis.call('HSET', KEYS[5], item, dec)
     redis.call('PEXPIRE', KEYS[5], ARGV[11])
     redis.call('HSET', KEYS[6], item, '1')
     redis.call('PEXPIRE', KEYS[6], ARGV[11])
-    for i = 0, nout - 1 do
-      local o = ob + i * 4
-      local id = ARGV[o]
-      local k = P .. 'outbox:' .. id
-      if redis.call('EXISTS', k) == 0 then
-        redis.call('HSET', k, 'd', ARGV[o + 1], 'status', 'pending', 'due', ARGV[o + 2],
-          'attempts', '0', 'claim', '0', 'updated', ARGV[o + 3])
-        redis.call('ZADD', P .. 'outbox:due', ARGV[o + 2], id)
-        redis.call('ZADD', P .. 'outbox:st:pending', ARGV[o + 3], id)
-        redis.call('ZADD', P .. 'outbox:item:' .. item, ARGV[o + 3], id)
-      end
-    end
+    addOutbox(P, item, ob, nout)
   else
     if redis.call('HSETNX', KEYS[5], item, dec) == 1 then
       redis.call('PEXPIRE', KEYS[5], ARGV[11])

@@ -133,7 +133,7 @@ return {1, redis.call('HGETALL', KEYS[1])}
 // version, target stage, closed (0|1), updated_at, entry id, entry JSON,
 // decisions JSON (empty for none), window (ms), number of outbox entries,
 // then per entry: id, fixed JSON, due (ms), created (ms).
-var moveScript = redis.NewScript(`
+var moveScript = redis.NewScript(moveLua + `
 if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then
   return {'applied'}
 end
@@ -144,16 +144,7 @@ end
 if tonumber(cur[1]) ~= tonumber(ARGV[4]) then
   return {'conflict'}
 end
-redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('HSET', KEYS[1], 'stage', ARGV[5], 'closed', ARGV[6], 'updated_at', ARGV[7])
-if cur[3] ~= ARGV[5] then
-  local base = ARGV[1] .. 'items:stage:' .. string.len(cur[2]) .. ':' .. cur[2] .. ':'
-  redis.call('ZREM', base .. cur[3], ARGV[2])
-  redis.call('ZADD', base .. ARGV[5], cur[4], ARGV[2])
-end
-if redis.call('SADD', KEYS[5], ARGV[8]) == 1 then
-  redis.call('RPUSH', KEYS[4], ARGV[9])
-end
+moveItem(ARGV[1], KEYS[1], ARGV[2], cur, ARGV[5], ARGV[6], ARGV[7], KEYS[4], KEYS[5], ARGV[8], ARGV[9])
 if ARGV[3] ~= '' then
   if ARGV[10] ~= '' then
     redis.call('HSET', KEYS[3], ARGV[2], ARGV[10])
@@ -162,20 +153,46 @@ if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[2], ARGV[2], '1')
   redis.call('PEXPIRE', KEYS[2], ARGV[11])
 end
-for i = 0, tonumber(ARGV[12] or '0') - 1 do
-  local b = 13 + i * 4
-  local id = ARGV[b]
-  local k = ARGV[1] .. 'outbox:' .. id
-  if redis.call('EXISTS', k) == 0 then
-    redis.call('HSET', k, 'd', ARGV[b + 1], 'status', 'pending', 'due', ARGV[b + 2],
-      'attempts', '0', 'claim', '0', 'updated', ARGV[b + 3])
-    redis.call('ZADD', ARGV[1] .. 'outbox:due', ARGV[b + 2], id)
-    redis.call('ZADD', ARGV[1] .. 'outbox:st:pending', ARGV[b + 3], id)
-    redis.call('ZADD', ARGV[1] .. 'outbox:item:' .. ARGV[2], ARGV[b + 3], id)
-  end
-end
+addOutbox(ARGV[1], ARGV[2], 13, tonumber(ARGV[12] or '0'))
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `)
+
+// moveLua defines moveItem(prefix, item key, item id, {version, pipeline,
+// stage, score}, to, closed, updated_at, timeline key, timeline ids key,
+// entry id, entry JSON), which moves a checked item (version, stage,
+// stage indexes, timeline entry once per id), and addOutbox(prefix, item
+// id, first ARGV index, count), which adds the entered stage's outbox
+// entries whose id is new (per entry in ARGV: id, fixed JSON, due (ms),
+// created (ms); see outbox.go). moveScript and applyEventScript share them.
+const moveLua = `
+local function moveItem(P, ik, item, cur, to, closed, at, tk, tik, eid, entry)
+  redis.call('HINCRBY', ik, 'version', 1)
+  redis.call('HSET', ik, 'stage', to, 'closed', closed, 'updated_at', at)
+  if cur[3] ~= to then
+    local base = P .. 'items:stage:' .. string.len(cur[2]) .. ':' .. cur[2] .. ':'
+    redis.call('ZREM', base .. cur[3], item)
+    redis.call('ZADD', base .. to, cur[4], item)
+  end
+  if redis.call('SADD', tik, eid) == 1 then
+    redis.call('RPUSH', tk, entry)
+  end
+end
+
+local function addOutbox(P, item, first, n)
+  for i = 0, n - 1 do
+    local b = first + i * 4
+    local id = ARGV[b]
+    local k = P .. 'outbox:' .. id
+    if redis.call('EXISTS', k) == 0 then
+      redis.call('HSET', k, 'd', ARGV[b + 1], 'status', 'pending', 'due', ARGV[b + 2],
+        'attempts', '0', 'claim', '0', 'updated', ARGV[b + 3])
+      redis.call('ZADD', P .. 'outbox:due', ARGV[b + 2], id)
+      redis.call('ZADD', P .. 'outbox:st:pending', ARGV[b + 3], id)
+      redis.call('ZADD', P .. 'outbox:item:' .. item, ARGV[b + 3], id)
+    end
+  end
+end
+`
 
 // appendTimelineScript adds an entry unless the item already has its id.
 // Reply: -1 if the item does not exist, 1 if added, 0 if already there.
