@@ -31,6 +31,9 @@ type CreateSpec struct {
 type Observer interface {
 	Moved(pipeline, from, to string)
 	Applied(ev *normalize.Event, lag time.Duration, unmatched bool)
+	// Batch is told the size of each batch the engine read from the log
+	// and applied (before any narrowing down after a failure).
+	Batch(size int)
 }
 
 // Options configure an Engine.
@@ -198,3 +201,4 @@ type nopObserver struct{}
 
 func (nopObserver) Moved(string, string, string)                  {}
 func (nopObserver) Applied(*normalize.Event, time.Duration, bool) {}
+func (nopObserver) Batch(int)                                     {}

@@ -50,6 +50,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		}
 		if len(entries) > 0 {
+			e.obs.Batch(len(entries))
 			e.processBatch(ctx, entries)
 		}
 	}

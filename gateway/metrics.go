@@ -23,6 +23,7 @@ type metrics struct {
 	moves       *prometheus.CounterVec
 	applied     *prometheus.CounterVec
 	lag         prometheus.Histogram
+	batch       prometheus.Histogram
 	actions     *prometheus.CounterVec
 	attempt     *prometheus.HistogramVec
 	delivery    *prometheus.HistogramVec
@@ -53,6 +54,10 @@ func newMetrics() *metrics {
 			Name: "stagegate_intake_lag_seconds", Help: "Time from an event's receipt to its application by the engine.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "stagegate_engine_batch_size", Help: "Log entries the engine applied together in one batch (one store write).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stagegate_actions_total",
 			Help: "Action attempts, by type and result: ok, retry (failed, will be retried), failed (for good), skipped.",
@@ -66,7 +71,7 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20),
 		}, []string{"type"}),
 	}
-	m.reg.MustRegister(m.received, m.duplicate, m.rejected, m.unavailable, m.moves, m.applied, m.lag,
+	m.reg.MustRegister(m.received, m.duplicate, m.rejected, m.unavailable, m.moves, m.applied, m.lag, m.batch,
 		m.actions, m.attempt, m.delivery,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -84,6 +89,9 @@ func (m *metrics) Applied(_ *normalize.Event, lag time.Duration, unmatched bool)
 	m.applied.WithLabelValues(result).Inc()
 	m.lag.Observe(lag.Seconds())
 }
+
+// Batch implements engine.Observer.
+func (m *metrics) Batch(size int) { m.batch.Observe(float64(size)) }
 
 // ActionRan implements engine.ActionObserver.
 func (m *metrics) ActionRan(typ, result string, took, sinceEntry time.Duration) {

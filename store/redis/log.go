@@ -28,7 +28,8 @@ type claimState struct {
 	pruneNext time.Time // when idle consumers are pruned next
 }
 
-// Append records ev in the log atomically with its dedup key. Once sent,
+// Append records ev in the log atomically with its dedup key, in one
+// pipeline with the Appends running at the same time (appender.go). Once sent,
 // the write is not abandoned when ctx is cancelled (a client that hangs up
 // would only turn a known outcome into an unknown one); ctx's deadline
 // still bounds it.
@@ -44,8 +45,8 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 		return store.AppendResult{}, fmt.Errorf("redis: append %s: %w", ev.ID, err)
 	}
 	keys := []string{s.key("dedup", ev.ID), s.key("event", ev.ID), s.key("log")}
-	seq, err := appendScript.Run(ctx, s.rdb, keys, s.window.Milliseconds(), ev.ID, data).Text()
-	if errors.Is(err, redis.Nil) {
+	seq, dup, err := s.groupAppend(ctx, keys, s.window.Milliseconds(), ev.ID, data)
+	if dup {
 		return store.AppendResult{Duplicate: true}, nil
 	}
 	if err != nil {

@@ -122,6 +122,10 @@ type Store struct {
 
 	closed    chan struct{} // closed by Close: ends the subscriptions
 	closeOnce sync.Once
+
+	appends       chan *appendReq // to the appenders (appender.go)
+	appendersDone chan struct{}
+	appendsClosed bool // under closeMu
 }
 
 var _ store.Store = (*Store)(nil)
@@ -179,6 +183,7 @@ func Open(ctx context.Context, cfg store.Config, opts Options) (*Store, error) {
 			return nil, wrap("load scripts", "", err)
 		}
 	}
+	s.startAppenders()
 	return s, nil
 }
 
@@ -214,6 +219,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
+	s.closeAppenders()
 	if err := s.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		return fmt.Errorf("redis: close: %w", err)
 	}
