@@ -20,6 +20,7 @@
 #   EVENTS=50000 CEILING_EVENTS=30000 ITEMS=1000 CLIENTS=64 WORKERS=64
 #   RATE=1000 LAT_DURATION=10s LAT_SAMPLE=1 (every Nth event waits and is measured)
 #   LOW_RATE=200 (a context latency run, 5 s, at a rate the machine sustains; 0 = skip)
+#   HIGH_RATE=5000 (a second latency run, LAT_DURATION long, at this rate; 0 = skip)
 #   REDIS_REQUESTS=100000 BENCHTIME=1s
 #   STORES="bolt redis"  SKIP_GOBENCH=0  SKIP_CHANNELS=0
 #   PROFILE=1  run the gateway as `sgbench serve` (same code, in-process) and keep
@@ -40,6 +41,7 @@ LAT_DURATION=${LAT_DURATION:-10s}
 LAT_SAMPLE=${LAT_SAMPLE:-1}
 REDIS_REQUESTS=${REDIS_REQUESTS:-100000}
 LOW_RATE=${LOW_RATE:-200}
+HIGH_RATE=${HIGH_RATE:-5000}
 BENCHTIME=${BENCHTIME:-1s}
 STORES=${STORES:-bolt redis}
 SKIP_GOBENCH=${SKIP_GOBENCH:-0}
@@ -166,9 +168,9 @@ CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 
 # --- Go benchmarks (alone on the machine, one package at a time) ------------------
 if [ "$SKIP_GOBENCH" != 1 ]; then
-	log "go test -bench (store/bolt, store/redis, connectors/webhook; benchtime $BENCHTIME)"
-	if ! timeout 240 "$GO" test -p 1 -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" -timeout 200s \
-		./store/bolt ./store/redis ./connectors/webhook >"$TMP/gotest.txt" 2>&1; then
+	log "go test -bench (store/bolt, store/redis, engine, connectors/webhook; benchtime $BENCHTIME)"
+	if ! timeout 300 "$GO" test -p 1 -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" -timeout 260s \
+		./store/bolt ./store/redis ./engine ./connectors/webhook >"$TMP/gotest.txt" 2>&1; then
 		log "go test -bench failed (its lines are kept in the report):"
 		tail -n 20 "$TMP/gotest.txt" >&2
 	fi
@@ -309,6 +311,11 @@ bench_store() { # store
 	log "$st: latency ($RATE events/s for $LAT_DURATION, open loop, ?wait=5s)"
 	timeout 150 "$SGBENCH" latency -url "$base" -token "$TOKEN" -rate "$RATE" -duration "$LAT_DURATION" \
 		-items "$ITEMS" -sample "$LAT_SAMPLE" -store "$st" -out "$RESULTS"
+	if [ "$HIGH_RATE" != 0 ]; then
+		log "$st: latency ($HIGH_RATE events/s for $LAT_DURATION, open loop, ?wait=5s)"
+		timeout 150 "$SGBENCH" latency -url "$base" -token "$TOKEN" -rate "$HIGH_RATE" -duration "$LAT_DURATION" \
+			-items "$ITEMS" -sample "$LAT_SAMPLE" -variant high -store "$st" -out "$RESULTS"
+	fi
 
 	log "$st: stopping the gateway"
 	stop_pid "$GW_PID" gateway 30
