@@ -79,21 +79,21 @@ func TestStageEntryChainRunsOnceInOrder(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
 			target := newSlowTarget(t, lease*4/10)
-			cfg := actions.Config{AllowPrivate: true, Timeout: lease / 2, Lease: lease}
+			cfg := actions.Config{AllowPrivate: true, ActionPolicy: engine.ActionPolicy{Timeout: lease / 2, Lease: lease, Workers: 8, Poll: 20 * time.Millisecond}}
 			cfg.SetDefaults()
 			runner, err := actions.New(cfg, actions.Options{Store: st})
 			if err != nil {
 				t.Fatal(err)
 			}
-			specs := []engine.ActionSpec{{Type: "set_field", Field: "won_via", Value: "by hand"}}
+			specs := []engine.ActionSpec{{Type: "set_field", Settings: &actions.SetField{Field: "won_via", Value: "by hand"}}}
 			for i := range 4 {
-				specs = append(specs, engine.ActionSpec{Type: "webhook", URL: target.srv.URL + "/hook/" + strconv.Itoa(i+1)})
+				specs = append(specs, engine.ActionSpec{Type: "webhook", Settings: &actions.Webhook{URL: target.srv.URL + "/hook/" + strconv.Itoa(i+1)}})
 			}
 			// A set_field at the end ran once but showed 2 attempts.
-			specs = append(specs, engine.ActionSpec{Type: "set_field", Field: "mirrored", Value: "yes"})
+			specs = append(specs, engine.ActionSpec{Type: "set_field", Settings: &actions.SetField{Field: "mirrored", Value: "yes"}})
 			ps := []engine.Pipeline{{ID: "sales", Stages: []engine.Stage{{ID: "new"}, {ID: "won", Actions: specs}}}}
 			eng, err := engine.New(engine.Options{Store: st, Pipelines: ps, Actions: runner,
-				ActionOptions: engine.ActionOptions{Workers: 8, Lease: lease, Poll: 20 * time.Millisecond}})
+				ActionOptions: engine.ActionOptions{ActionPolicy: cfg.ActionPolicy}})
 			if err != nil {
 				t.Fatal(err)
 			}

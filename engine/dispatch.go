@@ -121,11 +121,11 @@ func (e *Engine) DeliverDue(ctx context.Context) (int, error) {
 	}
 }
 
-// checkActions checks a pipeline's actions against the runner's types.
-func checkActions(p Pipeline, types map[string]bool) error {
+// checkActions checks a pipeline's actions against the runner's kinds.
+func checkActions(p Pipeline, kinds map[string]ActionKind) error {
 	for _, s := range p.Stages {
 		for k := range s.Actions {
-			if errs := s.Actions[k].validate(s.ID, types); len(errs) > 0 {
+			if errs := s.Actions[k].validate(s.ID, kinds); len(errs) > 0 {
 				return fmt.Errorf("pipeline %s stage %s action %d: %w", p.ID, s.ID, k, errs.Err())
 			}
 		}
