@@ -83,17 +83,17 @@ func newBenchRig(b *testing.B, st store.Store, want int) *benchRig {
 		}
 	}))
 	b.Cleanup(r.target.Close)
-	cfg := actions.Config{AllowPrivate: true}
+	cfg := actions.Config{AllowPrivate: true, ActionPolicy: engine.ActionPolicy{Workers: 64, Poll: 100 * time.Millisecond}}
 	cfg.SetDefaults()
 	runner, err := actions.New(cfg, actions.Options{Store: st})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ps := []engine.Pipeline{{ID: "sales", Stages: []engine.Stage{
-		{ID: "new"}, {ID: "won", Actions: []engine.ActionSpec{{Type: "webhook", URL: r.target.URL + "/won"}}},
+		{ID: "new"}, {ID: "won", Actions: []engine.ActionSpec{{Type: "webhook", Settings: &actions.Webhook{URL: r.target.URL + "/won"}}}},
 	}}}
 	r.eng, err = engine.New(engine.Options{Store: st, Pipelines: ps, Actions: runner,
-		ActionOptions: engine.ActionOptions{Workers: 64, Poll: 100 * time.Millisecond}})
+		ActionOptions: engine.ActionOptions{ActionPolicy: cfg.ActionPolicy}})
 	if err != nil {
 		b.Fatal(err)
 	}

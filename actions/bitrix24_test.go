@@ -64,22 +64,21 @@ func (p *fakePortal) url() string { return p.srv.URL + "/rest/1/" + portalToken 
 func TestBitrix24Requests(t *testing.T) {
 	p := newPortal(t)
 	r := newRunner(t, Config{AllowPrivate: true}, nil)
-	update := engine.ActionSpec{Type: "bitrix24", WebhookURL: p.url(), EntityTypeID: 2,
-		StageMap: map[string]string{"won": "C1:WON", "lost": "C1:LOSE"}}
+	update := engine.ActionSpec{Type: "bitrix24", Settings: &Bitrix24{WebhookURL: p.url(), EntityTypeID: 2, StageMap: map[string]string{"won": "C1:WON", "lost": "C1:LOSE"}}}
 	if err := r.RunAction(t.Context(), input(ann, update)); err != nil {
 		t.Fatal(err)
 	}
-	smart := engine.ActionSpec{Type: "bitrix24", WebhookURL: p.url(), EntityTypeID: 1032, StageID: "DT1032_7:SUCCESS", IDField: "b24"}
+	smart := engine.ActionSpec{Type: "bitrix24", Settings: &Bitrix24{WebhookURL: p.url(), EntityTypeID: 1032, StageID: "DT1032_7:SUCCESS", IDField: "b24"}}
 	item := ann
 	item.Fields = map[string]string{"b24": " 77 "}
 	if err := r.RunAction(t.Context(), input(item, smart)); err != nil {
 		t.Fatal(err)
 	}
-	trigger := engine.ActionSpec{Type: "bitrix24", WebhookURL: p.url(), Mode: "trigger", EntityTypeID: 2, Code: "nwly5"}
+	trigger := engine.ActionSpec{Type: "bitrix24", Settings: &Bitrix24{WebhookURL: p.url(), Mode: "trigger", EntityTypeID: 2, Code: "nwly5"}}
 	if err := r.RunAction(t.Context(), input(ann, trigger)); err != nil {
 		t.Fatal(err)
 	}
-	lead := engine.ActionSpec{Type: "bitrix24", WebhookURL: p.url(), Mode: "trigger", TargetType: "LEAD", Code: "x1"}
+	lead := engine.ActionSpec{Type: "bitrix24", Settings: &Bitrix24{WebhookURL: p.url(), Mode: "trigger", TargetType: "LEAD", Code: "x1"}}
 	if err := r.RunAction(t.Context(), input(ann, lead)); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +108,7 @@ func TestBitrix24Requests(t *testing.T) {
 func TestBitrix24Failures(t *testing.T) {
 	p := newPortal(t)
 	r := newRunner(t, Config{AllowPrivate: true}, nil)
-	spec := engine.ActionSpec{Type: "bitrix24", WebhookURL: p.url(), EntityTypeID: 2, StageID: "WON"}
+	spec := engine.ActionSpec{Type: "bitrix24", Settings: &Bitrix24{WebhookURL: p.url(), EntityTypeID: 2, StageID: "WON"}}
 	for _, tc := range []struct {
 		name      string
 		code      int

@@ -17,9 +17,9 @@ func TestItemActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	setField := input(it, engine.ActionSpec{Type: "set_field", Field: "won_via", Value: "{{.Trigger}} by {{.Actor}}"})
+	setField := input(it, engine.ActionSpec{Type: "set_field", Settings: &SetField{Field: "won_via", Value: "{{.Trigger}} by {{.Actor}}"}})
 	setField.Index = 0
-	setUser := input(it, engine.ActionSpec{Type: "set_responsible", User: "{{if .Stage.Final}}closer{{else}}bob{{end}}"})
+	setUser := input(it, engine.ActionSpec{Type: "set_responsible", Settings: &SetResponsible{User: "{{if .Stage.Final}}closer{{else}}bob{{end}}"}})
 	for range 2 {
 		for _, in := range []engine.ActionInput{setField, setUser} {
 			if err := r.RunAction(t.Context(), in); err != nil {
@@ -45,7 +45,7 @@ func TestItemActions(t *testing.T) {
 		t.Fatalf("timeline actions = %q", msgs)
 	}
 	// A template that fails fails for good.
-	bad := input(it, engine.ActionSpec{Type: "set_field", Field: "x", Value: "{{.Nope.Deeper}}"})
+	bad := input(it, engine.ActionSpec{Type: "set_field", Settings: &SetField{Field: "x", Value: "{{.Nope.Deeper}}"}})
 	if err := r.RunAction(t.Context(), bad); !permanent(err) {
 		t.Fatalf("bad template: %v, want a permanent error", err)
 	}

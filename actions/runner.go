@@ -29,8 +29,8 @@ type Options struct {
 	Resolver Resolver
 }
 
-// Runner runs every action type: log, webhook, bitrix24, set_field and
-// set_responsible. It implements engine.ActionRunner and is safe for
+// Runner runs every action type of kinds: log, webhook, bitrix24,
+// set_field and set_responsible. It implements engine.ActionRunner and is safe for
 // concurrent use.
 type Runner struct {
 	cfg  Config
@@ -44,24 +44,6 @@ type Runner struct {
 }
 
 var _ engine.ActionRunner = (*Runner)(nil)
-
-// runners maps each action type to its implementation; wiring is explicit.
-var runners = map[string]func(*Runner, context.Context, engine.ActionInput) error{
-	"log":             (*Runner).runLog,
-	"webhook":         (*Runner).runWebhook,
-	"bitrix24":        (*Runner).runBitrix24,
-	"set_field":       (*Runner).runSetField,
-	"set_responsible": (*Runner).runSetResponsible,
-}
-
-// Types lists the action types a Runner knows, for config validation.
-func Types() map[string]bool {
-	out := make(map[string]bool, len(runners))
-	for t := range runners {
-		out[t] = true
-	}
-	return out
-}
 
 // New builds a Runner; cfg must have its defaults set.
 func New(cfg Config, o Options) (*Runner, error) {
@@ -85,20 +67,16 @@ func New(cfg Config, o Options) (*Runner, error) {
 	return r, nil
 }
 
-// Types implements engine.ActionRunner.
-func (r *Runner) Types() map[string]bool { return Types() }
+// Kinds implements engine.ActionRunner.
+func (r *Runner) Kinds() map[string]engine.ActionKind { return Kinds() }
 
 // RunAction implements engine.ActionRunner: one attempt of one action.
 func (r *Runner) RunAction(ctx context.Context, in engine.ActionInput) error {
-	run, ok := runners[in.Action.Type]
+	k, ok := kinds[in.Action.Type]
 	if !ok {
 		return engine.Permanent(fmt.Errorf("unknown action type %q", in.Action.Type))
 	}
-	return run(r, ctx, in)
-}
-
-func (r *Runner) runLog(ctx context.Context, in engine.ActionInput) error {
-	return r.logA.RunAction(ctx, in)
+	return k.Run(r, ctx, in)
 }
 
 // timeout is the attempt timeout of an HTTP action.

@@ -34,7 +34,7 @@ func TestPrivateTargetsRefused(t *testing.T) {
 	defer outer.Close()
 	innerPort := inner.srv.Listener.Addr().(*net.TCPAddr).Port
 
-	r := newRunner(t, Config{AllowNetworks: []string{"127.0.0.2/32"}, Timeout: 2 * time.Second}, nil)
+	r := newRunner(t, Config{AllowNetworks: []string{"127.0.0.2/32"}, ActionPolicy: engine.ActionPolicy{Timeout: 2 * time.Second}}, nil)
 	for _, tc := range []struct{ name, url, want string }{
 		{"metadata", "http://169.254.169.254/latest/meta-data/", "prohibited IP address"},
 		{"ipv6 loopback", "http://[::1]:" + strconv.Itoa(innerPort) + "/", "prohibited IP address"},
@@ -46,7 +46,7 @@ func TestPrivateTargetsRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			err := r.RunAction(t.Context(), input(ann, engine.ActionSpec{Type: "webhook", URL: tc.url}))
+			err := r.RunAction(t.Context(), input(ann, engine.ActionSpec{Type: "webhook", Settings: &Webhook{URL: tc.url}}))
 			if err == nil || !permanent(err) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error = %v, want a permanent refusal saying %q", err, tc.want)
 			}
@@ -63,7 +63,7 @@ func TestPrivateTargetsRefused(t *testing.T) {
 	}
 	// With allow_private the same loopback target is reached.
 	open := newRunner(t, Config{AllowPrivate: true}, nil)
-	if err := open.RunAction(t.Context(), input(ann, engine.ActionSpec{Type: "webhook", URL: inner.srv.URL})); err != nil {
+	if err := open.RunAction(t.Context(), input(ann, engine.ActionSpec{Type: "webhook", Settings: &Webhook{URL: inner.srv.URL}})); err != nil {
 		t.Fatalf("allow_private: %v", err)
 	}
 }

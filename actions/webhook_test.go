@@ -21,8 +21,7 @@ func TestWebhookRequest(t *testing.T) {
 	rec := newRecorder(t)
 	r := newRunner(t, Config{AllowPrivate: true}, nil)
 	const secret = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY3OA=="
-	in := input(ann, engine.ActionSpec{Type: "webhook", URL: rec.srv.URL + "/hooks/won?tenant=1", Secret: secret,
-		Headers: map[string]string{"Authorization": "Bearer crm-token", "X-Env": "test"}})
+	in := input(ann, engine.ActionSpec{Type: "webhook", Settings: &Webhook{URL: rec.srv.URL + "/hooks/won?tenant=1", Secret: secret, Headers: map[string]string{"Authorization": "Bearer crm-token", "X-Env": "test"}}})
 	if err := r.RunAction(t.Context(), in); err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +67,7 @@ func TestWebhookRequest(t *testing.T) {
 func TestWebhookTemplate(t *testing.T) {
 	rec := newRecorder(t)
 	r := newRunner(t, Config{AllowPrivate: true}, nil)
-	in := input(ann, engine.ActionSpec{Type: "webhook", URL: rec.srv.URL, Method: "PUT", ContentType: "text/plain",
-		Template: `{{.Contact.Name}} entered {{.Stage.ID | upper}} ({{json .Item.Fields}}) {{default "nobody" .Trigger}}`})
+	in := input(ann, engine.ActionSpec{Type: "webhook", Settings: &Webhook{URL: rec.srv.URL, Method: "PUT", ContentType: "text/plain", Template: `{{.Contact.Name}} entered {{.Stage.ID | upper}} ({{json .Item.Fields}}) {{default "nobody" .Trigger}}`}})
 	if err := r.RunAction(t.Context(), in); err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +100,9 @@ func TestWebhookAnswers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := newRecorder(t, tc.h)
-			r := newRunner(t, Config{AllowPrivate: true, Timeout: 200 * time.Millisecond}, nil)
+			r := newRunner(t, Config{AllowPrivate: true, ActionPolicy: engine.ActionPolicy{Timeout: 200 * time.Millisecond}}, nil)
 			start := time.Now()
-			err := r.RunAction(t.Context(), input(ann, engine.ActionSpec{Type: "webhook", URL: rec.srv.URL}))
+			err := r.RunAction(t.Context(), input(ann, engine.ActionSpec{Type: "webhook", Settings: &Webhook{URL: rec.srv.URL}}))
 			if tc.ok {
 				if err != nil {
 					t.Fatal(err)
@@ -141,7 +139,7 @@ func TestTransportErrorRetried(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	r := newRunner(t, Config{AllowPrivate: true}, nil)
-	err := r.RunAction(t.Context(), input(ann, engine.ActionSpec{Type: "webhook", URL: url}))
+	err := r.RunAction(t.Context(), input(ann, engine.ActionSpec{Type: "webhook", Settings: &Webhook{URL: url}}))
 	if err == nil || permanent(err) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("error = %v, want a retryable connection error", err)
 	}

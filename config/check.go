@@ -23,7 +23,7 @@ var connectorName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 // check applies defaults and checks the decoded config as a whole. nodes
 // are the connector items of the file, for decoding each kind's settings;
 // decodeFailed says structural errors were already reported.
-func (c *Config) check(kinds map[string]connectors.Kind, actionTypes map[string]bool, nodes []*yaml.Node, decodeFailed bool) validate.Errors {
+func (c *Config) check(kinds map[string]connectors.Kind, actionTypes map[string]engine.ActionKind, nodes []*yaml.Node, decodeFailed bool) validate.Errors {
 	var errs validate.Errors
 	c.checkHTTP(&errs)
 	c.Store.SetDefaults()

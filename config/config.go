@@ -9,8 +9,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -100,7 +102,7 @@ const (
 
 // Load reads the file at path and parses it with Parse. An error reading the
 // file is returned as is; every other problem as validate.Errors.
-func Load(path string, kinds map[string]connectors.Kind, actionTypes map[string]bool, getenv func(string) (string, bool)) (*Config, error) {
+func Load(path string, kinds map[string]connectors.Kind, actionTypes map[string]engine.ActionKind, getenv func(string) (string, bool)) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -109,11 +111,12 @@ func Load(path string, kinds map[string]connectors.Kind, actionTypes map[string]
 }
 
 // Parse decodes and checks a config file. kinds are the connector kinds by
-// type name, actionTypes the stage action types the engine can run, and
+// type name, actionTypes the stage action types the engine can run (their
+// settings are decoded from each action's mapping), and
 // getenv looks up ${NAME} references (os.LookupEnv when nil). On any
 // problem it returns a nil Config and a validate.Errors listing every
 // problem, in file order.
-func Parse(data []byte, kinds map[string]connectors.Kind, actionTypes map[string]bool, getenv func(string) (string, bool)) (*Config, error) {
+func Parse(data []byte, kinds map[string]connectors.Kind, actionTypes map[string]engine.ActionKind, getenv func(string) (string, bool)) (*Config, error) {
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
@@ -130,10 +133,13 @@ func Parse(data []byte, kinds map[string]connectors.Kind, actionTypes map[string
 	var structural validate.Errors
 	expandEnv(root, "", getenv, &structural)
 	w := walker{extend: func(t reflect.Type, n *yaml.Node) []reflect.Type {
-		if t != connectorType {
-			return nil
+		switch t {
+		case connectorType:
+			return connectorExtension(kinds, n)
+		case actionType:
+			return actionExtension(actionTypes, n)
 		}
-		return connectorExtension(kinds, n)
+		return nil
 	}}
 	w.walk("", root, reflect.TypeFor[Config]())
 	if w.steps >= maxSteps {
@@ -204,6 +210,25 @@ func connectorExtension(kinds map[string]connectors.Kind, n *yaml.Node) []reflec
 		return nil
 	}
 	return []reflect.Type{reflect.TypeOf(kind.NewConfig())}
+}
+
+var actionType = reflect.TypeFor[engine.ActionSpec]()
+
+// actionExtension returns the settings types of every action kind, the
+// kind named by n's type key last (so that its fields win): a key of
+// another kind is reported by the engine as not a setting of this one, a
+// key of none as unknown, whatever the type.
+func actionExtension(kinds map[string]engine.ActionKind, n *yaml.Node) []reflect.Type {
+	var out []reflect.Type
+	for _, name := range slices.Sorted(maps.Keys(kinds)) {
+		if k := kinds[name]; k.NewSettings != nil {
+			out = append(out, reflect.TypeOf(k.NewSettings()))
+		}
+	}
+	if own, ok := kinds[scalarValue(n, "type")]; ok && own.NewSettings != nil {
+		out = append(out, reflect.TypeOf(own.NewSettings()))
+	}
+	return out
 }
 
 // connectorNodes returns the items of the top-level connectors list.

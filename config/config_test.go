@@ -45,8 +45,9 @@ var (
 		"webhook": {NewConfig: func() connectors.Config { return &fakeWebhook{Tolerance: 5 * time.Minute} }},
 		"forms":   {NewConfig: func() connectors.Config { return &fakeForms{} }},
 	}
-	testActions = map[string]bool{"log": true}
-	testEnv     = map[string]string{
+	testActions = map[string]engine.ActionKind{"log": engine.LogKind(),
+		"notify": {NewSettings: func() engine.ActionSettings { return new(fakeNotify) }, Timeout: true}}
+	testEnv = map[string]string{
 		"STAGEGATE_API_TOKEN":      "api-token-0123456789",
 		"STAGEGATE_TRACKING_KEY":   "tracking-key-0123456789",
 		"STAGEGATE_WEBHOOK_SECRET": "whsec_c2VjcmV0",
@@ -90,13 +91,13 @@ func TestLoadValid(t *testing.T) {
 		{"log", cfg.Log, Log{Level: "debug", Format: "auto"}},
 		{"engine", cfg.Engine, Engine{BatchSize: 256, DefaultRegion: "US"}},
 		{"limits", cfg.Limits, Limits{MaxBody: 1 << 20}},
-		{"actions", cfg.Actions, actions.Config{Timeout: 15 * time.Second, MaxAttempts: 10, BackoffMin: time.Second,
-			BackoffMax: 10 * time.Minute, Workers: 64, MaxChainDepth: 5, Lease: 45 * time.Second, Poll: time.Second,
-			UserAgent: "stagegate"}},
+		{"actions", cfg.Actions, actions.Config{ActionPolicy: engine.ActionPolicy{Timeout: 15 * time.Second, MaxAttempts: 10,
+			BackoffMin: time.Second, BackoffMax: 10 * time.Minute, Workers: 64, MaxChainDepth: 5, Lease: 45 * time.Second,
+			Poll: time.Second}, UserAgent: "stagegate"}},
 		{"pipelines", len(cfg.Pipelines), 1},
 		{"stages", len(cfg.Pipelines[0].Stages), 5},
 		{"reaction seconds", *cfg.Pipelines[0].Stages[2].Triggers[2].Seconds, 90.0},
-		{"action", cfg.Pipelines[0].Stages[3].Actions, []engine.ActionSpec{{Type: "log", Message: "deal won"}}},
+		{"action", cfg.Pipelines[0].Stages[3].Actions, []engine.ActionSpec{{Type: "log", Settings: &engine.LogSettings{Message: "deal won"}}}},
 		{"connectors", len(cfg.Connectors), 2},
 		{"forms base", cfg.Connectors[0].Base, connectors.Base{Name: "forms", Type: "forms",
 			Create: &connectors.Create{Pipeline: "sales", Stage: "new"}}},
@@ -237,7 +238,7 @@ secrets: {tracking_keys: [k1-0123456789abcdef]}
 pipelines: [{id: p, stages: [{id: a}]}]
 connectors: [{name: t1, type: t}, {name: t2, type: t, keys: [own]}]
 `
-	cfg, err := Parse([]byte(src), kinds, map[string]bool{"log": true}, func(string) (string, bool) { return "", false })
+	cfg, err := Parse([]byte(src), kinds, testActions, func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ connectors: [{name: t1, type: t}, {name: t2, type: t, keys: [own]}]
 		t.Fatalf("t2 keys %v", got)
 	}
 	src2 := strings.Replace(src, "secrets: {tracking_keys: [k1-0123456789abcdef]}\n", "", 1)
-	_, err = Parse([]byte(src2), kinds, map[string]bool{"log": true}, func(string) (string, bool) { return "", false })
+	_, err = Parse([]byte(src2), kinds, testActions, func(string) (string, bool) { return "", false })
 	if err == nil || !strings.Contains(err.Error(), "connectors[0].keys: required") {
 		t.Fatalf("missing keys not reported: %v", err)
 	}
@@ -271,3 +272,10 @@ func (s *secretsUser) Validate() validate.Errors {
 	}
 	return errs
 }
+
+// fakeNotify is the settings of the test action type notify.
+type fakeNotify struct {
+	URL string `yaml:"url"`
+}
+
+func (*fakeNotify) Validate(string) validate.Errors { return nil }

@@ -119,7 +119,7 @@ func (w *walker) walk(path string, n *yaml.Node, t reflect.Type) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if isCustom(t, n) {
+	if isCustom(t, n) && t != actionType { // an action decodes its own settings: walk it
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			w.bad(path, n, orig, "%s", yamlMessage(err))
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
+	"github.com/stagegate/stagegate/validate"
 )
 
 // ActionInput is what an action gets when it runs: some time after its item
@@ -88,8 +89,9 @@ type ActionRunner interface {
 	// in.Key(): a crash can make the engine run an attempt again. An error
 	// is retried with backoff unless it is permanent (see ActionError).
 	RunAction(ctx context.Context, in ActionInput) error
-	// Types lists the action types this runner knows, for config validation.
-	Types() map[string]bool
+	// Kinds lists the action types this runner knows, for config
+	// validation.
+	Kinds() map[string]ActionKind
 }
 
 // ActionError is a failed attempt that says how to go on: Permanent
@@ -118,15 +120,32 @@ type LogAction struct {
 	Logger *slog.Logger
 }
 
-// Types implements ActionRunner.
-func (LogAction) Types() map[string]bool { return map[string]bool{"log": true} }
+// LogSettings are the log action's settings.
+type LogSettings struct {
+	// Message is the timeline entry's text; default "entered stage X from Y".
+	Message string `yaml:"message" json:"message,omitempty"`
+}
+
+// Validate implements ActionSettings.
+func (*LogSettings) Validate(string) validate.Errors { return nil }
+
+// LogKind is the built-in log action type.
+func LogKind() ActionKind {
+	return ActionKind{NewSettings: func() ActionSettings { return new(LogSettings) }}
+}
+
+// Kinds implements ActionRunner.
+func (LogAction) Kinds() map[string]ActionKind { return map[string]ActionKind{"log": LogKind()} }
 
 // RunAction implements ActionRunner.
 func (a LogAction) RunAction(ctx context.Context, in ActionInput) error {
 	if in.Action.Type != "log" {
 		return Permanent(fmt.Errorf("action %s: unknown type", in.Action.Type))
 	}
-	msg := in.Action.Message
+	var msg string
+	if ls, ok := in.Action.Settings.(*LogSettings); ok {
+		msg = ls.Message
+	}
 	if msg == "" {
 		msg = fmt.Sprintf("entered stage %s from %s", in.Stage.ID, in.From)
 	}

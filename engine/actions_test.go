@@ -50,7 +50,9 @@ type probeRunner struct {
 	block chan struct{} // when set, probe actions wait for it (or ctx)
 }
 
-func (p *probeRunner) Types() map[string]bool { return map[string]bool{"log": true, "probe": true} }
+func (p *probeRunner) Kinds() map[string]ActionKind {
+	return map[string]ActionKind{"log": LogKind(), "probe": {}}
+}
 
 func (p *probeRunner) RunAction(ctx context.Context, in ActionInput) error {
 	if in.Action.Type == "log" {
@@ -100,7 +102,7 @@ func flowFixture(t *testing.T, o ActionOptions) (*fixture, *probeRunner) {
 		t.Fatal(err)
 	}
 	p := &probeRunner{log: LogAction{Store: st}}
-	if errs := ValidatePipelines(ps, p.Types()); len(errs) > 0 {
+	if errs := ValidatePipelines(ps, p.Kinds()); len(errs) > 0 {
 		t.Fatal(errs)
 	}
 	eng, err := New(Options{Store: st, Pipelines: ps, Now: c.now, Actions: p, ActionOptions: o})
@@ -207,7 +209,7 @@ func TestActionsQueuedWithMove(t *testing.T) {
 // delay; the last attempt fails the action for good, visibly, and a retry
 // through the API runs it again.
 func TestActionRetries(t *testing.T) {
-	f, p := flowFixture(t, ActionOptions{MaxAttempts: 3, BackoffMin: time.Second, BackoffMax: time.Minute})
+	f, p := flowFixture(t, ActionOptions{ActionPolicy: ActionPolicy{MaxAttempts: 3, BackoffMin: time.Second, BackoffMax: time.Minute}})
 	it := f.item("flow", "b", "ann@client.test")
 	f.apply(event("crm.to_a", "ann@client.test"))
 	boom := errors.New("503 Service Unavailable")
@@ -253,7 +255,7 @@ func TestActionRetries(t *testing.T) {
 
 // A permanent error fails at once; Retry-After postpones the retry.
 func TestActionErrorKinds(t *testing.T) {
-	f, p := flowFixture(t, ActionOptions{BackoffMin: time.Second})
+	f, p := flowFixture(t, ActionOptions{ActionPolicy: ActionPolicy{BackoffMin: time.Second}})
 	ann := f.item("flow", "b", "ann@client.test")
 	p.fail(Permanent(errors.New("404 Not Found")))
 	f.apply(event("crm.to_a", "ann@client.test"))
@@ -318,7 +320,7 @@ func TestDelayedActions(t *testing.T) {
 // Moves caused by actions (events naming their cause) stop at a loop and at
 // the configured depth, with a timeline entry; the decision says why.
 func TestActionChains(t *testing.T) {
-	f, _ := flowFixture(t, ActionOptions{MaxChainDepth: 2})
+	f, _ := flowFixture(t, ActionOptions{ActionPolicy: ActionPolicy{MaxChainDepth: 2}})
 	it := f.item("flow", "a", "ann@client.test")
 	f.apply(event("crm.to_b", "ann@client.test"))
 	fromB := f.entryOn(it.ID, "b").ID
@@ -366,7 +368,7 @@ func TestRunActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &probeRunner{log: LogAction{Store: st}}
-	eng, err := New(Options{Store: st, Pipelines: ps, Actions: p, ActionOptions: ActionOptions{Workers: 4, Poll: time.Hour, Grace: 50 * time.Millisecond}})
+	eng, err := New(Options{Store: st, Pipelines: ps, Actions: p, ActionOptions: ActionOptions{ActionPolicy: ActionPolicy{Workers: 4, Poll: time.Hour}, Grace: 50 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,50 +415,5 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func TestValidateActions(t *testing.T) {
-	no := false
-	ps := []Pipeline{{ID: "p", Stages: []Stage{{ID: "won", Actions: []ActionSpec{
-		{Type: "webhook"},
-		{Type: "webhook", URL: "ftp://x", Method: "GET", Secret: "whsec_%%", Template: "{{.Item", Field: "x",
-			Headers: map[string]string{"Idempotency-Key": "1", "X Bad": "v", "X-Ok": "a\nb"}},
-		{Type: "bitrix24", WebhookURL: "https://portal.example/hooks/", StageMap: map[string]string{"lost": "C1:LOSE"}},
-		{Type: "bitrix24", WebhookURL: "https://portal.example/rest/1/t/", Mode: "trigger", EntityTypeID: 31, StageID: "X"},
-		{Type: "bitrix24", WebhookURL: "https://portal.example/rest/1/t/", Mode: "sync"},
-		{Type: "set_field", Value: "{{bad}}"},
-		{Type: "set_responsible", After: -time.Minute, SkipIfLeft: &no, Timeout: time.Hour},
-		{Type: "log", Message: "ok", After: time.Minute},
-		{Type: "webhook", URL: "https://example.com/hook", Secret: "whsec_c2VjcmV0", Template: `{"id": {{json .Item.ID}}}`},
-		{Type: "bitrix24", WebhookURL: "https://portal.example/rest/1/t/", EntityTypeID: 2, StageMap: map[string]string{"won": "WON"}},
-		{Type: "bitrix24", WebhookURL: "https://portal.example/rest/1/t/", Mode: "trigger", EntityTypeID: 2, Code: "abc"},
-	}}}}}
-	types := map[string]bool{"log": true, "webhook": true, "bitrix24": true, "set_field": true, "set_responsible": true}
-	got := ValidatePipelines(ps, types).Error()
-	want := `pipelines[0].stages[0].actions[0].url: required
-pipelines[0].stages[0].actions[1].field: not a setting of webhook actions
-pipelines[0].stages[0].actions[1].url: must be an absolute http or https URL without a fragment
-pipelines[0].stages[0].actions[1].method: must be POST, PUT or PATCH, not "GET"
-pipelines[0].stages[0].actions[1].secret: a whsec_ secret must be followed by base64
-pipelines[0].stages[0].actions[1].headers.Idempotency-Key: is set by the gateway and cannot be configured
-pipelines[0].stages[0].actions[1].headers.X Bad: not a valid header name
-pipelines[0].stages[0].actions[1].headers.X-Ok: value must not contain line breaks
-pipelines[0].stages[0].actions[1].template: template: template:1: unclosed action
-pipelines[0].stages[0].actions[2].webhook_url: must be a Bitrix24 inbound webhook URL, like https://portal.bitrix24.com/rest/1/abc123/
-pipelines[0].stages[0].actions[2].entity_type_id: required for mode update (1 lead, 2 deal, or a smart process type id)
-pipelines[0].stages[0].actions[2].stage_map: no Bitrix24 stage for stage "won" (set stage_id, or add won to stage_map)
-pipelines[0].stages[0].actions[3].mode: stage_id and stage_map need mode: update
-pipelines[0].stages[0].actions[3].code: required for mode trigger (the code of the Bitrix24 webhook trigger)
-pipelines[0].stages[0].actions[3].target_type: required unless entity_type_id is 1 (LEAD) or 2 (DEAL)
-pipelines[0].stages[0].actions[4].mode: must be update or trigger, not "sync"
-pipelines[0].stages[0].actions[5].field: required
-pipelines[0].stages[0].actions[5].value: template: value:1: function "bad" not defined
-pipelines[0].stages[0].actions[6].after: must not be negative
-pipelines[0].stages[0].actions[6].timeout: not a setting of set_responsible actions
-pipelines[0].stages[0].actions[6].timeout: must be between 0 and 5m0s
-pipelines[0].stages[0].actions[6].user: required`
-	if got != want {
-		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }

@@ -1,25 +1,27 @@
 package engine
 
 import (
-	"encoding/base64"
+	"bytes"
 	"encoding/json"
-	"maps"
+	"fmt"
 	"net/url"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"text/template"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/stagegate/stagegate/validate"
 )
 
 // ActionSpec is one automation rule on a stage: it runs when an item
-// enters the stage. Settings are flat, as in the config file; which of them
-// a type accepts is listed in actionSettings. The engine runs the "log"
-// type itself; the runner given to the engine (package actions) runs the
-// others. Secrets (secret, headers, webhook_url) never appear in JSON.
+// enters the stage. The engine keeps the part every type shares; the
+// type's own settings are Settings, of the type its ActionKind makes (the
+// config loader decodes them from the same mapping, so the file stays
+// flat). Settings marshal into the same JSON object; secrets never appear
+// in JSON.
 type ActionSpec struct {
 	Type string `yaml:"type" json:"type"`
 	Name string `yaml:"name" json:"name,omitempty"`
@@ -28,231 +30,187 @@ type ActionSpec struct {
 	// SkipIfLeft (default true) drops a delayed action whose item has left
 	// the stage (or left and entered it again) by the time it is due.
 	SkipIfLeft *bool `yaml:"skip_if_left" json:"skip_if_left,omitempty"`
-	// Timeout bounds one HTTP attempt (webhook, bitrix24); 0 takes the
-	// actions section's timeout.
+	// Timeout bounds one attempt of a type that takes it (ActionKind.Timeout:
+	// webhook, bitrix24); 0 takes the actions section's timeout.
 	Timeout time.Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// Settings are the type's own settings; nil for a type without any.
+	// Decoding YAML keeps the mapping, and ValidatePipelines (or New)
+	// decodes them from it into the type's ActionKind.NewSettings.
+	Settings ActionSettings `yaml:"-" json:"-"`
 
-	// log
-	Message string `yaml:"message" json:"message,omitempty"`
-
-	// webhook
-	URL         string            `yaml:"url" json:"url,omitempty"`
-	Method      string            `yaml:"method" json:"method,omitempty"`
-	Secret      string            `yaml:"secret" json:"-"`
-	Headers     map[string]string `yaml:"headers" json:"-"`
-	Template    string            `yaml:"template" json:"template,omitempty"`
-	ContentType string            `yaml:"content_type" json:"content_type,omitempty"`
-
-	// bitrix24
-	WebhookURL   string            `yaml:"webhook_url" json:"-"`
-	Mode         string            `yaml:"mode" json:"mode,omitempty"`
-	EntityTypeID int               `yaml:"entity_type_id" json:"entity_type_id,omitempty"`
-	IDField      string            `yaml:"id_field" json:"id_field,omitempty"`
-	StageID      string            `yaml:"stage_id" json:"stage_id,omitempty"`
-	StageMap     map[string]string `yaml:"stage_map" json:"stage_map,omitempty"`
-	Code         string            `yaml:"code" json:"code,omitempty"`
-	TargetType   string            `yaml:"target_type" json:"target_type,omitempty"`
-
-	// set_field
-	Field string `yaml:"field" json:"field,omitempty"`
-	Value string `yaml:"value" json:"value,omitempty"`
-
-	// set_responsible
-	User string `yaml:"user" json:"user,omitempty"`
+	raw *yaml.Node // the action's mapping, when decoded from YAML
 }
 
-// Bitrix24 modes.
-const (
-	Bitrix24Update  = "update"
-	Bitrix24Trigger = "trigger"
-)
+// genericKeys are the config keys of every action type.
+var genericKeys = []string{"type", "name", "after", "skip_if_left", "timeout"}
 
-// DefaultBitrix24IDField is the item field holding the Bitrix24 item id.
-const DefaultBitrix24IDField = "bitrix24_id"
+// UnmarshalYAML decodes the generic part and keeps the mapping for the
+// type's settings.
+func (a *ActionSpec) UnmarshalYAML(n *yaml.Node) error {
+	type generic ActionSpec // without the method
+	var g generic
+	if err := n.Decode(&g); err != nil {
+		return err
+	}
+	*a = ActionSpec(g)
+	a.raw = n
+	return nil
+}
+
+// ActionSettings are the settings of one action type, a pointer to a
+// struct whose yaml tags name its keys in the config file.
+type ActionSettings interface {
+	// Validate checks the settings of an action on stage; paths are
+	// relative to the action.
+	Validate(stage string) validate.Errors
+}
+
+// ActionKind describes one action type to the engine and the config
+// loader. Package actions holds one per type (actions.Kinds); the engine
+// knows only its built-in log (LogKind).
+type ActionKind struct {
+	// NewSettings returns empty settings for the type to decode into; nil
+	// for a type without settings.
+	NewSettings func() ActionSettings
+	// Timeout says the type takes the timeout key (its attempts make
+	// outbound calls); it also lengthens the lease (ActionPolicy).
+	Timeout bool
+}
 
 // MaxActionTimeout bounds an action's timeout.
 const MaxActionTimeout = 5 * time.Minute
-
-// actionSettings lists, per built-in action type, the settings it accepts
-// besides type, name, after and skip_if_left.
-var actionSettings = map[string][]string{
-	"log":             {"message"},
-	"webhook":         {"url", "method", "secret", "headers", "template", "content_type", "timeout"},
-	"bitrix24":        {"webhook_url", "mode", "entity_type_id", "id_field", "stage_id", "stage_map", "code", "target_type", "timeout"},
-	"set_field":       {"field", "value"},
-	"set_responsible": {"user"},
-}
-
-// setSettings lists the type-specific settings that are set on a.
-func (a *ActionSpec) setSettings() []string {
-	var set []string
-	add := func(name string, isSet bool) {
-		if isSet {
-			set = append(set, name)
-		}
-	}
-	add("timeout", a.Timeout != 0)
-	add("message", a.Message != "")
-	add("url", a.URL != "")
-	add("method", a.Method != "")
-	add("secret", a.Secret != "")
-	add("headers", len(a.Headers) > 0)
-	add("template", a.Template != "")
-	add("content_type", a.ContentType != "")
-	add("webhook_url", a.WebhookURL != "")
-	add("mode", a.Mode != "")
-	add("entity_type_id", a.EntityTypeID != 0)
-	add("id_field", a.IDField != "")
-	add("stage_id", a.StageID != "")
-	add("stage_map", len(a.StageMap) > 0)
-	add("code", a.Code != "")
-	add("target_type", a.TargetType != "")
-	add("field", a.Field != "")
-	add("value", a.Value != "")
-	add("user", a.User != "")
-	return set
-}
 
 // SkipsIfLeft reports whether a delayed action is dropped when its item
 // left the stage meanwhile (skip_if_left, default true).
 func (a *ActionSpec) SkipsIfLeft() bool { return a.SkipIfLeft == nil || *a.SkipIfLeft }
 
-// Bitrix24Stage is the Bitrix24 stageId an update sets when the item enters
-// stage: stage_id, else the stage_map entry.
-func (a *ActionSpec) Bitrix24Stage(stage string) string {
-	if a.StageID != "" {
-		return a.StageID
+// MarshalJSON writes the generic part and the settings as one object.
+func (a ActionSpec) MarshalJSON() ([]byte, error) {
+	type generic ActionSpec // without the method
+	b, err := json.Marshal(generic(a))
+	if err != nil || a.Settings == nil {
+		return b, err
 	}
-	return a.StageMap[stage]
+	s, err := json.Marshal(a.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("action %s settings: %w", a.Type, err)
+	}
+	if s = bytes.TrimSpace(s); len(s) <= 2 || s[0] != '{' {
+		return b, nil // no settings set
+	}
+	return append(append(b[:len(b)-1], ','), s[1:]...), nil
 }
 
-// Bitrix24TargetType is the TYPENAME of crm.automation.trigger's target
-// (TYPENAME_ID): target_type, else LEAD for entity type 1 and DEAL for 2.
-func (a *ActionSpec) Bitrix24TargetType() string {
-	if a.TargetType != "" {
-		return a.TargetType
+// SettingKeys lists the config keys of a type's settings (the yaml tags of
+// the struct NewSettings makes).
+func (k ActionKind) SettingKeys() []string {
+	if k.NewSettings == nil {
+		return nil
 	}
-	return map[int]string{1: "LEAD", 2: "DEAL"}[a.EntityTypeID]
+	t := reflect.TypeOf(k.NewSettings())
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if f.IsExported() && name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
 }
-
-var (
-	headerName     = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-	targetType     = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
-	reservedHeader = []string{"content-length", "host", "idempotency-key", "webhook-id",
-		"webhook-timestamp", "webhook-signature", "transfer-encoding", "connection", "stagegate-cause"}
-)
 
 // validate checks one action on stage; paths are relative to the action.
-func (a *ActionSpec) validate(stage string, types map[string]bool) validate.Errors {
+// Settings missing from a spec built in code are validated empty (and
+// filled in), so required settings are reported.
+func (a *ActionSpec) validate(stage string, kinds map[string]ActionKind) validate.Errors {
 	var errs validate.Errors
+	kind, ok := kinds[a.Type]
 	switch {
 	case a.Type == "":
 		errs.Add("type", "required")
 		return errs
-	case !types[a.Type]:
+	case !ok:
 		errs.Add("type", "unknown action type %q", a.Type)
 		return errs
 	}
 	if a.After < 0 {
 		errs.Add("after", "must not be negative")
 	}
-	allowed, known := actionSettings[a.Type]
-	if !known {
-		return errs // a type of the runner's own: its settings are its business
-	}
-	for _, s := range a.setSettings() {
-		if !slices.Contains(allowed, s) {
-			errs.Add(s, "not a setting of %s actions", a.Type)
-		}
+	if a.Timeout != 0 && !kind.Timeout {
+		errs.Add("timeout", "not a setting of %s actions", a.Type)
 	}
 	if a.Timeout < 0 || a.Timeout > MaxActionTimeout {
 		errs.Add("timeout", "must be between 0 and %s", MaxActionTimeout)
 	}
-	switch a.Type {
-	case "webhook":
-		a.validateWebhook(&errs)
-	case "bitrix24":
-		a.validateBitrix24(&errs, stage)
-	case "set_field":
-		if a.Field == "" {
-			errs.Add("field", "required")
+	own := kind.SettingKeys()
+	for _, k := range yamlKeys(a.raw) {
+		if !slices.Contains(genericKeys, k) && !slices.Contains(own, k) && settingOfAny(kinds, k) {
+			errs.Add(k, "not a setting of %s actions", a.Type)
 		}
-		checkTemplate(&errs, "value", a.Value)
-	case "set_responsible":
-		if a.User == "" {
-			errs.Add("user", "required")
+	}
+	if a.Settings == nil && kind.NewSettings != nil {
+		s := kind.NewSettings()
+		if a.raw != nil {
+			if err := a.raw.Decode(s); err != nil {
+				errs.Add("", "%v", err)
+			}
 		}
-		checkTemplate(&errs, "user", a.User)
+		a.Settings = s
+	}
+	a.raw = nil // decoded and checked
+	if a.Settings != nil {
+		errs = append(errs, a.Settings.Validate(stage)...)
 	}
 	return errs
 }
 
-func (a *ActionSpec) validateWebhook(errs *validate.Errors) {
-	checkURL(errs, "url", a.URL)
-	if m := a.Method; m != "" && m != "POST" && m != "PUT" && m != "PATCH" {
-		errs.Add("method", "must be POST, PUT or PATCH, not %q", m)
-	}
-	if s, ok := strings.CutPrefix(a.Secret, "whsec_"); ok {
-		if _, err := base64.StdEncoding.DecodeString(s); err != nil || s == "" {
-			errs.Add("secret", "a whsec_ secret must be followed by base64")
+// settingOfAny reports whether key is a setting of one of kinds (keys of
+// none are the config loader's "unknown key").
+func settingOfAny(kinds map[string]ActionKind, key string) bool {
+	for _, k := range kinds {
+		if slices.Contains(k.SettingKeys(), key) {
+			return true
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(a.Headers)) {
-		v, path := a.Headers[name], validate.Join("headers", name)
-		switch {
-		case !headerName.MatchString(name):
-			errs.Add(path, "not a valid header name")
-		case slices.Contains(reservedHeader, strings.ToLower(name)):
-			errs.Add(path, "is set by the gateway and cannot be configured")
-		case strings.ContainsAny(v, "\r\n\x00"):
-			errs.Add(path, "value must not contain line breaks")
-		}
-	}
-	checkTemplate(errs, "template", a.Template)
-	if a.ContentType != "" && strings.ContainsAny(a.ContentType, "\r\n") {
-		errs.Add("content_type", "must not contain line breaks")
-	}
+	return false
 }
 
-func (a *ActionSpec) validateBitrix24(errs *validate.Errors, stage string) {
-	if checkURL(errs, "webhook_url", a.WebhookURL) && !strings.Contains(a.WebhookURL, "/rest/") {
-		errs.Add("webhook_url", "must be a Bitrix24 inbound webhook URL, like https://portal.bitrix24.com/rest/1/abc123/")
+// yamlKeys lists the keys of the mapping n, those of merged mappings
+// included.
+func yamlKeys(n *yaml.Node) []string {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
 	}
-	if a.EntityTypeID < 0 {
-		errs.Add("entity_type_id", "must be positive")
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
 	}
-	switch a.Mode {
-	case "", Bitrix24Update:
-		if a.Code != "" || a.TargetType != "" {
-			errs.Add("mode", "code and target_type need mode: trigger")
+	var keys []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Tag != "!!merge" && k.Value != "<<" {
+			keys = append(keys, k.Value)
+			continue
 		}
-		if a.EntityTypeID == 0 {
-			errs.Add("entity_type_id", "required for mode update (1 lead, 2 deal, or a smart process type id)")
+		for v != nil && v.Kind == yaml.AliasNode {
+			v = v.Alias
 		}
-		if a.Bitrix24Stage(stage) == "" {
-			errs.Add("stage_map", "no Bitrix24 stage for stage %q (set stage_id, or add %s to stage_map)", stage, stage)
+		if v != nil && v.Kind == yaml.SequenceNode {
+			for _, m := range v.Content {
+				keys = append(keys, yamlKeys(m)...)
+			}
+		} else {
+			keys = append(keys, yamlKeys(v)...)
 		}
-	case Bitrix24Trigger:
-		if a.StageID != "" || len(a.StageMap) > 0 {
-			errs.Add("mode", "stage_id and stage_map need mode: update")
-		}
-		if a.Code == "" {
-			errs.Add("code", "required for mode trigger (the code of the Bitrix24 webhook trigger)")
-		}
-		switch tt := a.Bitrix24TargetType(); {
-		case tt == "":
-			errs.Add("target_type", "required unless entity_type_id is 1 (LEAD) or 2 (DEAL)")
-		case !targetType.MatchString(tt):
-			errs.Add("target_type", "must be upper-case letters, digits and _, like DEAL, not %q", tt)
-		}
-	default:
-		errs.Add("mode", "must be update or trigger, not %q", a.Mode)
 	}
+	return keys
 }
 
-// checkURL reports a missing or non-http(s) URL; it returns whether u is
-// fine.
-func checkURL(errs *validate.Errors, path, u string) bool {
+// CheckURL reports a missing or non-http(s) URL at path; it returns
+// whether u is fine. Action settings use it.
+func CheckURL(errs *validate.Errors, path, u string) bool {
 	if u == "" {
 		errs.Add(path, "required")
 		return false
@@ -265,7 +223,8 @@ func checkURL(errs *validate.Errors, path, u string) bool {
 	return true
 }
 
-func checkTemplate(errs *validate.Errors, path, text string) {
+// CheckTemplate reports a template setting at path that does not parse.
+func CheckTemplate(errs *validate.Errors, path, text string) {
 	if _, err := ParseTemplate(path, text); err != nil {
 		errs.Add(path, "%v", err)
 	}

@@ -90,7 +90,7 @@ func TestValidatePipelines(t *testing.T) {
 		{ID: "a", Final: "maybe", Triggers: []Trigger{{Type: "email.clicked"}, {Type: "nope"}, {Type: "call.inbound", URL: "x"}}},
 		{ID: "a", Triggers: []Trigger{{Type: "chat.reaction_time"}, {Type: "chat.text", Text: "(", Match: "regex"}}, Actions: []ActionSpec{{Type: "fax"}}},
 	}}, {ID: "p", Stages: []Stage{{ID: "x"}}}}
-	got := ValidatePipelines(ps, map[string]bool{"log": true}).Error()
+	got := ValidatePipelines(ps, map[string]ActionKind{"log": LogKind()}).Error()
 	want := `pipelines[0].stages[0].final: must be "success" or "failure", not "maybe"
 pipelines[0].stages[0].triggers[0].url: required
 pipelines[0].stages[0].triggers[1].type: unknown trigger type "nope"

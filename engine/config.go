@@ -131,8 +131,8 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // ValidatePipelines checks pipelines as a whole and returns every problem
 // with its path below "pipelines". Action types are checked against
-// actionTypes, and the settings of each known type (see actionspec.go).
-func ValidatePipelines(ps []Pipeline, actionTypes map[string]bool) validate.Errors {
+// kinds, and so are their settings (see actionspec.go).
+func ValidatePipelines(ps []Pipeline, kinds map[string]ActionKind) validate.Errors {
 	var errs validate.Errors
 	if len(ps) == 0 {
 		errs.Add("pipelines", "at least one pipeline is required")
@@ -158,7 +158,7 @@ func ValidatePipelines(ps []Pipeline, actionTypes map[string]bool) validate.Erro
 			}
 			for k := range s.Actions {
 				apath := validate.Index(validate.Join(spath, "actions"), k)
-				errs.Merge(apath, s.Actions[k].validate(s.ID, actionTypes))
+				errs.Merge(apath, s.Actions[k].validate(s.ID, kinds))
 			}
 		}
 	}

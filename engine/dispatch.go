@@ -3,20 +3,19 @@ package engine
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/stagegate/stagegate/internal/backoff"
-	"github.com/stagegate/stagegate/store"
 )
 
 // RunActions runs stage actions from the outbox until ctx is done: it
 // claims due entries (with a lease, so the entries of a crashed process
 // come back), runs them on up to Workers goroutines, and records each
-// outcome: done, skipped, retry later with backoff, or failed. The actions
-// of one stage entry claimed together run one after the other, in order.
+// outcome: done, skipped, retry later with backoff, or failed. The store
+// hands out the actions of one stage entry one at a time, in order (see
+// store.Outbox.ClaimOutbox): the next is claimed when the one before ended,
+// so no action outlives its lease waiting for the ones before it.
 // Once ctx is done it stops claiming and gives running actions Grace to
 // finish before cancelling them; an interrupted action is due again.
 func (e *Engine) RunActions(ctx context.Context) error {
@@ -51,18 +50,14 @@ func (e *Engine) RunActions(ctx context.Context) error {
 		}
 		bo.Reset()
 		backlog = len(entries) == free
-		for _, group := range byStageEntry(entries) {
-			for range group {
-				slots <- struct{}{}
-			}
+		for _, en := range entries {
+			slots <- struct{}{}
 			wg.Go(func() {
-				for _, en := range group {
-					e.runEntry(work, en)
-					<-slots
-					select {
-					case freed <- struct{}{}:
-					default:
-					}
+				e.runEntry(work, en)
+				<-slots
+				select {
+				case freed <- struct{}{}:
+				default:
 				}
 			})
 		}
@@ -90,10 +85,13 @@ func (e *Engine) finishRunning(wg *sync.WaitGroup, interrupt context.CancelFunc)
 }
 
 // pause waits for the next due entry (at most Poll), a wake-up, an action
-// that ended (it may have scheduled a retry sooner), or ctx.
+// that ended (it may have scheduled a retry sooner, or let the next action
+// of its stage entry go), or ctx. Entries already due that the claim left
+// wait behind a running action of their stage entry: one that ends here
+// ends the pause, one of another process within Poll.
 func (e *Engine) pause(ctx context.Context, ended <-chan struct{}) {
 	wait := e.aopts.Poll
-	if next, ok, err := e.st.NextOutboxDue(ctx); err == nil && ok {
+	if next, ok, err := e.st.NextOutboxDue(ctx); err == nil && ok && next.After(e.now()) {
 		wait = min(wait, max(next.Sub(e.now()), time.Millisecond))
 	}
 	t := time.NewTimer(wait)
@@ -106,8 +104,8 @@ func (e *Engine) pause(ctx context.Context, ended <-chan struct{}) {
 	}
 }
 
-// DeliverDue runs every action that is due now, one after the other, and
-// returns how many it ran. Tests use it instead of RunActions to run the
+// DeliverDue runs every action that is due now, one after the other (each
+// stage entry's in order), and returns how many it ran. Tests use it instead of RunActions to run the
 // outbox synchronously.
 func (e *Engine) DeliverDue(ctx context.Context) (int, error) {
 	n := 0
@@ -116,40 +114,18 @@ func (e *Engine) DeliverDue(ctx context.Context) (int, error) {
 		if err != nil || len(entries) == 0 {
 			return n, err
 		}
-		for _, group := range byStageEntry(entries) {
-			for _, en := range group {
-				e.runEntry(ctx, en)
-				n++
-			}
+		for _, en := range entries {
+			e.runEntry(ctx, en)
+			n++
 		}
 	}
 }
 
-// byStageEntry groups claimed entries by the stage entry that queued them,
-// in the order of the first of each, and sorts each group by action index.
-func byStageEntry(entries []store.OutboxEntry) [][]store.OutboxEntry {
-	var groups [][]store.OutboxEntry
-	at := map[string]int{}
-	for _, en := range entries {
-		k := en.Key[:len(en.Key)-len(strconv.Itoa(en.Index))]
-		if i, ok := at[k]; ok {
-			groups[i] = append(groups[i], en)
-			continue
-		}
-		at[k] = len(groups)
-		groups = append(groups, []store.OutboxEntry{en})
-	}
-	for _, g := range groups {
-		slices.SortStableFunc(g, func(a, b store.OutboxEntry) int { return a.Index - b.Index })
-	}
-	return groups
-}
-
-// checkActions checks a pipeline's actions against the runner's types.
-func checkActions(p Pipeline, types map[string]bool) error {
+// checkActions checks a pipeline's actions against the runner's kinds.
+func checkActions(p Pipeline, kinds map[string]ActionKind) error {
 	for _, s := range p.Stages {
 		for k := range s.Actions {
-			if errs := s.Actions[k].validate(s.ID, types); len(errs) > 0 {
+			if errs := s.Actions[k].validate(s.ID, kinds); len(errs) > 0 {
 				return fmt.Errorf("pipeline %s stage %s action %d: %w", p.ID, s.ID, k, errs.Err())
 			}
 		}

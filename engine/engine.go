@@ -108,7 +108,7 @@ func New(o Options) (*Engine, error) {
 	if e.actions == nil {
 		e.actions = LogAction{Store: o.Store, Logger: e.log}
 	}
-	e.aopts.setDefaults()
+	e.aopts.setDefaults(o.Pipelines)
 	if e.batchSize <= 0 || e.batchSize > MaxBatch {
 		e.batchSize = MaxBatch
 	}
@@ -116,11 +116,12 @@ func New(o Options) (*Engine, error) {
 		e.consumer = "engine"
 	}
 	for _, p := range o.Pipelines {
-		cp, err := compilePipeline(p, o.DefaultRegion)
-		if err != nil {
+		// Actions first: checking them decodes their settings.
+		if err := checkActions(p, e.actions.Kinds()); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
-		if err := checkActions(p, e.actions.Types()); err != nil {
+		cp, err := compilePipeline(p, o.DefaultRegion)
+		if err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 		e.pipelines[p.ID] = cp

@@ -80,7 +80,7 @@ func parsePipelines(t *testing.T, src string) []Pipeline {
 	if err := yaml.Unmarshal([]byte(src), &ps); err != nil {
 		t.Fatal(err)
 	}
-	if errs := ValidatePipelines(ps, map[string]bool{"log": true}); len(errs) > 0 {
+	if errs := ValidatePipelines(ps, LogAction{}.Kinds()); len(errs) > 0 {
 		t.Fatal(errs)
 	}
 	return ps

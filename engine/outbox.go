@@ -11,6 +11,7 @@ import (
 
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
+	"github.com/stagegate/stagegate/validate"
 )
 
 // CauseAttr is the event attribute that names the action run (its id, or
@@ -19,53 +20,137 @@ import (
 // links to stop loops and long chains of moves caused by actions.
 const CauseAttr = "stagegate_cause"
 
-// ActionOptions tune how the engine runs stage actions from the outbox.
-type ActionOptions struct {
-	// Workers is how many actions run at once (default 64).
-	Workers int
-	// MaxAttempts bounds the attempts of one action (default 10); then it
-	// is failed and waits for a retry through the API.
-	MaxAttempts int
+// ActionPolicy is how stage actions are dispatched: the keys of the
+// config file's actions section that every action type shares (package
+// actions inlines it in its Config). Zero fields take the defaults below
+// (SetDefaults); Validate checks the result.
+type ActionPolicy struct {
+	// Timeout bounds one attempt of an action that makes outbound calls
+	// (an action's own timeout overrides it). Default 15s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxAttempts bounds the attempts of one action; then it is failed and
+	// waits for POST /api/v1/actions/{id}/retry. Default 10.
+	MaxAttempts int `yaml:"max_attempts"`
 	// BackoffMin and BackoffMax bound the delay before a retry: it doubles
 	// from BackoffMin with each attempt, up to BackoffMax, and is drawn at
-	// random from its upper half (defaults 1s and 10m). A Retry-After
-	// answer waits longer when it asks to, up to RetryAfterMax (default 1h).
-	BackoffMin, BackoffMax, RetryAfterMax time.Duration
-	// Lease is how long a claimed action is held before another worker may
-	// take it again (default 1m). It must exceed the longest attempt.
-	Lease time.Duration
-	// Poll is the longest pause between looks at the outbox when nothing
-	// wakes the runner (default 1s).
-	Poll time.Duration
-	// MaxChainDepth bounds chains of moves caused by actions (default 5).
-	MaxChainDepth int
+	// random from its upper half (defaults 1s and 10m).
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
+	// Workers is how many actions run at once. Default 64.
+	Workers int `yaml:"workers"`
+	// MaxChainDepth bounds chains of moves caused by actions. Default 5.
+	MaxChainDepth int `yaml:"max_chain_depth"`
+	// Lease is how long a worker holds a claimed action before another may
+	// take it over (after a crash). Default Timeout plus 30s; the engine
+	// lengthens it to outlast the longest timeout of a configured action.
+	Lease time.Duration `yaml:"lease"`
+	// Poll is the longest pause between looks at the outbox for due actions
+	// (delays, retries, other processes' moves). Default 1s.
+	Poll time.Duration `yaml:"poll"`
+}
+
+// Defaults of ActionPolicy.
+const (
+	DefaultActionTimeout = 15 * time.Second
+	DefaultMaxAttempts   = 10
+	DefaultBackoffMin    = time.Second
+	DefaultBackoffMax    = 10 * time.Minute
+	DefaultActionWorkers = 64
+	DefaultMaxChainDepth = 5
+	DefaultActionPoll    = time.Second
+	// leaseMargin is the default lease beyond the attempt timeout.
+	leaseMargin = 30 * time.Second
+)
+
+// SetDefaults fills the zero fields.
+func (p *ActionPolicy) SetDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&p.Timeout, DefaultActionTimeout)
+	def(&p.BackoffMin, DefaultBackoffMin)
+	def(&p.BackoffMax, DefaultBackoffMax)
+	def(&p.Poll, DefaultActionPoll)
+	def(&p.Lease, p.Timeout+leaseMargin)
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = DefaultMaxAttempts
+	}
+	if p.Workers == 0 {
+		p.Workers = DefaultActionWorkers
+	}
+	if p.MaxChainDepth == 0 {
+		p.MaxChainDepth = DefaultMaxChainDepth
+	}
+}
+
+// Validate checks a policy with its defaults set; paths are relative to
+// the actions section.
+func (p *ActionPolicy) Validate() validate.Errors {
+	var errs validate.Errors
+	if p.Timeout < 10*time.Millisecond || p.Timeout > MaxActionTimeout {
+		errs.Add("timeout", "must be between 10ms and 5m")
+	}
+	if p.MaxAttempts < 1 || p.MaxAttempts > 100 {
+		errs.Add("max_attempts", "must be from 1 to 100")
+	}
+	if p.BackoffMin < time.Millisecond {
+		errs.Add("backoff_min", "must be at least 1ms")
+	}
+	if p.BackoffMax < p.BackoffMin {
+		errs.Add("backoff_max", "must not be less than backoff_min")
+	}
+	if p.Workers < 1 || p.Workers > 4096 {
+		errs.Add("workers", "must be from 1 to 4096")
+	}
+	if p.MaxChainDepth < 1 || p.MaxChainDepth > 100 {
+		errs.Add("max_chain_depth", "must be from 1 to 100")
+	}
+	if p.Lease <= p.Timeout {
+		errs.Add("lease", "must be longer than timeout (%s)", p.Timeout)
+	}
+	if p.Poll < time.Millisecond || p.Poll > time.Minute {
+		errs.Add("poll", "must be between 1ms and 1m")
+	}
+	return errs
+}
+
+// leaseFor is the lease that outlasts the longest attempt an action of ps
+// may make (its own timeout, within the engine's tenth of the lease).
+func (p *ActionPolicy) leaseFor(ps []Pipeline) time.Duration {
+	lease := p.Lease
+	for _, pl := range ps {
+		for _, s := range pl.Stages {
+			for _, a := range s.Actions {
+				lease = max(lease, a.Timeout*10/9+time.Second)
+			}
+		}
+	}
+	return lease
+}
+
+// ActionOptions tune how the engine runs stage actions from the outbox.
+type ActionOptions struct {
+	ActionPolicy
+	// RetryAfterMax bounds how long a Retry-After answer may delay a retry
+	// (default 1h).
+	RetryAfterMax time.Duration
 	// Grace is how long RunActions lets running actions finish once its
 	// context is done (default 10s).
 	Grace    time.Duration
 	Observer ActionObserver
 }
 
-func (o *ActionOptions) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
+func (o *ActionOptions) setDefaults(ps []Pipeline) {
+	o.ActionPolicy.SetDefaults()
+	o.Lease = o.leaseFor(ps)
+	if o.RetryAfterMax <= 0 {
+		o.RetryAfterMax = time.Hour
 	}
-	if o.Workers <= 0 {
-		o.Workers = 64
+	if o.Grace <= 0 {
+		o.Grace = 10 * time.Second
 	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 10
-	}
-	if o.MaxChainDepth <= 0 {
-		o.MaxChainDepth = 5
-	}
-	def(&o.BackoffMin, time.Second)
-	def(&o.BackoffMax, 10*time.Minute)
-	def(&o.RetryAfterMax, time.Hour)
-	def(&o.Lease, time.Minute)
-	def(&o.Poll, time.Second)
-	def(&o.Grace, 10*time.Second)
 	o.BackoffMax = max(o.BackoffMax, o.BackoffMin)
 	if o.Observer == nil {
 		o.Observer = nopActionObserver{}

@@ -5,29 +5,16 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/internal/httpx"
 	"github.com/stagegate/stagegate/store"
 )
 
-// actionOptions maps the actions section to the engine's options. The
-// lease outlasts the longest attempt any action may make.
+// actionOptions hands the actions section's dispatch policy to the engine
+// (which lengthens the lease for long action timeouts).
 func (g *Gateway) actionOptions() engine.ActionOptions {
-	c := g.cfg.Actions
-	lease := c.Lease
-	for _, p := range g.cfg.Pipelines {
-		for _, s := range p.Stages {
-			for _, a := range s.Actions {
-				lease = max(lease, a.Timeout*10/9+time.Second)
-			}
-		}
-	}
-	return engine.ActionOptions{
-		Workers: c.Workers, MaxAttempts: c.MaxAttempts, BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax,
-		Lease: lease, Poll: c.Poll, MaxChainDepth: c.MaxChainDepth, Grace: g.shutdown / 3, Observer: g.m,
-	}
+	return engine.ActionOptions{ActionPolicy: g.cfg.Actions.ActionPolicy, Grace: g.shutdown / 3, Observer: g.m}
 }
 
 // apiListActions answers GET /api/v1/actions?status=&item=&limit=: action

@@ -15,6 +15,7 @@ import (
 	"github.com/stagegate/stagegate/connectors/telephony"
 	"github.com/stagegate/stagegate/connectors/tracking"
 	"github.com/stagegate/stagegate/connectors/webhook"
+	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/internal/httpx"
 	"github.com/stagegate/stagegate/store"
 )
@@ -32,7 +33,7 @@ var Kinds = map[string]connectors.Kind{
 
 // ActionTypes lists the action types the gateway can run, for the config
 // loader.
-func ActionTypes() map[string]bool { return actions.Types() }
+func ActionTypes() map[string]engine.ActionKind { return actions.Kinds() }
 
 func (g *Gateway) routes(mux, api *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -30,8 +31,10 @@ const EntryChainStopped = "chain_stopped"
 type OutboxEntry struct {
 	// ID is unique in the store and safe in a URL path.
 	ID string `json:"id"`
-	// Key is the idempotency key sent with every attempt (item, stage entry
-	// and action index).
+	// Key is the idempotency key sent with every attempt: the stage entry
+	// (item and move) and the action index, as "<stage entry>/<index>".
+	// Entries whose keys agree up to the last "/" are one stage entry's
+	// chain (see Group).
 	Key      string `json:"key"`
 	ItemID   string `json:"item_id"`
 	Pipeline string `json:"pipeline"`
@@ -45,8 +48,10 @@ type OutboxEntry struct {
 	Status string `json:"status"`
 	// Due is when the entry may run next (the first time: the move plus the
 	// action's delay; after a failure: the retry time).
-	Due      time.Time `json:"due"`
-	Attempts int       `json:"attempts"` // claims so far
+	Due time.Time `json:"due"`
+	// Attempts counts the runs so far: a claim starts a run at once, and
+	// only one run of a chain is claimed at a time.
+	Attempts int `json:"attempts"`
 	// Claim numbers the claims; Complete and Fail must name the current one,
 	// so a worker whose lease ended cannot overwrite a newer outcome.
 	Claim      int64     `json:"claim"`
@@ -56,6 +61,16 @@ type OutboxEntry struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	DoneAt     time.Time `json:"done_at,omitzero"`
+}
+
+// Group names the stage entry that queued e: its Key without the final
+// "/<index>". The entries of one group run one at a time, lowest index
+// first (see Outbox.ClaimOutbox).
+func (e *OutboxEntry) Group() string {
+	if i := strings.LastIndexByte(e.Key, '/'); i >= 0 {
+		return e.Key[:i]
+	}
+	return e.Key
 }
 
 // OutboxFilter selects entries for ListOutbox. Empty fields match
@@ -74,6 +89,12 @@ type Outbox interface {
 	// whose Due has come, running ones whose lease ended) running until
 	// now+lease, counts an attempt and a claim on each and returns them,
 	// earliest due first.
+	//
+	// The entries of one stage entry (one Group) run one at a time and in
+	// order: a claim takes at most one entry of a group, none while another
+	// entry of the group is running under a live lease, and of the group's
+	// due entries the one with the lowest Index. An entry waiting for its
+	// retry or its delay does not hold back the later ones.
 	ClaimOutbox(ctx context.Context, now time.Time, max int, lease time.Duration) ([]OutboxEntry, error)
 	// CompleteOutbox ends a running entry with status done or skipped. It
 	// returns ErrConflict when the entry is not running under claim, and

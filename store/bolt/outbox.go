@@ -119,37 +119,30 @@ func getOutbox(tx *bbolt.Tx, id string) (store.OutboxEntry, error) {
 }
 
 // ClaimOutbox marks up to max due entries running until now+lease and
-// returns them, earliest due first. A read-only look comes first, so an
-// idle poll costs no commit.
+// returns them, earliest due first, one per stage entry at a time (see
+// store.Outbox). A read-only look comes first, so an idle poll, or one that
+// finds only entries waiting behind a running one, costs no commit.
 func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, max int, lease time.Duration) ([]store.OutboxEntry, error) {
 	if max <= 0 {
 		return nil, nil
 	}
-	limit := u64(timeKey(now))
-	anyDue := false
+	var out []store.OutboxEntry
+	stale := false
 	err := s.view(func(tx *bbolt.Tx) error {
-		k, _ := tx.Bucket(bOutboxDue).Cursor().First()
-		anyDue = k != nil && bytes.Compare(k[:8], limit) <= 0
-		return nil
+		var err error
+		out, stale, err = claimable(tx, now, 1)
+		return err
 	})
-	if err != nil || !anyDue {
+	if err != nil || (len(out) == 0 && !stale) {
 		return nil, wrapOutbox("claim", "", err)
 	}
-	var out []store.OutboxEntry
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
+		es, _, err := claimable(tx, now, max)
+		if err != nil {
+			return err
+		}
 		out = out[:0]
-		for _, k := range headKeys(tx.Bucket(bOutboxDue), timeKey(now), max) {
-			id := string(k[8:])
-			old, err := getOutbox(tx, id)
-			if errors.Is(err, store.ErrNotFound) {
-				if err := tx.Bucket(bOutboxDue).Delete(k); err != nil {
-					return err
-				}
-				continue
-			}
-			if err != nil {
-				return err
-			}
+		for _, old := range es {
 			e := old
 			e.Status, e.LeaseUntil, e.UpdatedAt = store.OutboxRunning, now.Add(lease), now
 			e.Attempts++
@@ -165,6 +158,96 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, max int, lease t
 		return nil, wrapOutbox("claim", "", err)
 	}
 	return out, nil
+}
+
+// claimScan bounds how many due entries a claim of max looks at: entries
+// waiting behind a running one of their stage entry are passed over.
+func claimScan(max int) int { return 4*max + 256 }
+
+// claimable picks up to max entries a claim at now may take, in the order
+// of the due index: per stage entry with a due entry and none running, its
+// due entry with the lowest index. Index entries of vanished entries are
+// dropped when tx is writable; stale reports whether there were any.
+func claimable(tx *bbolt.Tx, now time.Time, max int) (out []store.OutboxEntry, stale bool, err error) {
+	limit := u64(timeKey(now))
+	seen := map[string]bool{}
+	var gone [][]byte
+	due := tx.Bucket(bOutboxDue)
+	c := due.Cursor()
+	scanned := 0
+	for k, _ := c.First(); k != nil && len(out) < max && scanned < claimScan(max); k, _ = c.Next() {
+		if len(k) < 8 || bytes.Compare(k[:8], limit) > 0 {
+			break
+		}
+		scanned++
+		e, err := getOutbox(tx, string(k[8:]))
+		if errors.Is(err, store.ErrNotFound) {
+			gone = append(gone, bytes.Clone(k))
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		g := e.Group()
+		if seen[g] {
+			continue
+		}
+		seen[g] = true
+		next, ok, err := groupHead(tx, &e, now)
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			out = append(out, next)
+		}
+	}
+	if tx.Writable() {
+		for _, k := range gone {
+			if err := due.Delete(k); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	return out, len(gone) > 0, nil
+}
+
+// groupHead returns the entry of e's stage entry that may run now: none
+// while one of them runs under a live lease, else the due one with the
+// lowest index (e itself is due). Its siblings were created with it, so
+// they sit together in the item index.
+func groupHead(tx *bbolt.Tx, e *store.OutboxEntry, now time.Time) (store.OutboxEntry, bool, error) {
+	head, g := *e, e.Group()
+	prefix := key(u64(timeKey(e.CreatedAt)), e.ItemID)
+	c := tx.Bucket(bOutboxItem).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id := string(k[len(prefix):])
+		if id == e.ID {
+			continue
+		}
+		sib, err := getOutbox(tx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return store.OutboxEntry{}, false, err
+		}
+		if sib.Group() != g {
+			continue
+		}
+		switch {
+		case sib.Status == store.OutboxRunning && sib.LeaseUntil.After(now):
+			return store.OutboxEntry{}, false, nil
+		case sib.Index < head.Index && outboxDue(&sib, now):
+			head = sib
+		}
+	}
+	return head, true, nil
+}
+
+// outboxDue reports whether e may be claimed at now.
+func outboxDue(e *store.OutboxEntry, now time.Time) bool {
+	t, ok := outboxQueued(e)
+	return ok && !t.After(now)
 }
 
 // finishOutbox runs change on the running entry id held under claim and

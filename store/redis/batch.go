@@ -126,8 +126,8 @@ func (s *Store) Lookup(ctx context.Context, req store.LookupRequest) (store.Look
 // failed, note, event id, score, keep, window (ms), number of writes; then
 // per write: item id, expected version, previous event (” for none), move
 // (0|1), to, closed, updated_at, entry id (” for none), entry JSON,
-// decisions JSON, number of outbox entries, then per entry: id, JSON, due
-// (ms), created (ms).
+// decisions JSON, number of outbox entries, then per entry the values
+// addOutbox takes (moveLua).
 var applyEventScript = redis.NewScript(ackLua + moveLua + `
 local P = ARGV[1]
 local statuses, conflict = {}, false
@@ -137,7 +137,7 @@ for w = 1, tonumber(ARGV[12]) do
   local to, closed, at, eid, entry, dec = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
   local nout = tonumber(ARGV[b + 10])
   local ob = b + 11
-  b = ob + nout * 4
+  b = ob + nout * OUTBOX_ARGS
   local ik = P .. 'item:' .. item
   local cur = redis.call('HMGET', ik, 'version', 'pipeline', 'stage', 'score')
   local st = 0

@@ -16,12 +16,16 @@ import (
 // The outbox (see the key layout in the package doc):
 //
 //	P outbox:<id>          hash: d (the entry's fixed part as JSON), status, due, attempts,
-//	                       claim, lease, err, note, updated, done (times in ms since the epoch);
-//	                       a done or skipped entry expires after the dedup window
+//	                       claim, lease, err, note, updated, done (times in ms since the epoch),
+//	                       grp and idx (its stage entry, OutboxEntry.Group, and Index: the
+//	                       claim script reads them); a done or skipped entry expires after
+//	                       the dedup window
 //	P outbox:due           sorted set: pending entries at their due time, running ones at
 //	                       their lease end (ms)
 //	P outbox:st:<status>   sorted set per status, score = last update (ms)
 //	P outbox:item:<item>   sorted set of an item's entries, score = creation (ms)
+//	P outbox:grp:<group>   sorted set of a stage entry's pending and running entries,
+//	                       score = index: the claim script runs them one at a time
 //
 // Entries are added by the move script; the scripts below change them. Each
 // checks the claim it is given, so a worker whose lease ended cannot
@@ -44,7 +48,8 @@ type outboxFixed struct {
 }
 
 // outboxArgs are the move script's arguments for new entries: per entry its
-// id, fixed JSON, due (ms) and creation time (ms).
+// id, fixed JSON, due (ms), creation time (ms), group and index (OUTBOX_ARGS
+// in moveLua).
 func outboxArgs(entries []store.OutboxEntry, now time.Time) ([]any, error) {
 	args := []any{len(entries)}
 	for _, e := range entries {
@@ -64,7 +69,7 @@ func outboxArgs(entries []store.OutboxEntry, now time.Time) ([]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		args = append(args, e.ID, fixed, e.Due.UnixMilli(), e.CreatedAt.UnixMilli())
+		args = append(args, e.ID, fixed, e.Due.UnixMilli(), e.CreatedAt.UnixMilli(), e.Group(), e.Index)
 	}
 	return args, nil
 }
@@ -96,14 +101,16 @@ func msTime(s string) time.Time {
 }
 
 // ClaimOutbox marks up to max due entries running until now+lease, in one
-// script, and returns them, earliest due first.
+// script, and returns them, earliest due first, one per stage entry at a
+// time (see store.Outbox). Entries written before groups were recorded
+// (no grp field) are claimed on their own.
 func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, n int, lease time.Duration) ([]store.OutboxEntry, error) {
 	defer s.hold()()
 	if n <= 0 {
 		return nil, nil
 	}
 	res, err := claimOutboxScript.Run(ctx, s.rdb, []string{s.key("outbox", "due")},
-		s.prefix, now.UnixMilli(), n, max(lease.Milliseconds(), 1)).Slice()
+		s.prefix, now.UnixMilli(), n, max(lease.Milliseconds(), 1), 4*n+256).Slice()
 	if err != nil {
 		return nil, wrap("claim outbox", "", err)
 	}

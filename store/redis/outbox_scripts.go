@@ -4,26 +4,53 @@ import "github.com/redis/go-redis/v9"
 
 // The outbox scripts; the move script adds the entries (scripts.go).
 
-// claimOutboxScript claims due entries. Reply: one HGETALL per entry.
+// claimOutboxScript claims due entries, one per stage entry (grp): none
+// while an entry of the group runs under a live lease, else the group's due
+// entry with the lowest index. Reply: one HGETALL per entry.
 //
-// KEYS: due set. ARGV: prefix, now (ms), max, lease (ms).
+// KEYS: due set. ARGV: prefix, now (ms), max, lease (ms), how many due
+// entries to look at.
 var claimOutboxScript = redis.NewScript(`
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-local lease_end = string.format('%d', tonumber(ARGV[2]) + tonumber(ARGV[4]))
-local out = {}
+local P, now, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[5]))
+local lease_end = string.format('%d', now + tonumber(ARGV[4]))
+local out, seen = {}, {}
+local function claim(id, st)
+  local k = P .. 'outbox:' .. id
+  redis.call('ZREM', P .. 'outbox:st:' .. st, id)
+  redis.call('ZADD', P .. 'outbox:st:running', ARGV[2], id)
+  redis.call('ZADD', KEYS[1], lease_end, id)
+  redis.call('HINCRBY', k, 'attempts', 1)
+  redis.call('HINCRBY', k, 'claim', 1)
+  redis.call('HSET', k, 'status', 'running', 'lease', lease_end, 'updated', ARGV[2])
+  table.insert(out, redis.call('HGETALL', k))
+end
 for _, id in ipairs(ids) do
-  local k = ARGV[1] .. 'outbox:' .. id
-  local st = redis.call('HGET', k, 'status')
-  if st == 'pending' or st == 'running' then
-    redis.call('ZREM', ARGV[1] .. 'outbox:st:' .. st, id)
-    redis.call('ZADD', ARGV[1] .. 'outbox:st:running', ARGV[2], id)
-    redis.call('ZADD', KEYS[1], lease_end, id)
-    redis.call('HINCRBY', k, 'attempts', 1)
-    redis.call('HINCRBY', k, 'claim', 1)
-    redis.call('HSET', k, 'status', 'running', 'lease', lease_end, 'updated', ARGV[2])
-    table.insert(out, redis.call('HGETALL', k))
-  else
+  if #out >= n then
+    break
+  end
+  local cur = redis.call('HMGET', P .. 'outbox:' .. id, 'status', 'grp')
+  local st, grp = cur[1], cur[2]
+  if st ~= 'pending' and st ~= 'running' then
     redis.call('ZREM', KEYS[1], id)
+  elseif not grp or grp == '' then
+    claim(id, st)
+  elseif not seen[grp] then
+    seen[grp] = true
+    local head, head_st, blocked = nil, nil, false
+    for _, sid in ipairs(redis.call('ZRANGE', P .. 'outbox:grp:' .. grp, 0, -1)) do
+      local s = redis.call('HMGET', P .. 'outbox:' .. sid, 'status', 'due', 'lease')
+      if s[1] == 'running' and (tonumber(s[3]) or 0) > now then
+        blocked = true
+        break
+      end
+      if not head and ((s[1] == 'pending' and (tonumber(s[2]) or 0) <= now) or s[1] == 'running') then
+        head, head_st = sid, s[1]
+      end
+    end
+    if not blocked then
+      claim(head or id, head_st or st)
+    end
   end
 end
 return out
@@ -44,6 +71,10 @@ if cur[1] ~= 'running' or cur[2] ~= ARGV[3] then
   return {'conflict', cur[1], cur[2] or '0'}
 end
 local st = ARGV[4]
+local grp = redis.call('HGET', KEYS[1], 'grp')
+if st ~= 'pending' and grp and grp ~= '' then
+  redis.call('ZREM', ARGV[1] .. 'outbox:grp:' .. grp, ARGV[2])
+end
 redis.call('ZREM', ARGV[1] .. 'outbox:st:running', ARGV[2])
 redis.call('ZADD', ARGV[1] .. 'outbox:st:' .. st, ARGV[8], ARGV[2])
 redis.call('HSET', KEYS[1], 'status', st, 'updated', ARGV[8], 'lease', '0')
@@ -83,5 +114,9 @@ redis.call('ZREM', ARGV[1] .. 'outbox:st:failed', ARGV[2])
 redis.call('ZADD', ARGV[1] .. 'outbox:st:pending', ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('HSET', KEYS[1], 'status', 'pending', 'due', ARGV[3], 'attempts', '0', 'updated', ARGV[3], 'done', '0')
+local grp = redis.call('HMGET', KEYS[1], 'grp', 'idx')
+if grp[1] and grp[1] ~= '' then
+  redis.call('ZADD', ARGV[1] .. 'outbox:grp:' .. grp[1], grp[2] or '0', ARGV[2])
+end
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `)

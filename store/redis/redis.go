@@ -33,8 +33,8 @@
 //	P rec:<key>                 hash: v (version), d (value); PEXPIRE'd when put with a ttl
 //	P list:<key>                hash: seq (decimal, gapless from 1) → "<len(id)>:<id><value>"
 //	P list-ids:<key>            hash: element id → seq; expires together with P list:<key>
-//	P outbox:<id>, P outbox:due, P outbox:st:<status>, P outbox:item:<item>
-//	                            the outbox of stage actions (see outbox.go)
+//	P outbox:<id>, P outbox:due, P outbox:st:<status>, P outbox:item:<item>,
+//	P outbox:grp:<stage entry>  the outbox of stage actions (see outbox.go)
 //	P bc:<topic>                pub/sub channel (not a key) of Publish and Subscribe
 //
 // No key uses a hash tag and the scripts derive some index keys from the

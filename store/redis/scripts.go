@@ -162,9 +162,12 @@ return {'ok', redis.call('HGETALL', KEYS[1])}
 // entry id, entry JSON), which moves a checked item (version, stage,
 // stage indexes, timeline entry once per id), and addOutbox(prefix, item
 // id, first ARGV index, count), which adds the entered stage's outbox
-// entries whose id is new (per entry in ARGV: id, fixed JSON, due (ms),
-// created (ms); see outbox.go). moveScript and applyEventScript share them.
+// entries whose id is new (per entry in ARGV, OUTBOX_ARGS values: id,
+// fixed JSON, due (ms), created (ms), stage entry group, action index; see
+// outbox.go). moveScript and applyEventScript share them.
 const moveLua = `
+local OUTBOX_ARGS = 6
+
 local function moveItem(P, ik, item, cur, to, closed, at, tk, tik, eid, entry)
   redis.call('HINCRBY', ik, 'version', 1)
   redis.call('HSET', ik, 'stage', to, 'closed', closed, 'updated_at', at)
@@ -180,15 +183,18 @@ end
 
 local function addOutbox(P, item, first, n)
   for i = 0, n - 1 do
-    local b = first + i * 4
+    local b = first + i * OUTBOX_ARGS
     local id = ARGV[b]
     local k = P .. 'outbox:' .. id
     if redis.call('EXISTS', k) == 0 then
       redis.call('HSET', k, 'd', ARGV[b + 1], 'status', 'pending', 'due', ARGV[b + 2],
-        'attempts', '0', 'claim', '0', 'updated', ARGV[b + 3])
+        'attempts', '0', 'claim', '0', 'updated', ARGV[b + 3], 'grp', ARGV[b + 4], 'idx', ARGV[b + 5])
       redis.call('ZADD', P .. 'outbox:due', ARGV[b + 2], id)
       redis.call('ZADD', P .. 'outbox:st:pending', ARGV[b + 3], id)
       redis.call('ZADD', P .. 'outbox:item:' .. item, ARGV[b + 3], id)
+      if ARGV[b + 4] ~= '' then
+        redis.call('ZADD', P .. 'outbox:grp:' .. ARGV[b + 4], ARGV[b + 5], id)
+      end
     end
   end
 end

@@ -268,8 +268,8 @@ func testOutbox(t *testing.T, open Opener) {
 		s := open(t)
 		mustCreate(t, s, item("deal-1", "sales", "new", "c1", 0))
 		var es []store.OutboxEntry
-		for i := range 24 {
-			es = append(es, outboxEntry("deal-1", "m1", i, time.Duration(i)*time.Millisecond))
+		for i := range 24 { // 24 stage entries: the claims may take them all at once
+			es = append(es, outboxEntry("deal-1", fmt.Sprintf("m%d", i), 0, time.Duration(i)*time.Millisecond))
 		}
 		moveWithOutbox(t, s, 1, "m1", es...)
 		var mu sync.Mutex
@@ -296,6 +296,86 @@ func testOutbox(t *testing.T, open Opener) {
 				t.Fatalf("entry %s claimed %d times", id, n)
 			}
 		}
+	})
+
+	t.Run("OneAtATimePerStageEntry", func(t *testing.T) {
+		// Four actions of one stage entry, due in reverse order (so the
+		// due index holds the last first), and one of another stage entry.
+		s := open(t)
+		mustCreate(t, s, item("deal-1", "sales", "new", "c1", 0))
+		var chain []store.OutboxEntry
+		for i := range 4 {
+			chain = append(chain, outboxEntry("deal-1", "m1", i, time.Duration(3-i)*time.Millisecond))
+		}
+		other := outboxEntry("deal-1", "x1", 0, 0)
+		moveWithOutbox(t, s, 1, "m1", append([]store.OutboxEntry{other}, chain...)...)
+		if g := chain[2].Group(); g != "deal-1/m1" {
+			t.Fatalf("Group() = %q, want deal-1/m1", g)
+		}
+		const short = 3 * time.Second
+		t0 := at(10 * time.Millisecond)
+		claimed := func(now time.Time, want ...string) []store.OutboxEntry {
+			t.Helper()
+			es := claim(t, s, now, 10, short)
+			got := ids(es)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("claim at +%v = %q, want %q", now.Sub(t0), got, want)
+			}
+			return es
+		}
+		complete := func(e store.OutboxEntry, now time.Time) {
+			t.Helper()
+			if err := s.CompleteOutbox(t.Context(), e.ID, e.Claim, store.OutboxDone, "", now); err != nil {
+				t.Fatalf("CompleteOutbox(%s): %v", e.ID, err)
+			}
+		}
+		// The first of the chain (not the first due) and the other entry.
+		es := claimed(t0, chain[0].ID, other.ID)
+		for _, e := range es {
+			if e.ID == other.ID {
+				complete(e, t0.Add(time.Second))
+			}
+		}
+		// Nothing while the first runs, though the others are due.
+		claimed(t0.Add(time.Second))
+		first := checkOutbox(t, s, chain[0].ID, store.OutboxRunning, 1, time.Time{})
+		complete(first, t0.Add(1500*time.Millisecond))
+		second := claimed(t0.Add(2*time.Second), chain[1].ID)[0]
+		// One waiting for its retry does not hold back the next.
+		if err := s.FailOutbox(t.Context(), second.ID, second.Claim, "503", t0.Add(time.Minute), t0.Add(2500*time.Millisecond)); err != nil {
+			t.Fatalf("FailOutbox: %v", err)
+		}
+		claimed(t0.Add(3*time.Second), chain[2].ID)
+		claimed(t0.Add(5 * time.Second))
+		// A lease that ended gives the entry back, not the next one.
+		third := claimed(t0.Add(6*time.Second), chain[2].ID)[0]
+		if third.Attempts != 2 || third.Claim != 2 {
+			t.Fatalf("claim after the lease = attempts %d claim %d, want 2 2", third.Attempts, third.Claim)
+		}
+		complete(third, t0.Add(7*time.Second))
+		// At the retry time the earlier one goes first.
+		second = claimed(t0.Add(time.Minute), chain[1].ID)[0]
+		complete(second, t0.Add(time.Minute+time.Second))
+		last := claimed(t0.Add(time.Minute+time.Second), chain[3].ID)[0]
+		complete(last, t0.Add(time.Minute+2*time.Second))
+		for i, want := range []int{1, 2, 2, 1} {
+			checkOutbox(t, s, chain[i].ID, store.OutboxDone, want, time.Time{})
+		}
+		checkDepth(t, s, 0)
+		claimed(t0.Add(time.Hour))
+		// A failed one retried through the API joins its group again.
+		moveWithOutbox(t, s, 2, "m2", outboxEntry("deal-1", "m2", 0, time.Hour), outboxEntry("deal-1", "m2", 1, time.Hour))
+		a := claimed(at(time.Hour), "ac_deal-1_m2_0")[0]
+		if err := s.FailOutbox(t.Context(), a.ID, a.Claim, "404", time.Time{}, at(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RetryOutbox(t.Context(), a.ID, at(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		claimed(at(time.Hour+time.Second), a.ID)
+		claimed(at(time.Hour + 2*time.Second))
 	})
 
 	t.Run("UpdateItem", func(t *testing.T) {
