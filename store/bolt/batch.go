@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -29,11 +28,11 @@ func (s *Store) Lookup(ctx context.Context, req store.LookupRequest) (store.Look
 			if _, ok := res.Items[string(id)]; ok {
 				return nil
 			}
-			var it store.Item
-			err := getJSON(items, id, &it)
-			if errors.Is(err, store.ErrNotFound) {
+			raw := items.Get(id)
+			if raw == nil {
 				return nil
 			}
+			it, err := s.items.decode(string(id), raw)
 			if err != nil {
 				return fmt.Errorf("item %s: %w", id, err)
 			}
@@ -113,7 +112,7 @@ func (s *Store) ApplyBatch(ctx context.Context, at time.Time, entries []store.Ba
 	var res store.BatchResult
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
-		res, err = applyBatchTx(tx, at, prep)
+		res, err = s.applyBatchTx(tx, at, prep)
 		return err
 	})
 	if err != nil {
@@ -172,7 +171,7 @@ func (s *Store) prepareBatch(at time.Time, entries []store.BatchEntry) ([]prepar
 
 // applyBatchTx runs a prepared batch in tx. It keeps no state across runs,
 // so the committer may run it again.
-func applyBatchTx(tx *bbolt.Tx, at time.Time, prep []preparedEntry) (store.BatchResult, error) {
+func (s *Store) applyBatchTx(tx *bbolt.Tx, at time.Time, prep []preparedEntry) (store.BatchResult, error) {
 	res := store.BatchResult{Writes: make([][]store.WriteStatus, len(prep)), Acked: make([]bool, len(prep))}
 	cache := map[string]*store.Item{} // items as this batch left them
 	conflicted := map[string]bool{}   // items a write of this batch conflicted on
@@ -185,12 +184,11 @@ func applyBatchTx(tx *bbolt.Tx, at time.Time, prep []preparedEntry) (store.Batch
 			w := pw.w
 			it, found := cache[w.ItemID]
 			if !found {
-				var v store.Item
-				err := getJSON(items, []byte(w.ItemID), &v)
-				if err != nil && !errors.Is(err, store.ErrNotFound) {
-					return res, fmt.Errorf("item %s: %w", w.ItemID, err)
-				}
-				if err == nil {
+				if raw := items.Get([]byte(w.ItemID)); raw != nil {
+					v, err := s.items.decode(w.ItemID, raw)
+					if err != nil {
+						return res, fmt.Errorf("item %s: %w", w.ItemID, err)
+					}
 					it = &v
 				}
 				cache[w.ItemID] = it
@@ -204,11 +202,12 @@ func applyBatchTx(tx *bbolt.Tx, at time.Time, prep []preparedEntry) (store.Batch
 			case conflicted[w.ItemID] || it.Version != w.ExpectVersion:
 				statuses[k], conflicted[w.ItemID], ok = store.WriteConflict, true, false
 			case w.Move != nil:
-				err := moveTx(tx, it, movePlan{to: w.Move.To, closed: w.Move.Closed, at: at, eventID: string(p.id),
+				data, err := moveTx(tx, it, movePlan{to: w.Move.To, closed: w.Move.Closed, at: at, eventID: string(p.id),
 					entryID: pw.entryID, entry: pw.entry, decisions: pw.decisions, outbox: w.Move.Outbox})
 				if err != nil {
 					return res, err
 				}
+				s.items.put(it.ID, data, *it)
 			default:
 				if decisions.Get(pair) == nil {
 					if err := decisions.Put(pair, pw.decisions); err != nil {

@@ -52,6 +52,8 @@ type Store struct {
 	wake   chan struct{} // closed and replaced after every new log entry
 
 	bc *broadcaster // Publish and Subscribe
+
+	items *itemCache // decoded items, for the engine's reads and writes
 }
 
 var _ store.Store = (*Store)(nil)
@@ -131,6 +133,7 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 		sweepDone: make(chan struct{}),
 		wake:      make(chan struct{}),
 		bc:        newBroadcaster(),
+		items:     newItemCache(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

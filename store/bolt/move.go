@@ -38,8 +38,12 @@ func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, er
 	var out store.Item
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		out = store.Item{}
-		var it store.Item
-		if err := getJSON(tx.Bucket(bItems), []byte(req.ItemID), &it); err != nil {
+		raw := tx.Bucket(bItems).Get([]byte(req.ItemID))
+		if raw == nil {
+			return clean(store.ErrNotFound)
+		}
+		it, err := s.items.decode(req.ItemID, raw)
+		if err != nil {
 			return clean(err)
 		}
 		if req.EventID != "" && tx.Bucket(bApplied).Get(pairKey(req.EventID, req.ItemID)) != nil {
@@ -56,10 +60,12 @@ func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, er
 		if err != nil {
 			return err
 		}
-		if err := moveTx(tx, &it, movePlan{to: req.To, closed: req.Closed, at: req.At, eventID: req.EventID,
-			entryID: e.ID, entry: entryJSON, decisions: decJSON, outbox: req.Outbox}); err != nil {
+		data, err := moveTx(tx, &it, movePlan{to: req.To, closed: req.Closed, at: req.At, eventID: req.EventID,
+			entryID: e.ID, entry: entryJSON, decisions: decJSON, outbox: req.Outbox})
+		if err != nil {
 			return err
 		}
+		s.items.put(it.ID, data, it)
 		out = it
 		return nil
 	})
@@ -84,39 +90,46 @@ type movePlan struct {
 // moveTx moves it (already checked) in tx: new stage and version, the
 // stage index, the timeline entry, the outbox entries and, for an event,
 // the applied marker and the decisions.
-func moveTx(tx *bbolt.Tx, it *store.Item, p movePlan) error {
+// It returns the item's new JSON.
+func moveTx(tx *bbolt.Tx, it *store.Item, p movePlan) ([]byte, error) {
 	oldIx := stageIndex(*it)
 	it.Stage, it.Closed, it.UpdatedAt = p.to, p.closed, p.at
 	it.Version++
-	if err := putJSON(tx.Bucket(bItems), []byte(it.ID), it); err != nil {
-		return err
+	data, err := json.Marshal(it)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Bucket(bItems).Put([]byte(it.ID), data); err != nil {
+		return nil, err
 	}
 	if newIx := stageIndex(*it); string(newIx.key) != string(oldIx.key) {
 		stages := tx.Bucket(bIdxStage)
 		if err := stages.Delete(oldIx.key); err != nil {
-			return err
+			return nil, err
 		}
 		if err := stages.Put(newIx.key, nil); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if _, err := appendEntryJSON(tx, it.ID, p.entryID, p.entry); err != nil {
-		return err
+		return nil, err
 	}
 	if err := addOutbox(tx, p.outbox, p.at); err != nil {
-		return err
+		return nil, err
 	}
 	if p.eventID == "" {
-		return nil
+		return data, nil
 	}
 	pair := pairKey(p.eventID, it.ID)
 	if err := tx.Bucket(bApplied).Put(pair, nil); err != nil {
-		return err
+		return nil, err
 	}
 	if p.decisions != nil {
-		return tx.Bucket(bDecisions).Put(pair, p.decisions)
+		if err := tx.Bucket(bDecisions).Put(pair, p.decisions); err != nil {
+			return nil, err
+		}
 	}
-	return nil
+	return data, nil
 }
 
 // appendEntry adds e to its item's timeline unless the item has an entry
