@@ -85,10 +85,16 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Tracker, err
 }
 
 // PublicRoutes mounts the pixel, the click redirect and the site script.
-// "GET" patterns answer HEAD too.
+// "GET" patterns answer HEAD too. The pixel and click patterns take the
+// whole rest of the path ({token...}): an empty token, a trailing slash or
+// a "/" inside the token still reaches the connector, so the pixel is
+// always the GIF and a bad click always the connector's own 404 page,
+// never the router's plain-text 404.
 func (t *Tracker) PublicRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /t/o/{token}", t.ServePixel)
-	mux.HandleFunc("GET /t/c/{token}", t.ServeClick)
+	mux.HandleFunc("GET /t/o", t.ServePixel)
+	mux.HandleFunc("GET /t/o/{token...}", t.ServePixel)
+	mux.HandleFunc("GET /t/c", t.ServeClick)
+	mux.HandleFunc("GET /t/c/{token...}", t.ServeClick)
 	mux.HandleFunc("GET /t/v.js", t.serveScript)
 	mux.HandleFunc("POST /t/v", t.serveVisit)
 	mux.HandleFunc("OPTIONS /t/v", t.serveVisit)
