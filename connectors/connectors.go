@@ -66,6 +66,16 @@ type Deps struct {
 	Broadcast store.Broadcaster
 	// Region is the default region for phone numbers (engine.default_region).
 	Region string
+	// Items looks up CRM items, for connectors that take an item id from a
+	// caller (a tracked message is prepared for an existing item). Nil in
+	// tests that build a connector alone: such ids are then not checked.
+	Items ItemGetter
+}
+
+// ItemGetter looks up an item by id; an unknown id is store.ErrNotFound.
+// store.Store implements it.
+type ItemGetter interface {
+	GetItem(ctx context.Context, id string) (store.Item, error)
 }
 
 // Connector is one configured connector instance.

@@ -77,7 +77,7 @@ func (g *Gateway) mountConnectors(mux, api *http.ServeMux) error {
 		}
 		deps := connectors.Deps{
 			Logger: g.log.With("connector", c.Name), Intake: g.intake, Now: g.now, PublicURL: g.cfg.PublicURL,
-			Region: g.cfg.Engine.DefaultRegion,
+			Region: g.cfg.Engine.DefaultRegion, Items: g.st,
 		}
 		if r, ok := g.st.(store.Records); ok {
 			deps.Records = r

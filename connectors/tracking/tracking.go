@@ -34,6 +34,7 @@ type Tracker struct {
 	*connectors.Push
 	cfg     *Config
 	records store.Records
+	items   connectors.ItemGetter // nil: item ids are not checked
 	signer  *Signer
 	scorer  *scorer
 	public  string // the gateway's public URL, without a trailing slash
@@ -71,7 +72,7 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Tracker, err
 		return nil, fmt.Errorf("tracking %s: %w", base.Name, err)
 	}
 	t := &Tracker{
-		Push: p, cfg: cfg, records: deps.Records, signer: signer,
+		Push: p, cfg: cfg, records: deps.Records, items: deps.Items, signer: signer,
 		scorer:  &scorer{threshold: cfg.Scoring.Threshold, quick: cfg.Scoring.Quick, burst: cfg.Scoring.BurstWindow, agents: agents},
 		public:  strings.TrimRight(deps.PublicURL, "/"),
 		prefix:  "tracking/" + base.Name + "/",
