@@ -3,6 +3,7 @@ package config
 import (
 	"maps"
 	"net"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -155,6 +156,61 @@ func (c *Config) checkConnectors(errs *validate.Errors, kinds map[string]connect
 		}
 		c.checkCreate(errs, path+".create", cn.Create)
 	}
+	c.checkRoutes(errs, kinds)
+}
+
+// checkRoutes reports a connector whose kind's fixed routes (Kind.Routes)
+// conflict with those of an earlier connector — two tracking connectors
+// would both claim /t/o/{token}. The gateway could not mount them; here it
+// is a config error at the later connector's type, naming both.
+func (c *Config) checkRoutes(errs *validate.Errors, kinds map[string]connectors.Kind) {
+	for i := range c.Connectors {
+		ki := kinds[c.Connectors[i].Type]
+		if len(ki.Routes) == 0 {
+			continue
+		}
+		for j := range i {
+			kj := kinds[c.Connectors[j].Type]
+			if len(kj.Routes) == 0 {
+				continue
+			}
+			if p, q, ok := routesConflict(kj.Routes, ki.Routes); ok {
+				errs.Add(validate.Index("connectors", i)+".type",
+					"connector %q (type %s) serves %q, which conflicts with %q of %s (%q, type %s): configure one such connector per gateway",
+					c.Connectors[i].Name, c.Connectors[i].Type, q, p,
+					validate.Index("connectors", j), c.Connectors[j].Name, c.Connectors[j].Type)
+				break
+			}
+		}
+	}
+}
+
+// routesConflict reports the first pattern of b that http.ServeMux refuses
+// after the patterns of a (it panics on a conflict), and the pattern of a
+// it conflicts with.
+func routesConflict(a, b []string) (pa, pb string, conflict bool) {
+	nop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for _, q := range b {
+		for _, p := range a {
+			if mustConflict(nop, p, q) {
+				return p, q, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// mustConflict reports whether registering q after p panics.
+func mustConflict(h http.Handler, p, q string) (conflict bool) {
+	mux := http.NewServeMux()
+	mux.Handle(p, h)
+	defer func() {
+		if recover() != nil {
+			conflict = true
+		}
+	}()
+	mux.Handle(q, h)
+	return false
 }
 
 // checkCreate checks that a connector's create names an existing pipeline

@@ -271,3 +271,26 @@ func (s *secretsUser) Validate() validate.Errors {
 	}
 	return errs
 }
+
+// Two connectors whose kinds serve the same fixed routes (two tracking
+// connectors) are a config error at the second, naming both; a kind
+// without fixed routes can be configured many times.
+func TestRouteConflict(t *testing.T) {
+	kinds := map[string]connectors.Kind{
+		"pixel": connectors.Kind{NewConfig: func() connectors.Config { return &fakeForms{} }}.
+			WithRoutes("GET /t/o/{token...}", "POST /api/v1/messages"),
+		"other": connectors.Kind{NewConfig: func() connectors.Config { return &fakeForms{} }}.
+			WithRoutes("GET /api/v1/other"),
+		"forms": testKinds["forms"],
+	}
+	src := minimal + "connectors:\n- {name: p1, type: pixel}\n- {name: f1, type: forms}\n- {name: f2, type: forms}\n- {name: o1, type: other}\n"
+	if _, err := Parse([]byte(src), kinds, testActions, lookup(nil)); err != nil {
+		t.Fatalf("no conflict, but: %v", err)
+	}
+	_, err := Parse([]byte(src+"- {name: p2, type: pixel}\n"), kinds, testActions, lookup(nil))
+	want := `connectors[4].type: connector "p2" (type pixel) serves "GET /t/o/{token...}", which conflicts with ` +
+		`"GET /t/o/{token...}" of connectors[0] ("p1", type pixel): configure one such connector per gateway` + "\n"
+	if got := errorLines(t, err); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -171,4 +171,15 @@ type Kind struct {
 	NewConfig func() Config
 	// New builds the connector from its validated config.
 	New func(base Base, cfg Config, deps Deps) (Connector, error)
+	// Routes are the fixed http.ServeMux patterns outside /in/{name}/ that
+	// every connector of the kind serves (its PublicRoutes and APIRoutes).
+	// The config check reports two connectors whose routes conflict, so
+	// that `stagegate check` refuses what the gateway could not mount.
+	Routes []string
+}
+
+// WithRoutes returns k declaring the fixed routes its connectors serve.
+func (k Kind) WithRoutes(patterns ...string) Kind {
+	k.Routes = patterns
+	return k
 }

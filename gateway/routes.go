@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -135,14 +137,25 @@ func stripPrefix(prefix string, h http.Handler) http.Handler {
 }
 
 // register runs a connector's route registration and turns the panic of
-// http.ServeMux on a conflicting pattern (two tracking connectors both
-// claiming /t/o/{token}) into a start-up error that names the connector.
+// http.ServeMux on a conflicting pattern into a start-up error that names
+// the connector. The config check already refuses conflicts between kinds
+// that declare their routes (connectors.Kind.Routes); this is the backstop.
 func register(name string, f func()) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("gateway: connector %s: its routes conflict with another connector's: %v", name, r)
+			err = fmt.Errorf("gateway: connector %s: its routes conflict with another connector's: %s", name, muxPanicMessage(r))
 		}
 	}()
 	f()
 	return nil
+}
+
+// registeredAt is the Go source position http.ServeMux puts in its panic.
+var registeredAt = regexp.MustCompile(` \(registered at [^)]*\)`)
+
+// muxPanicMessage is the panic of http.ServeMux without Go source paths,
+// on one line.
+func muxPanicMessage(r any) string {
+	msg := registeredAt.ReplaceAllString(fmt.Sprint(r), "")
+	return strings.Join(strings.Fields(msg), " ")
 }
