@@ -43,6 +43,8 @@ func (g *Gateway) routes(mux, api *http.ServeMux) {
 	mux.HandleFunc("GET /readyz", g.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
 	g.routesAPI(mux, api)
+	mux.Handle("/", fallback(mux, "/")) // unknown paths: JSON 404, or 405 with Allow
+
 }
 
 // readyz answers 200 when the store answers a ping within two seconds,
