@@ -150,7 +150,13 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"syntax", "listen: [\n", "line 1: did not find expected node content\n"},
+		{"syntax", "listen: [\n", "line 2: did not find expected node content\n"},
+		// yaml.v3 reports its parser's errors one line early: the line
+		// shown is the one with the problem.
+		{"unclosed list", "api: {tokens: [abcdefgh]}\nlisten: a:1\nstore: [1, 2\nlog: {}\n", "line 3: did not find expected ',' or ']'\n"},
+		{"unclosed mapping", "api: {tokens: [abcdefgh]}\n\nstore: {driver: bolt\nlog: {}\n", "line 3: did not find expected ',' or '}'\n"},
+		{"list in mapping", "api: {tokens: [abcdefgh]}\n- x\n", "line 2: did not find expected key\n"},
+		{"scanner error", "api: {tokens: [abcdefgh]}\nlisten: a:1\nlog: @x\n", "line 3: found character that cannot start any token\n"},
 		{"tab indent", "api:\n\ttokens: []\n", "line 2: found character that cannot start any token\n"},
 		{"top level list", "- a\n", "the top level must be a mapping of sections (listen, store, pipelines, ...), not a list\n"},
 		{"empty", "# nothing\n", "api.tokens: at least one token is required\npipelines: at least one pipeline is required\n"},
