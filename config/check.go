@@ -98,6 +98,7 @@ func (c *Config) checkHTTP(errs *validate.Errors) {
 			host = "localhost"
 		}
 		c.PublicURL = "http://" + net.JoinHostPort(host, port)
+		c.publicURLDefault = true
 	}
 	if c.PublicURL == "" {
 		return // no default from a bad listen
@@ -111,6 +112,24 @@ func (c *Config) checkHTTP(errs *validate.Errors) {
 	default:
 		c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	}
+}
+
+// SetListen replaces the listen address of a checked config (serve's
+// -listen flag). A public_url the file did not set follows the new address;
+// one it set is kept. A bad address is a validate.Errors at "listen".
+func (c *Config) SetListen(addr string) error {
+	old, oldURL, oldDefault := c.Listen, c.PublicURL, c.publicURLDefault
+	c.Listen = addr
+	if c.publicURLDefault {
+		c.PublicURL, c.publicURLDefault = "", false
+	}
+	var errs validate.Errors
+	c.checkHTTP(&errs)
+	if len(errs) > 0 {
+		c.Listen, c.PublicURL, c.publicURLDefault = old, oldURL, oldDefault
+		return errs
+	}
+	return nil
 }
 
 // checkConnectors checks names, types and create targets, and decodes and

@@ -40,6 +40,10 @@ type Config struct {
 	Actions    actions.Config    `yaml:"actions"`
 	Pipelines  []engine.Pipeline `yaml:"pipelines"`
 	Connectors []Connector       `yaml:"connectors"`
+
+	// publicURLDefault says PublicURL was not in the file but made from
+	// Listen, so that SetListen makes it again.
+	publicURLDefault bool
 }
 
 // API is the REST API section.

@@ -300,3 +300,25 @@ func TestRouteConflict(t *testing.T) {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// SetListen (serve -listen) moves a public_url made from listen along, and
+// keeps one the file set; a bad address changes nothing.
+func TestSetListen(t *testing.T) {
+	cfg, err := Parse([]byte(minimal+"listen: 127.0.0.1:8080\n"), nil, nil, lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.SetListen("127.0.0.1:9090"); err != nil || cfg.Listen != "127.0.0.1:9090" || cfg.PublicURL != "http://127.0.0.1:9090" {
+		t.Errorf("defaulted public_url: %v %q %q", err, cfg.Listen, cfg.PublicURL)
+	}
+	if err := cfg.SetListen("nope"); err == nil || cfg.Listen != "127.0.0.1:9090" || cfg.PublicURL != "http://127.0.0.1:9090" {
+		t.Errorf("bad address: %v %q %q", err, cfg.Listen, cfg.PublicURL)
+	}
+	cfg, err = Parse([]byte(minimal+"listen: 127.0.0.1:8080\npublic_url: https://gw.example.com/\n"), nil, nil, lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.SetListen(":9090"); err != nil || cfg.Listen != ":9090" || cfg.PublicURL != "https://gw.example.com" {
+		t.Errorf("set public_url: %v %q %q", err, cfg.Listen, cfg.PublicURL)
+	}
+}
