@@ -112,7 +112,7 @@ func (t *Tracker) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrUnknownItem):
 		httpx.WriteError(w, http.StatusNotFound, "not_found", err.Error())
 	case isNotFound(err):
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "no tracked message with this id")
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "no tracked message "+strconv.Quote(r.PathValue("id")))
 	default:
 		t.warn("tracking api: store failed", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(int(connectors.RetryAfter/time.Second)))
@@ -125,7 +125,7 @@ func (t *Tracker) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 func (t *Tracker) pathMessage(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id, ok := msgIDFromRef(r.PathValue("id"))
 	if !ok {
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "no tracked message with this id")
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "no tracked message "+strconv.Quote(r.PathValue("id")))
 	}
 	return id, ok
 }

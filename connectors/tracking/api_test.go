@@ -75,8 +75,9 @@ func TestMessageReport(t *testing.T) {
 		}
 	}
 	for _, ref := range []string{"nope", e.tr.signer.Token(NewMsgID(), 0), NewMsgID().String()} {
-		if a := e.do("GET", "/api/v1/messages/"+ref, "", nil); a.code != http.StatusNotFound {
-			t.Errorf("%s: %d", ref, a.code)
+		if a := e.do("GET", "/api/v1/messages/"+ref, "", nil); a.code != http.StatusNotFound ||
+			!strings.Contains(a.body, `no tracked message \"`+ref+`\"`) {
+			t.Errorf("%s: %d %s", ref, a.code, a.body)
 		}
 	}
 }
