@@ -34,7 +34,7 @@ type PreparedLink struct {
 
 // ErrUnknownItem is returned by Prepare for an item_id that names no item:
 // nothing is stored.
-var ErrUnknownItem = errors.New("unknown item")
+var ErrUnknownItem = errors.New("no item")
 
 // Prepare builds a tracked message for req, stores it with its links and
 // its Message-ID → item reference, and returns it. Errors wrap
