@@ -3,6 +3,7 @@ package config
 import (
 	"maps"
 	"net"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -97,6 +98,7 @@ func (c *Config) checkHTTP(errs *validate.Errors) {
 			host = "localhost"
 		}
 		c.PublicURL = "http://" + net.JoinHostPort(host, port)
+		c.publicURLDefault = true
 	}
 	if c.PublicURL == "" {
 		return // no default from a bad listen
@@ -110,6 +112,24 @@ func (c *Config) checkHTTP(errs *validate.Errors) {
 	default:
 		c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	}
+}
+
+// SetListen replaces the listen address of a checked config (serve's
+// -listen flag). A public_url the file did not set follows the new address;
+// one it set is kept. A bad address is a validate.Errors at "listen".
+func (c *Config) SetListen(addr string) error {
+	old, oldURL, oldDefault := c.Listen, c.PublicURL, c.publicURLDefault
+	c.Listen = addr
+	if c.publicURLDefault {
+		c.PublicURL, c.publicURLDefault = "", false
+	}
+	var errs validate.Errors
+	c.checkHTTP(&errs)
+	if len(errs) > 0 {
+		c.Listen, c.PublicURL, c.publicURLDefault = old, oldURL, oldDefault
+		return errs
+	}
+	return nil
 }
 
 // checkConnectors checks names, types and create targets, and decodes and
@@ -155,6 +175,61 @@ func (c *Config) checkConnectors(errs *validate.Errors, kinds map[string]connect
 		}
 		c.checkCreate(errs, path+".create", cn.Create)
 	}
+	c.checkRoutes(errs, kinds)
+}
+
+// checkRoutes reports a connector whose kind's fixed routes (Kind.Routes)
+// conflict with those of an earlier connector — two tracking connectors
+// would both claim /t/o/{token}. The gateway could not mount them; here it
+// is a config error at the later connector's type, naming both.
+func (c *Config) checkRoutes(errs *validate.Errors, kinds map[string]connectors.Kind) {
+	for i := range c.Connectors {
+		ki := kinds[c.Connectors[i].Type]
+		if len(ki.Routes) == 0 {
+			continue
+		}
+		for j := range i {
+			kj := kinds[c.Connectors[j].Type]
+			if len(kj.Routes) == 0 {
+				continue
+			}
+			if p, q, ok := routesConflict(kj.Routes, ki.Routes); ok {
+				errs.Add(validate.Index("connectors", i)+".type",
+					"connector %q (type %s) serves %q, which conflicts with %q of %s (%q, type %s): configure one such connector per gateway",
+					c.Connectors[i].Name, c.Connectors[i].Type, q, p,
+					validate.Index("connectors", j), c.Connectors[j].Name, c.Connectors[j].Type)
+				break
+			}
+		}
+	}
+}
+
+// routesConflict reports the first pattern of b that http.ServeMux refuses
+// after the patterns of a (it panics on a conflict), and the pattern of a
+// it conflicts with.
+func routesConflict(a, b []string) (pa, pb string, conflict bool) {
+	nop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for _, q := range b {
+		for _, p := range a {
+			if mustConflict(nop, p, q) {
+				return p, q, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// mustConflict reports whether registering q after p panics.
+func mustConflict(h http.Handler, p, q string) (conflict bool) {
+	mux := http.NewServeMux()
+	mux.Handle(p, h)
+	defer func() {
+		if recover() != nil {
+			conflict = true
+		}
+	}()
+	mux.Handle(q, h)
+	return false
 }
 
 // checkCreate checks that a connector's create names an existing pipeline

@@ -12,7 +12,9 @@ import (
 	"maps"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -40,6 +42,10 @@ type Config struct {
 	Actions    actions.Config    `yaml:"actions"`
 	Pipelines  []engine.Pipeline `yaml:"pipelines"`
 	Connectors []Connector       `yaml:"connectors"`
+
+	// publicURLDefault says PublicURL was not in the file but made from
+	// Listen, so that SetListen makes it again.
+	publicURLDefault bool
 }
 
 // API is the REST API section.
@@ -187,14 +193,27 @@ func parseDocument(data []byte) (root *yaml.Node, extra validate.Errors, err err
 }
 
 // yamlMessage is err's text without yaml's "yaml: " and "unmarshal errors"
-// framing; a type error keeps its line numbers.
+// framing; a type error keeps its line numbers. A syntax error of yaml's
+// parser (not its scanner) names the line before the problem — yaml.v3
+// adds one to the 0-based line for scanner errors only — so its line is
+// put right.
 func yamlMessage(err error) string {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		return strings.Join(te.Errors, "; ")
 	}
-	return strings.TrimPrefix(err.Error(), "yaml: ")
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := parserErrorLine.FindStringSubmatch(msg); m != nil {
+		if n, cerr := strconv.Atoi(m[1]); cerr == nil {
+			return "line " + strconv.Itoa(n+1) + ": " + m[2]
+		}
+	}
+	return msg
 }
+
+// parserErrorLine matches the problems yaml.v3's parser reports (see
+// parserc.go), as opposed to its scanner's, whose lines are right.
+var parserErrorLine = regexp.MustCompile(`^line (\d+): ((?:did not find expected |found duplicate %|found incompatible YAML document|found undefined tag handle).*)$`)
 
 var connectorType = reflect.TypeFor[Connector]()
 

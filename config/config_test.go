@@ -151,7 +151,13 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"syntax", "listen: [\n", "line 1: did not find expected node content\n"},
+		{"syntax", "listen: [\n", "line 2: did not find expected node content\n"},
+		// yaml.v3 reports its parser's errors one line early: the line
+		// shown is the one with the problem.
+		{"unclosed list", "api: {tokens: [abcdefgh]}\nlisten: a:1\nstore: [1, 2\nlog: {}\n", "line 3: did not find expected ',' or ']'\n"},
+		{"unclosed mapping", "api: {tokens: [abcdefgh]}\n\nstore: {driver: bolt\nlog: {}\n", "line 3: did not find expected ',' or '}'\n"},
+		{"list in mapping", "api: {tokens: [abcdefgh]}\n- x\n", "line 2: did not find expected key\n"},
+		{"scanner error", "api: {tokens: [abcdefgh]}\nlisten: a:1\nlog: @x\n", "line 3: found character that cannot start any token\n"},
 		{"tab indent", "api:\n\ttokens: []\n", "line 2: found character that cannot start any token\n"},
 		{"top level list", "- a\n", "the top level must be a mapping of sections (listen, store, pipelines, ...), not a list\n"},
 		{"empty", "# nothing\n", "api.tokens: at least one token is required\npipelines: at least one pipeline is required\n"},
@@ -279,3 +285,48 @@ type fakeNotify struct {
 }
 
 func (*fakeNotify) Validate(string) validate.Errors { return nil }
+
+// Two connectors whose kinds serve the same fixed routes (two tracking
+// connectors) are a config error at the second, naming both; a kind
+// without fixed routes can be configured many times.
+func TestRouteConflict(t *testing.T) {
+	kinds := map[string]connectors.Kind{
+		"pixel": connectors.Kind{NewConfig: func() connectors.Config { return &fakeForms{} }}.
+			WithRoutes("GET /t/o/{token...}", "POST /api/v1/messages"),
+		"other": connectors.Kind{NewConfig: func() connectors.Config { return &fakeForms{} }}.
+			WithRoutes("GET /api/v1/other"),
+		"forms": testKinds["forms"],
+	}
+	src := minimal + "connectors:\n- {name: p1, type: pixel}\n- {name: f1, type: forms}\n- {name: f2, type: forms}\n- {name: o1, type: other}\n"
+	if _, err := Parse([]byte(src), kinds, testActions, lookup(nil)); err != nil {
+		t.Fatalf("no conflict, but: %v", err)
+	}
+	_, err := Parse([]byte(src+"- {name: p2, type: pixel}\n"), kinds, testActions, lookup(nil))
+	want := `connectors[4].type: connector "p2" (type pixel) serves "GET /t/o/{token...}", which conflicts with ` +
+		`"GET /t/o/{token...}" of connectors[0] ("p1", type pixel): configure one such connector per gateway` + "\n"
+	if got := errorLines(t, err); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// SetListen (serve -listen) moves a public_url made from listen along, and
+// keeps one the file set; a bad address changes nothing.
+func TestSetListen(t *testing.T) {
+	cfg, err := Parse([]byte(minimal+"listen: 127.0.0.1:8080\n"), nil, nil, lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.SetListen("127.0.0.1:9090"); err != nil || cfg.Listen != "127.0.0.1:9090" || cfg.PublicURL != "http://127.0.0.1:9090" {
+		t.Errorf("defaulted public_url: %v %q %q", err, cfg.Listen, cfg.PublicURL)
+	}
+	if err := cfg.SetListen("nope"); err == nil || cfg.Listen != "127.0.0.1:9090" || cfg.PublicURL != "http://127.0.0.1:9090" {
+		t.Errorf("bad address: %v %q %q", err, cfg.Listen, cfg.PublicURL)
+	}
+	cfg, err = Parse([]byte(minimal+"listen: 127.0.0.1:8080\npublic_url: https://gw.example.com/\n"), nil, nil, lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.SetListen(":9090"); err != nil || cfg.Listen != ":9090" || cfg.PublicURL != "https://gw.example.com" {
+		t.Errorf("set public_url: %v %q %q", err, cfg.Listen, cfg.PublicURL)
+	}
+}

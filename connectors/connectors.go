@@ -66,6 +66,16 @@ type Deps struct {
 	Broadcast store.Broadcaster
 	// Region is the default region for phone numbers (engine.default_region).
 	Region string
+	// Items looks up CRM items, for connectors that take an item id from a
+	// caller (a tracked message is prepared for an existing item). Nil in
+	// tests that build a connector alone: such ids are then not checked.
+	Items ItemGetter
+}
+
+// ItemGetter looks up an item by id; an unknown id is store.ErrNotFound.
+// store.Store implements it.
+type ItemGetter interface {
+	GetItem(ctx context.Context, id string) (store.Item, error)
 }
 
 // Connector is one configured connector instance.
@@ -161,4 +171,15 @@ type Kind struct {
 	NewConfig func() Config
 	// New builds the connector from its validated config.
 	New func(base Base, cfg Config, deps Deps) (Connector, error)
+	// Routes are the fixed http.ServeMux patterns outside /in/{name}/ that
+	// every connector of the kind serves (its PublicRoutes and APIRoutes).
+	// The config check reports two connectors whose routes conflict, so
+	// that `stagegate check` refuses what the gateway could not mount.
+	Routes []string
+}
+
+// WithRoutes returns k declaring the fixed routes its connectors serve.
+func (k Kind) WithRoutes(patterns ...string) Kind {
+	k.Routes = patterns
+	return k
 }

@@ -33,20 +33,43 @@ func (g *Gateway) routesAPI(mux, api *http.ServeMux) {
 	api.HandleFunc("GET /api/v1/actions", g.apiListActions)
 	api.HandleFunc("GET /api/v1/actions/{id}", g.apiGetAction)
 	api.HandleFunc("POST /api/v1/actions/{id}/retry", g.apiRetryAction)
-	api.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path)
-	})
+	api.Handle("/api/v1/", fallback(api, "/api/v1/"))
 	mux.Handle("/api/v1/", g.auth(api))
+}
+
+// probeMethods are the methods fallback tries on a path to fill Allow.
+var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
+
+// fallback answers what no route of mux took (mux sends it to the
+// catch-all pattern self): 405 with Allow when the path has routes for
+// other methods, else 404 — both as JSON errors, never the router's plain
+// text.
+func fallback(mux *http.ServeMux, self string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range probeMethods {
+			probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+			if _, pattern := mux.Handler(probe); pattern != "" && pattern != self {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			httpx.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+				r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allow, ", "))
+			return
+		}
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path)
+	})
 }
 
 // auth checks "Authorization: Bearer <token>" against the configured tokens
 // in constant time.
 func (g *Gateway) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(h, "Bearer ")
+		tok, ok := bearerToken(r.Header.Get("Authorization"))
 		valid := 0
-		if ok && tok != "" {
+		if ok {
 			for _, t := range g.cfg.API.Tokens {
 				valid |= subtle.ConstantTimeCompare([]byte(tok), []byte(t))
 			}
@@ -60,11 +83,37 @@ func (g *Gateway) auth(next http.Handler) http.Handler {
 	})
 }
 
+// bearerToken returns the token of an Authorization header of the Bearer
+// scheme; the scheme is case-insensitive (RFC 7235), and spaces around the
+// token are ignored.
+func bearerToken(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return tok, true
+}
+
+// resources names the thing an API path's {id} is, by the path's first
+// segment after /api/v1/.
+var resources = map[string]string{"items": "item", "contacts": "contact", "events": "event", "actions": "action"}
+
+// notFoundMessage names what was not found: `no item "i_x"`.
+func notFoundMessage(r *http.Request) string {
+	id := r.PathValue("id")
+	seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/api/v1/"), "/")
+	if what, ok := resources[seg]; ok && id != "" {
+		return "no " + what + " " + strconv.Quote(id)
+	}
+	return "not found: " + r.URL.Path
+}
+
 // storeError answers for an error from the store or the engine.
 func (g *Gateway) storeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "not found")
+		httpx.WriteError(w, http.StatusNotFound, "not_found", notFoundMessage(r))
 	case errors.Is(err, engine.ErrUnknownStage):
 		httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_stage", "unknown pipeline or stage")
 	case errors.Is(err, engine.ErrSameStage):
@@ -96,13 +145,17 @@ func (g *Gateway) apiCreateItem(w http.ResponseWriter, r *http.Request) {
 	if !httpx.DecodeJSON(w, r, g.maxBody, &in) {
 		return
 	}
+	if in.Pipeline == "" {
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "missing_pipeline", "pipeline is required (one of: "+g.pipelineList()+")")
+		return
+	}
 	p, ok := g.eng.Pipeline(in.Pipeline)
 	if !ok {
-		httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_pipeline", "unknown pipeline "+strconv.Quote(in.Pipeline))
+		g.unknownPipeline(w, in.Pipeline)
 		return
 	}
 	if in.Stage != "" && !hasStage(p, in.Stage) {
-		httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_stage", "unknown stage "+strconv.Quote(in.Stage)+" in pipeline "+p.ID)
+		unknownStage(w, p, in.Stage)
 		return
 	}
 	it := store.Item{ID: "i_" + randomID(), Pipeline: p.ID, Stage: in.Stage, Responsible: in.Responsible, Fields: in.Fields}
@@ -150,6 +203,31 @@ func (g *Gateway) contactIdentities(c contactInput) ([]store.Identity, string) {
 	return ids, ""
 }
 
+// pipelineList is the configured pipelines' ids, comma-separated.
+func (g *Gateway) pipelineList() string {
+	var ids []string
+	for _, p := range g.eng.Pipelines() {
+		ids = append(ids, p.ID)
+	}
+	return strings.Join(ids, ", ")
+}
+
+// unknownPipeline answers 422 naming the pipeline and the known ones.
+func (g *Gateway) unknownPipeline(w http.ResponseWriter, id string) {
+	httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_pipeline",
+		"unknown pipeline "+strconv.Quote(id)+" (pipelines: "+g.pipelineList()+")")
+}
+
+// unknownStage answers 422 naming the stage and the stages of p.
+func unknownStage(w http.ResponseWriter, p engine.Pipeline, stage string) {
+	ids := make([]string, len(p.Stages))
+	for i, s := range p.Stages {
+		ids[i] = s.ID
+	}
+	httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_stage",
+		"unknown stage "+strconv.Quote(stage)+" in pipeline "+p.ID+" (stages: "+strings.Join(ids, ", ")+")")
+}
+
 func hasStage(p engine.Pipeline, id string) bool {
 	for _, s := range p.Stages {
 		if s.ID == id {
@@ -165,11 +243,11 @@ func (g *Gateway) apiListItems(w http.ResponseWriter, r *http.Request) {
 	if f.Pipeline != "" {
 		p, ok := g.eng.Pipeline(f.Pipeline)
 		if !ok {
-			httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_pipeline", "unknown pipeline "+strconv.Quote(f.Pipeline))
+			g.unknownPipeline(w, f.Pipeline)
 			return
 		}
 		if f.Stage != "" && !hasStage(p, f.Stage) {
-			httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_stage", "unknown stage "+strconv.Quote(f.Stage))
+			unknownStage(w, p, f.Stage)
 			return
 		}
 	} else if f.Stage != "" {
@@ -240,7 +318,16 @@ func (g *Gateway) apiMoveItem(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusUnprocessableEntity, "missing_stage", "stage is required")
 		return
 	}
-	it, err := g.eng.MoveManual(r.Context(), r.PathValue("id"), in.Stage, in.AsUser)
+	id := r.PathValue("id")
+	it, err := g.eng.MoveManual(r.Context(), id, in.Stage, in.AsUser)
+	if errors.Is(err, engine.ErrUnknownStage) {
+		if cur, gerr := g.st.GetItem(r.Context(), id); gerr == nil {
+			if p, ok := g.eng.Pipeline(cur.Pipeline); ok {
+				unknownStage(w, p, in.Stage)
+				return
+			}
+		}
+	}
 	g.reply(w, r, it, err)
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -151,5 +152,94 @@ func TestHealthReadyMetrics(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// rawCall sends a request with the Authorization header auth (as given)
+// and returns the status, the headers and the decoded JSON error.
+func (tg *testGW) rawCall(auth, method, path, body string) (int, http.Header, apiError, string) {
+	tg.t.Helper()
+	req, _ := http.NewRequest(method, tg.base+path, strings.NewReader(body))
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var e apiError
+	_ = json.Unmarshal(data, &e)
+	return resp.StatusCode, resp.Header, e, string(data)
+}
+
+// Errors a new user meets trying the API by hand: each says what is wrong
+// in plain words, with the right status, and never shows a Go type name.
+func TestAPIErrorsPolish(t *testing.T) {
+	tg := startGateway(t, boltStore(t))
+	var it itemReply
+	tg.call("POST", "/api/v1/items", map[string]any{"pipeline": "sales"}, &it)
+	bearer := "Bearer " + testToken
+	cases := []struct {
+		name, auth, method, path, body string
+		status                         int
+		code                           string
+		msg                            []string // substrings of the message
+		allow                          string
+	}{
+		{"lower-case scheme", "bearer " + testToken, "GET", "/api/v1/items", "", 200, "", nil, ""},
+		{"upper-case scheme", "BEARER  " + testToken, "GET", "/api/v1/items/" + it.ID, "", 200, "", nil, ""},
+		{"basic scheme", "Basic " + testToken, "GET", "/api/v1/items", "", 401, "unauthorized", nil, ""},
+		{"wrong method", bearer, "DELETE", "/api/v1/items/" + it.ID, "", 405, "method_not_allowed", []string{"DELETE", "GET"}, "GET, HEAD"},
+		{"wrong method list", bearer, "PUT", "/api/v1/items", "", 405, "method_not_allowed", nil, "GET, HEAD, POST"},
+		{"wrong method public", "", "POST", "/healthz", "", 405, "method_not_allowed", nil, "GET, HEAD"},
+		{"unknown api route", bearer, "GET", "/api/v1/nope", "", 404, "not_found", []string{"/api/v1/nope"}, ""},
+		{"unknown public path", "", "GET", "/nope", "", 404, "not_found", []string{"/nope"}, ""},
+		{"unknown item", bearer, "GET", "/api/v1/items/i_nope", "", 404, "not_found", []string{`item "i_nope"`}, ""},
+		{"unknown item timeline", bearer, "GET", "/api/v1/items/i_nope/timeline", "", 404, "not_found", []string{`item "i_nope"`}, ""},
+		{"unknown item move", bearer, "POST", "/api/v1/items/i_nope/move", `{"stage":"won"}`, 404, "not_found", []string{`item "i_nope"`}, ""},
+		{"unknown event", bearer, "GET", "/api/v1/events/api:nope", "", 404, "not_found", []string{`event "api:nope"`}, ""},
+		{"unknown contact", bearer, "GET", "/api/v1/contacts/c_nope", "", 404, "not_found", []string{`contact "c_nope"`}, ""},
+		{"unknown action", bearer, "GET", "/api/v1/actions/ac_nope", "", 404, "not_found", []string{`action "ac_nope"`}, ""},
+		{"move unknown stage", bearer, "POST", "/api/v1/items/" + it.ID + "/move", `{"stage":"nope"}`, 422, "unknown_stage",
+			[]string{`"nope"`, "new, contacted, engaged, won"}, ""},
+		{"create unknown stage", bearer, "POST", "/api/v1/items", `{"pipeline":"sales","stage":"nope"}`, 422, "unknown_stage",
+			[]string{`"nope"`, "new, contacted, engaged, won"}, ""},
+		{"no pipeline", bearer, "POST", "/api/v1/items", `{}`, 422, "missing_pipeline", []string{"pipeline is required"}, ""},
+		{"unknown pipeline", bearer, "POST", "/api/v1/items", `{"pipeline":"nope"}`, 422, "unknown_pipeline", []string{`"nope"`, "sales"}, ""},
+		{"array for object", bearer, "POST", "/api/v1/items/" + it.ID + "/move", `[]`, 400, "bad_json", []string{"object"}, ""},
+		{"number for string", bearer, "POST", "/api/v1/items", `{"pipeline":5}`, 400, "bad_json", []string{"pipeline", "string"}, ""},
+		{"unknown field", bearer, "POST", "/api/v1/items", `{"pipeline":"sales","color":1}`, 400, "bad_json", []string{`"color"`}, ""},
+		{"empty body", bearer, "POST", "/api/v1/items", ``, 400, "bad_json", []string{"empty"}, ""},
+		{"bad time", bearer, "POST", "/api/v1/events", `{"id":"t1","type":"crm.x","subject":{"email":"a@b.test"},"occurred_at":"yesterday"}`,
+			400, "bad_json", []string{"occurred_at", "RFC 3339", `"yesterday"`}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st, h, e, raw := tg.rawCall(c.auth, c.method, c.path, c.body)
+			if st != c.status || e.Error.Code != c.code {
+				t.Fatalf("got %d %s, want %d %s", st, raw, c.status, c.code)
+			}
+			if st < 400 {
+				return
+			}
+			if ct := h.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			for _, m := range c.msg {
+				if !strings.Contains(e.Error.Message, m) {
+					t.Errorf("message %q lacks %q", e.Error.Message, m)
+				}
+			}
+			for _, leak := range []string{"Go value", "gateway.", "normalize.", "2006-01-02", "json:"} {
+				if strings.Contains(e.Error.Message, leak) {
+					t.Errorf("message %q shows %q", e.Error.Message, leak)
+				}
+			}
+			if c.allow != "" && h.Get("Allow") != c.allow {
+				t.Errorf("Allow %q, want %q", h.Get("Allow"), c.allow)
+			}
+		})
 	}
 }

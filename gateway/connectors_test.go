@@ -106,8 +106,11 @@ func TestRouteConflictIsAnError(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /t/o/{token}", func(http.ResponseWriter, *http.Request) {})
 	err := register("track2", func() { mux.HandleFunc("GET /t/o/{token}", func(http.ResponseWriter, *http.Request) {}) })
-	if err == nil || !strings.Contains(err.Error(), "connector track2") {
+	if err == nil || !strings.Contains(err.Error(), "connector track2") || !strings.Contains(err.Error(), "GET /t/o/{token}") {
 		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(err.Error(), ".go:") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Go source paths or several lines in %q", err)
 	}
 }
 

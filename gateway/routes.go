@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -42,6 +44,8 @@ func (g *Gateway) routes(mux, api *http.ServeMux) {
 	mux.HandleFunc("GET /readyz", g.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
 	g.routesAPI(mux, api)
+	mux.Handle("/", fallback(mux, "/")) // unknown paths: JSON 404, or 405 with Allow
+
 }
 
 // readyz answers 200 when the store answers a ping within two seconds,
@@ -78,7 +82,7 @@ func (g *Gateway) mountConnectors(mux, api *http.ServeMux) error {
 		}
 		deps := connectors.Deps{
 			Logger: g.log.With("connector", c.Name), Intake: g.intake, Now: g.now, PublicURL: g.cfg.PublicURL,
-			Region: g.cfg.Engine.DefaultRegion,
+			Region: g.cfg.Engine.DefaultRegion, Items: g.st,
 		}
 		if r, ok := g.st.(store.Records); ok {
 			deps.Records = r
@@ -136,14 +140,25 @@ func stripPrefix(prefix string, h http.Handler) http.Handler {
 }
 
 // register runs a connector's route registration and turns the panic of
-// http.ServeMux on a conflicting pattern (two tracking connectors both
-// claiming /t/o/{token}) into a start-up error that names the connector.
+// http.ServeMux on a conflicting pattern into a start-up error that names
+// the connector. The config check already refuses conflicts between kinds
+// that declare their routes (connectors.Kind.Routes); this is the backstop.
 func register(name string, f func()) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("gateway: connector %s: its routes conflict with another connector's: %v", name, r)
+			err = fmt.Errorf("gateway: connector %s: its routes conflict with another connector's: %s", name, muxPanicMessage(r))
 		}
 	}()
 	f()
 	return nil
+}
+
+// registeredAt is the Go source position http.ServeMux puts in its panic.
+var registeredAt = regexp.MustCompile(` \(registered at [^)]*\)`)
+
+// muxPanicMessage is the panic of http.ServeMux without Go source paths,
+// on one line.
+func muxPanicMessage(r any) string {
+	msg := registeredAt.ReplaceAllString(fmt.Sprint(r), "")
+	return strings.Join(strings.Fields(msg), " ")
 }

@@ -1,6 +1,6 @@
 // Command stagegate runs the Stagegate gateway.
 //
-//	stagegate serve -config FILE   run the gateway
+//	stagegate serve -config FILE   run the gateway (-listen HOST:PORT overrides the config's address)
 //	stagegate check -config FILE   validate a config file; print every problem; exit 1 if any
 //	stagegate version              print the version
 //
@@ -36,7 +36,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage: stagegate <command> [flags]
 
 commands:
-  serve -config FILE [-log-format auto|text|json] [-log-level LEVEL]
+  serve -config FILE [-listen HOST:PORT] [-log-format auto|text|json] [-log-level LEVEL]
   check -config FILE
   version`)
 }
@@ -102,8 +102,17 @@ func check(args []string, stdout, stderr io.Writer) int {
 		printConfigErrors(stderr, *path, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d pipelines, %d connectors, store %s)\n", *path, len(cfg.Pipelines), len(cfg.Connectors), cfg.Store.Driver)
+	fmt.Fprintf(stdout, "%s: ok (%s, %s, store %s)\n", *path,
+		plural(len(cfg.Pipelines), "pipeline"), plural(len(cfg.Connectors), "connector"), cfg.Store.Driver)
 	return 0
+}
+
+// plural is "1 pipeline", "2 pipelines", "0 pipelines".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func serve(args []string, stderr io.Writer) int {
@@ -112,6 +121,7 @@ func serve(args []string, stderr io.Writer) int {
 	path := fs.String("config", "configs/stagegate.yaml", "config file")
 	format := fs.String("log-format", "", "log format: auto (text on a terminal, else JSON), text or json; overrides the config")
 	level := fs.String("log-level", "", "log level: debug, info, warn or error; overrides the config")
+	listen := fs.String("listen", "", "HOST:PORT of the HTTP listener; overrides the config's listen (and a public_url the config does not set)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -119,6 +129,16 @@ func serve(args []string, stderr io.Writer) int {
 	if err != nil {
 		printConfigErrors(stderr, *path, err)
 		return 1
+	}
+	if *listen != "" {
+		if err := cfg.SetListen(*listen); err != nil {
+			var errs validate.Errors
+			if errors.As(err, &errs) && len(errs) > 0 {
+				err = errors.New(errs[0].Message)
+			}
+			fmt.Fprintf(stderr, "stagegate: -listen: %v\n", err)
+			return 2
+		}
 	}
 	if *format != "" {
 		cfg.Log.Format = *format

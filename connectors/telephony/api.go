@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/stagegate/stagegate/internal/httpx"
@@ -97,7 +98,7 @@ func (a *callsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !validCallID(id) {
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such call")
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "no call "+strconv.Quote(id))
 		return
 	}
 	for _, name := range names {
@@ -121,7 +122,7 @@ func (a *callsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, v)
 		return
 	}
-	httpx.WriteError(w, http.StatusNotFound, "not_found", "no such call")
+	httpx.WriteError(w, http.StatusNotFound, "not_found", "no call "+strconv.Quote(id))
 }
 
 // callbacks reads a call's callback list.

@@ -78,6 +78,14 @@ func TestTwilioBadInput(t *testing.T) {
 		r.Header.Set("Content-Type", "application/json")
 		checkRefused(t, e, serve(e.c, r), 415, "unsupported_media_type")
 	})
+	t.Run("no content type", func(t *testing.T) {
+		// Signed and form-shaped, but not declared a form: refused like
+		// any other body that is not form-encoded.
+		e := newEnv(t, ProviderTwilio, nil)
+		r := e.twilioRequest("/", ok())
+		r.Header.Del("Content-Type")
+		checkRefused(t, e, serve(e.c, r), 415, "unsupported_media_type")
+	})
 	t.Run("broken encoding", func(t *testing.T) {
 		e := newEnv(t, ProviderTwilio, nil)
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("CallSid=%zz"))

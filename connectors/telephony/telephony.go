@@ -131,7 +131,8 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Connector, e
 // once the callback, the call state and its events are durable; 400 for a
 // callback that cannot be understood; 401 (generic) or 403 (Twilio) for a
 // bad signature; 405 for a method other than POST; 413 for a body over
-// max_body; 415 (Twilio) for a body that is not a form; 503 with
+// max_body; 415 (Twilio) for a body not declared
+// application/x-www-form-urlencoded (a missing Content-Type included); 503 with
 // Retry-After when the store is unavailable. Nothing is recorded unless
 // the callback is authentic and valid.
 func (c *Connector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -172,12 +173,12 @@ func (c *Connector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // twilioCallback authenticates and parses a Twilio status callback.
 func (c *Connector) twilioCallback(w http.ResponseWriter, r *http.Request, body []byte) (*Callback, bool) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/x-www-form-urlencoded" {
-			c.Refuse(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type",
-				"Twilio status callbacks are application/x-www-form-urlencoded")
-			return nil, false
-		}
+	// Twilio always declares its form; a body without a Content-Type is
+	// not one we take as a form (the README: anything else gets 415).
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		c.Refuse(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Twilio status callbacks are application/x-www-form-urlencoded")
+		return nil, false
 	}
 	params, err := url.ParseQuery(string(body))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -317,6 +318,9 @@ func TestCallsAPI(t *testing.T) {
 		if w := get(path); w.Code != code {
 			t.Errorf("GET %s: %d %s", path, w.Code, w.Body)
 		}
+	}
+	if w := get("/api/v1/calls/CA999"); !strings.Contains(w.Body.String(), `no call \"CA999\"`) {
+		t.Errorf("the 404 does not name the call: %s", w.Body)
 	}
 	// Calls of the second connector are found too.
 	other.postTwilio(t, tw("CA777", "", "inbound", customer, lineMain, "ringing", 0))

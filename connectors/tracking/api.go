@@ -32,9 +32,14 @@ type PreparedLink struct {
 	Honeypot bool   `json:"honeypot,omitempty"`
 }
 
+// ErrUnknownItem is returned by Prepare for an item_id that names no item:
+// nothing is stored.
+var ErrUnknownItem = errors.New("no item")
+
 // Prepare builds a tracked message for req, stores it with its links and
 // its Message-ID → item reference, and returns it. Errors wrap
-// ErrBadRequest (the request) or come from the store.
+// ErrBadRequest (the request), ErrUnknownItem (no such item; nothing is
+// stored) or come from the store.
 func (t *Tracker) Prepare(ctx context.Context, req *MessageRequest) (*Prepared, error) {
 	id := NewMsgID()
 	b, err := build(req, buildInput{
@@ -43,6 +48,13 @@ func (t *Tracker) Prepare(ctx context.Context, req *MessageRequest) (*Prepared, 
 	})
 	if err != nil {
 		return nil, err
+	}
+	if t.items != nil {
+		if _, err := t.items.GetItem(ctx, req.ItemID); isNotFound(err) {
+			return nil, fmt.Errorf("%w %q", ErrUnknownItem, req.ItemID)
+		} else if err != nil {
+			return nil, fmt.Errorf("tracking %s: item %s: %w", t.Name(), req.ItemID, err)
+		}
 	}
 	if err := t.saveMessage(ctx, &b.msg); err != nil {
 		return nil, err
@@ -92,13 +104,15 @@ func wantsRaw(r *http.Request) bool {
 }
 
 // writeErr answers an error of the API: 400 for a bad request, 404 for an
-// unknown message, 503 when the store fails.
+// unknown item or message, 503 when the store fails.
 func (t *Tracker) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrBadRequest):
 		t.Refuse(w, r, http.StatusBadRequest, "bad_request", err.Error())
+	case errors.Is(err, ErrUnknownItem):
+		httpx.WriteError(w, http.StatusNotFound, "not_found", err.Error())
 	case isNotFound(err):
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "no tracked message with this id")
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "no tracked message "+strconv.Quote(r.PathValue("id")))
 	default:
 		t.warn("tracking api: store failed", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(int(connectors.RetryAfter/time.Second)))
@@ -111,7 +125,7 @@ func (t *Tracker) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 func (t *Tracker) pathMessage(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id, ok := msgIDFromRef(r.PathValue("id"))
 	if !ok {
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "no tracked message with this id")
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "no tracked message "+strconv.Quote(r.PathValue("id")))
 	}
 	return id, ok
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -74,8 +75,9 @@ func TestMessageReport(t *testing.T) {
 		}
 	}
 	for _, ref := range []string{"nope", e.tr.signer.Token(NewMsgID(), 0), NewMsgID().String()} {
-		if a := e.do("GET", "/api/v1/messages/"+ref, "", nil); a.code != http.StatusNotFound {
-			t.Errorf("%s: %d", ref, a.code)
+		if a := e.do("GET", "/api/v1/messages/"+ref, "", nil); a.code != http.StatusNotFound ||
+			!strings.Contains(a.body, `no tracked message \"`+ref+`\"`) {
+			t.Errorf("%s: %d %s", ref, a.code, a.body)
 		}
 	}
 }
@@ -124,5 +126,45 @@ func TestSentAndReplied(t *testing.T) {
 	}
 	if a := e.do("GET", "/api/v1/tracking/stats", "", nil); a.code != http.StatusOK || !strings.Contains(a.body, `"opens":1`) {
 		t.Errorf("stats: %d %s", a.code, a.body)
+	}
+}
+
+// fakeItems knows the items of ids; down makes every lookup fail.
+type fakeItems struct {
+	ids  map[string]bool
+	down bool
+}
+
+func (f *fakeItems) GetItem(_ context.Context, id string) (store.Item, error) {
+	switch {
+	case f.down:
+		return store.Item{}, store.ErrUnavailable
+	case !f.ids[id]:
+		return store.Item{}, fmt.Errorf("item %s: %w", id, store.ErrNotFound)
+	}
+	return store.Item{ID: id}, nil
+}
+
+// TestPrepareUnknownItem: a message for an item that does not exist is
+// 404 naming the id, and nothing is stored; store trouble is 503.
+func TestPrepareUnknownItem(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	items := &fakeItems{ids: map[string]bool{"i_1": true}}
+	e.tr.items = items
+	e.prepare(basicMessage) // i_1 exists
+	stored := len(e.fake.recs)
+
+	a := e.do("POST", "/api/v1/messages", strings.Replace(basicMessage, `"i_1"`, `"i_nope"`, 1), nil)
+	var eb httpx.ErrorBody
+	if a.code != http.StatusNotFound || json.Unmarshal([]byte(a.body), &eb) != nil || eb.Error.Code != "not_found" ||
+		!strings.Contains(eb.Error.Message, `"i_nope"`) {
+		t.Errorf("unknown item: %d %s", a.code, a.body)
+	}
+	if n := len(e.fake.recs); n != stored {
+		t.Errorf("the refused message stored %d records", n-stored)
+	}
+	items.down = true
+	if a := e.do("POST", "/api/v1/messages", basicMessage, nil); a.code != http.StatusServiceUnavailable {
+		t.Errorf("items down: %d %s", a.code, a.body)
 	}
 }

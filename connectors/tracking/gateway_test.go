@@ -155,6 +155,11 @@ func TestGatewayMovesItem(t *testing.T) {
 				t.Fatalf("prepare: %d", code)
 			}
 			g.call("POST", "/api/v1/messages/"+p.ID+"/sent", "", nil, nil)
+			// A message for an item the store does not have: 404, not 201.
+			unknown := strings.Replace(msg, item.ID, "i_nope", 1)
+			if code, _ := g.call("POST", "/api/v1/messages", unknown, nil, nil); code != http.StatusNotFound {
+				t.Errorf("message for an unknown item: %d", code)
+			}
 
 			// Apple's proxy fetches the pixel at delivery: a machine open.
 			code, h := g.call("GET", p.PixelURL, "", map[string]string{"User-Agent": "Mozilla/5.0"}, nil)

@@ -26,15 +26,18 @@ func badTokens(good string) map[string]string {
 		random[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[r.IntN(64)]
 	}
 	return map[string]string{
-		"tampered":   tampered,
-		"truncated":  good[:len(good)-4],
-		"empty":      "",
-		"4 KB":       strings.Repeat("Q", 4096),
-		"random":     string(random),
-		"percent":    "%00%0d%0a",
-		"utf8":       "%C3%A9%E2%80%94",
-		"dots":       "..%2F..%2Fetc",
-		"with slash": good + "%2Fx",
+		"tampered":    tampered,
+		"truncated":   good[:len(good)-4],
+		"empty":       "",
+		"4 KB":        strings.Repeat("Q", 4096),
+		"random":      string(random),
+		"percent":     "%00%0d%0a",
+		"utf8":        "%C3%A9%E2%80%94",
+		"dots":        "..%2F..%2Fetc",
+		"with slash":  good + "%2Fx",
+		"trailing /":  good + "/",
+		"raw slash":   good + "/x",
+		"raw slashes": "a/b/c",
 	}
 }
 
@@ -50,15 +53,13 @@ func TestBadTokens(t *testing.T) {
 	for name, tok := range badTokens(pixelTok) {
 		t.Run("pixel "+name, func(t *testing.T) {
 			a := e.do("GET", "/t/o/"+tok, "", nil)
-			if tok == "" { // /t/o/ matches no route: the mux's 404, never a 500
-				if a.code != http.StatusNotFound {
-					t.Errorf("empty token: %d", a.code)
-				}
-				return
-			}
-			checkGIF(t, a, false)
+			checkGIF(t, a, false) // whatever the path under /t/o/: the GIF
+			checkGIF(t, e.do("HEAD", "/t/o/"+tok, "", nil), true)
 		})
 	}
+	t.Run("pixel without slash", func(t *testing.T) {
+		checkGIF(t, e.do("GET", "/t/o", "", nil), false)
+	})
 	for name, tok := range badTokens(clickTok) {
 		t.Run("click "+name, func(t *testing.T) {
 			a := e.do("GET", "/t/c/"+tok+"?u=https://evil.example", "", nil)
@@ -70,6 +71,9 @@ func TestBadTokens(t *testing.T) {
 			}
 			if a.code == http.StatusFound && name != "tampered" {
 				t.Errorf("%s redirected", name)
+			}
+			if a.code == http.StatusNotFound && a.header.Get("Content-Type") != "text/html; charset=utf-8" {
+				t.Errorf("%s: 404 is %q, not the connector's page", name, a.header.Get("Content-Type"))
 			}
 		})
 	}

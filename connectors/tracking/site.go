@@ -37,7 +37,9 @@ const (
 	maxPageURL   = 2048
 )
 
-var visitorIDPattern = regexp.MustCompile(`^[A-Za-z0-9-]{16,64}$`)
+// visitorIDPattern takes both visitor id schemes: the site script's own
+// (sg_vid: letters, digits and -) and the live chat's ("v_" and base32).
+var visitorIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 
 // Visitor is a known site visitor as stored: the item or email it is tied to.
 type Visitor struct {
@@ -238,7 +240,7 @@ func (t *Tracker) serveLinkVisitor(w http.ResponseWriter, r *http.Request) {
 	em := normalize.NormalizeEmail(b.Email)
 	switch {
 	case !visitorIDPattern.MatchString(id):
-		t.Refuse(w, r, http.StatusBadRequest, "bad_request", "visitor id: 16 to 64 letters, digits or -")
+		t.Refuse(w, r, http.StatusBadRequest, "bad_request", "visitor id: 16 to 64 letters, digits, _ or - (a site visitor id or a live-chat v_… id)")
 		return
 	case b.ItemID == "" && em == "", b.Email != "" && em == "", b.ItemID != "" && !normalize.ValidSourceID(b.ItemID):
 		t.Refuse(w, r, http.StatusBadRequest, "bad_request", "give an item_id and/or a valid email")

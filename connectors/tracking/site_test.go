@@ -130,6 +130,12 @@ func TestSiteVisitors(t *testing.T) {
 	if pre.code != http.StatusNoContent || pre.header.Get("Access-Control-Allow-Origin") != siteOrigin {
 		t.Errorf("preflight %d %v", pre.code, pre.header)
 	}
+	// A live-chat visitor id (v_ and 26 base32 letters) is taken too.
+	liveChat := "v_mfrggzdfmztwq2lknnwg23tpob"
+	if a := e.do("POST", "/api/v1/visitors/"+liveChat+"/link", `{"email":"ann@client.test"}`, nil); a.code != http.StatusOK ||
+		!strings.Contains(a.body, `"id":"`+liveChat+`"`) {
+		t.Errorf("live chat visitor link: %d %s", a.code, a.body)
+	}
 	if a := e.do("POST", "/api/v1/visitors/short/link", `{"item_id":"i"}`, nil); a.code != http.StatusBadRequest {
 		t.Errorf("bad visitor link: %d", a.code)
 	}

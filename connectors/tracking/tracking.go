@@ -27,13 +27,15 @@ import (
 )
 
 // Kind is the connector kind "tracking".
-var Kind = connectors.NewKind("tracking", NewConfig, New)
+// Its routes are fixed paths: the config check refuses a second one.
+var Kind = connectors.NewKind("tracking", NewConfig, New).WithRoutes(routePatterns()...)
 
 // Tracker is a connector of kind tracking.
 type Tracker struct {
 	*connectors.Push
 	cfg     *Config
 	records store.Records
+	items   connectors.ItemGetter // nil: item ids are not checked
 	signer  *Signer
 	scorer  *scorer
 	public  string // the gateway's public URL, without a trailing slash
@@ -71,7 +73,7 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Tracker, err
 		return nil, fmt.Errorf("tracking %s: %w", base.Name, err)
 	}
 	t := &Tracker{
-		Push: p, cfg: cfg, records: deps.Records, signer: signer,
+		Push: p, cfg: cfg, records: deps.Records, items: deps.Items, signer: signer,
 		scorer:  &scorer{threshold: cfg.Scoring.Threshold, quick: cfg.Scoring.Quick, burst: cfg.Scoring.BurstWindow, agents: agents},
 		public:  strings.TrimRight(deps.PublicURL, "/"),
 		prefix:  "tracking/" + base.Name + "/",
@@ -84,24 +86,66 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Tracker, err
 	return t, nil
 }
 
+// route is one fixed route of the connector.
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// publicRoutes are the pixel, the click redirect and the site script.
+// "GET" patterns answer HEAD too. The pixel and click patterns take the
+// whole rest of the path ({token...}): an empty token, a trailing slash or
+// a "/" inside the token still reaches the connector, so the pixel is
+// always the GIF and a bad click always the connector's own 404 page,
+// never the router's plain-text 404. t may be nil (for the patterns only).
+func (t *Tracker) publicRoutes() []route {
+	return []route{
+		{"GET /t/o", t.ServePixel},
+		{"GET /t/o/{token...}", t.ServePixel},
+		{"GET /t/c", t.ServeClick},
+		{"GET /t/c/{token...}", t.ServeClick},
+		{"GET /t/v.js", t.serveScript},
+		{"POST /t/v", t.serveVisit},
+		{"OPTIONS /t/v", t.serveVisit},
+	}
+}
+
+// apiRoutes are the tracked-message API (behind the gateway's bearer auth).
+// t may be nil (for the patterns only).
+func (t *Tracker) apiRoutes() []route {
+	return []route{
+		{"POST /api/v1/messages", t.servePrepare},
+		{"GET /api/v1/messages/{id}", t.serveMessage},
+		{"POST /api/v1/messages/{id}/sent", t.serveSent},
+		{"POST /api/v1/messages/{id}/replied", t.serveReplied},
+		{"POST /api/v1/visitors/{id}/link", t.serveLinkVisitor},
+		{"GET /api/v1/tracking/stats", t.serveStats},
+	}
+}
+
+// routePatterns lists the patterns of every fixed route, for Kind.Routes:
+// they are fixed paths, so a gateway serves one tracking connector.
+func routePatterns() []string {
+	var t *Tracker
+	var out []string
+	for _, r := range append(t.publicRoutes(), t.apiRoutes()...) {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
 // PublicRoutes mounts the pixel, the click redirect and the site script.
-// "GET" patterns answer HEAD too.
 func (t *Tracker) PublicRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /t/o/{token}", t.ServePixel)
-	mux.HandleFunc("GET /t/c/{token}", t.ServeClick)
-	mux.HandleFunc("GET /t/v.js", t.serveScript)
-	mux.HandleFunc("POST /t/v", t.serveVisit)
-	mux.HandleFunc("OPTIONS /t/v", t.serveVisit)
+	for _, r := range t.publicRoutes() {
+		mux.HandleFunc(r.pattern, r.handler)
+	}
 }
 
 // APIRoutes mounts the tracked-message API (behind the gateway's bearer auth).
 func (t *Tracker) APIRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/messages", t.servePrepare)
-	mux.HandleFunc("GET /api/v1/messages/{id}", t.serveMessage)
-	mux.HandleFunc("POST /api/v1/messages/{id}/sent", t.serveSent)
-	mux.HandleFunc("POST /api/v1/messages/{id}/replied", t.serveReplied)
-	mux.HandleFunc("POST /api/v1/visitors/{id}/link", t.serveLinkVisitor)
-	mux.HandleFunc("GET /api/v1/tracking/stats", t.serveStats)
+	for _, r := range t.apiRoutes() {
+		mux.HandleFunc(r.pattern, r.handler)
+	}
 }
 
 // PixelURL returns the open pixel URL of message m.
