@@ -159,5 +159,5 @@ func (s *Push) MaxBody() int64 { return s.maxBody }
 
 // WriteAccepted answers 200 with the Accepted body for res.
 func WriteAccepted(w http.ResponseWriter, res Result) {
-	httpx.WriteJSON(w, http.StatusOK, Accepted{EventID: res.EventID, Duplicate: res.Duplicate})
+	httpx.WriteJSON(w, http.StatusOK, Accepted(res))
 }

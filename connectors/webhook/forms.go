@@ -123,7 +123,7 @@ func (c *Forms) post(w http.ResponseWriter, r *http.Request, form FormConfig) {
 	if !ok {
 		return
 	}
-	c.succeed(w, r, form, sub, connectors.Accepted{EventID: res.EventID, Duplicate: res.Duplicate})
+	c.succeed(w, r, form, sub, connectors.Accepted(res))
 }
 
 // succeed answers an accepted (or silently dropped) submission: a 303 to the
