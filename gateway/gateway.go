@@ -36,6 +36,9 @@ type Options struct {
 	// Resolver looks up the hosts of action targets; nil means the
 	// system's (tests give a fake one).
 	Resolver actions.Resolver
+	// Version and ConfigPath are shown in the start-up log line.
+	Version    string
+	ConfigPath string
 }
 
 // Gateway is one running Stagegate. Build it with New, then Run it.
@@ -53,6 +56,8 @@ type Gateway struct {
 	maxBody  int64
 	shutdown time.Duration
 
+	version, configPath string // for the start-up log
+
 	mu sync.Mutex
 	ln net.Listener
 }
@@ -61,7 +66,8 @@ type Gateway struct {
 // gateway by cancelling the context given to Run (or call Close if Run is
 // never called).
 func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: o.Logger, now: o.Now, m: newMetrics(), maxBody: cfg.Limits.MaxBody, shutdown: o.ShutdownTimeout}
+	g := &Gateway{cfg: cfg, log: o.Logger, now: o.Now, m: newMetrics(), maxBody: cfg.Limits.MaxBody, shutdown: o.ShutdownTimeout,
+		version: o.Version, configPath: o.ConfigPath}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -192,7 +198,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		return nil
 	})
-	g.log.Info("stagegate listening", "addr", g.ln.Addr().String(), "store", g.cfg.Store.Driver)
+	g.logStartup(g.ln.Addr().String())
 
 	var runErr error
 	select {
