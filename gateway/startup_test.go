@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -153,6 +155,44 @@ public_url: https://gw.example.com
 	for name, urls := range wantURLs {
 		if !slices.Equal(conns[name], urls) {
 			t.Errorf("connector %s: urls %q, want %q", name, conns[name], urls)
+		}
+	}
+}
+
+// A refused API request is logged at debug (why, never the token) and
+// counted by route in stagegate_http_unauthorized_total.
+func TestUnauthorizedLoggedAndCounted(t *testing.T) {
+	tg, buf := startLogged(t, strings.Replace(testConfig, "STORE", boltStore(t), 1), nil)
+	if code := tg.callToken("", "GET", "/api/v1/items/i_1", nil, nil); code != 401 {
+		t.Fatalf("no token: %d", code)
+	}
+	if code := tg.callToken("wrong-token-secret-42", "GET", "/api/v1/items/i_2", nil, nil); code != 401 {
+		t.Fatalf("wrong token: %d", code)
+	}
+	if code := tg.callToken("wrong-token-secret-42", "GET", "/api/v1/nowhere", nil, nil); code != 401 {
+		t.Fatalf("wrong token, no route: %d", code)
+	}
+	for _, reason := range []string{"no Authorization header", "unknown token"} {
+		rec := waitRecord(t, buf, "api: unauthorized", func(r map[string]any) bool { return r["reason"] == reason })
+		if rec["level"] != "DEBUG" || rec["route"] != "GET /api/v1/items/{id}" || rec["method"] != "GET" {
+			t.Errorf("record %v", rec)
+		}
+	}
+	if strings.Contains(buf.b.String(), "wrong-token-secret-42") {
+		t.Error("the refused token is in the log")
+	}
+	resp, err := http.Get(tg.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`stagegate_http_unauthorized_total{route="GET /api/v1/items/{id}"} 2`,
+		`stagegate_http_unauthorized_total{route="other"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }
