@@ -57,6 +57,7 @@ type Gateway struct {
 	shutdown time.Duration
 
 	version, configPath string // for the start-up log
+	outage              *outageLog
 
 	mu sync.Mutex
 	ln net.Listener
@@ -74,6 +75,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
+	// Every component logs through the outage handler: a store outage is
+	// one warning, a reminder a minute and one "recovered" line.
+	g.outage = newOutageLog(g.log, g.now)
+	g.log = slog.New(g.outage.wrap(g.log.Handler()))
 	if g.shutdown == 0 {
 		g.shutdown = 15 * time.Second
 	}
@@ -90,6 +95,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.st = st
+	g.outage.ping = st.Ping
 	g.intake = &intake{st: st, m: g.m, log: g.log.With("component", "intake")}
 	create := map[string]engine.CreateSpec{}
 	for _, c := range cfg.Connectors {
@@ -189,6 +195,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("actions: %w", err)
 		}
 	}()
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatch()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		g.outage.run(watchCtx) // pings the store during an outage, to log its end
+	}()
 	for _, s := range g.services {
 		run("connector "+s.Name(), func() error { return s.Run(svcCtx) })
 	}
@@ -221,6 +234,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	stopActions() // running actions get a grace period, then are due again
 	<-actionsDone
 	wg.Wait()
+	stopWatch()
+	<-watchDone
 	if err := g.st.Close(); err != nil {
 		g.log.Warn("store close", "err", err)
 	}

@@ -93,7 +93,13 @@ func startLogged(t *testing.T, src string, edit func(*Options)) (*testGW, *locke
 // waitRecord waits for a log record with message msg for which ok holds.
 func waitRecord(t *testing.T, buf *lockedBuffer, msg string, ok func(map[string]any) bool) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	return waitRecordFor(t, buf, 5*time.Second, msg, ok)
+}
+
+// waitRecordFor is waitRecord waiting up to d.
+func waitRecordFor(t *testing.T, buf *lockedBuffer, d time.Duration, msg string, ok func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		for _, rec := range buf.records(t) {
 			if rec["msg"] == msg && (ok == nil || ok(rec)) {
@@ -101,6 +107,8 @@ func waitRecord(t *testing.T, buf *lockedBuffer, msg string, ok func(map[string]
 			}
 		}
 		if time.Now().After(deadline) {
+			buf.mu.Lock()
+			defer buf.mu.Unlock()
 			t.Fatalf("no %q record in:\n%s", msg, buf.b.String())
 		}
 		time.Sleep(20 * time.Millisecond)
