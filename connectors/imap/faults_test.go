@@ -278,3 +278,72 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("no mail counted: %v", got)
 	}
 }
+
+// TestSessionKillerNarrowed: a mail whose FETCH makes the server hang up
+// before it sends anything blocks the whole batch; the batch is then
+// fetched one mail at a time, and the mail is quarantined after it killed
+// killLimit sessions alone. The count survives the reconnections.
+func TestSessionKillerNarrowed(t *testing.T) {
+	srv := startMemServer(t)
+	for i := range 4 {
+		srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", fmt.Sprintf("kn-%d@client.test", i+1)))
+	}
+	srv.kill(2)
+	in := &testIntake{st: openStore(t, storePath(t))}
+	cfg := testConfig(t, srv.Addr())
+	cfg.Folders.Sent, cfg.Start = SentNone, "1d"
+	r := startConnector(t, cfg, in.st, in)
+	in.waitEvents(t, 3, 10*time.Second)
+	r.waitState(t, 5*time.Second, StateIdle)
+	if got := eventIDs(in.Events()); !slices.Equal(got, []string{"mail:kn-1@client.test", "mail:kn-3@client.test", "mail:kn-4@client.test"}) {
+		t.Errorf("events %v", got)
+	}
+	st := r.c.Status()[0]
+	if st.Counters.Quarantined != 1 || st.LastUID != 4 || st.Counters.Failures != killLimit+1 {
+		t.Errorf("status %+v; want 1 quarantined, last uid 4, %d failures (the batch, then the mail alone)", st, killLimit+1)
+	}
+	list, err := r.c.Quarantine(context.Background(), 10)
+	if err != nil || len(list) != 1 || list[0].UID != 2 || !strings.Contains(list[0].Reason, "dropped the connection") {
+		t.Errorf("quarantine %+v, %v", list, err)
+	}
+	var cur cursor
+	if _, err := store.GetJSON(context.Background(), in.st, r.c.key("cursor", "INBOX"), &cur); err != nil || cur.Trouble != nil {
+		t.Errorf("cursor %+v, %v: the trouble record should be gone", cur, err)
+	}
+}
+
+// TestSessionKiller: a mail whose FETCH makes the server drop the
+// connection (Dovecot answers BYE when it cannot read the mail file) is
+// narrowed down, quarantined after the sessions it killed, and no longer
+// blocks the folder: the mails around it and the next mail are recorded.
+func TestSessionKiller(t *testing.T) {
+	d := sharedDovecot(t)
+	d.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "k-1@client.test"))
+	bad := d.DeliverUnreadable(t, newMail("a@client.test", testUser, "x", "k-2@client.test"))
+	d.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "k-3@client.test"))
+	d.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "k-4@client.test"))
+	badUID := d.UIDOf(t, bad)
+	in := &testIntake{st: openStore(t, storePath(t))}
+	cfg := serverConfig(t, d, d.Addr())
+	cfg.Folders.Sent, cfg.Start = SentNone, "1d"
+	r := startConnector(t, cfg, in.st, in)
+	in.waitEvents(t, 3, 15*time.Second)
+	r.waitState(t, 10*time.Second, StateIdle)
+	d.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "k-5@client.test"))
+	in.waitEvents(t, 4, 10*time.Second)
+	r.waitState(t, 10*time.Second, StateIdle)
+	got := eventIDs(in.Events())
+	slices.Sort(got)
+	if want := []string{"mail:k-1@client.test", "mail:k-3@client.test", "mail:k-4@client.test", "mail:k-5@client.test"}; !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+	st := r.c.Status()[0]
+	if st.Counters.Quarantined != 1 || st.LastUID != 5 || !st.OK {
+		t.Errorf("status %+v", st)
+	}
+	list, err := r.c.Quarantine(context.Background(), 10)
+	if err != nil || len(list) != 1 || list[0].UID != badUID || !strings.Contains(list[0].Reason, "dropped the connection") {
+		t.Errorf("quarantine %+v, %v; want uid %d", list, err, badUID)
+	}
+	checkOnce(t, in)
+}
