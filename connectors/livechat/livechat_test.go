@@ -676,3 +676,55 @@ func TestTwoTabs(t *testing.T) {
 		t.Fatalf("events %v, want one started and two messages", h.in.IDs())
 	}
 }
+
+// A visitor message sent right after an agent closed the conversation,
+// before the visitor's connection heard of it, opens a new conversation
+// (with its chat.started) instead of landing in the closed one. First the
+// close's broadcast is missing altogether (another gateway closed it and
+// its publish was lost), then the real race, several times: the message
+// is sent as soon as the close is in the store.
+func TestMessageRightAfterClose(t *testing.T) {
+	h := newHarness(t, nil)
+	v, _ := h.visitor(nil)
+	v.say("m1", "hi")
+	conv := v.expect(TypeAck).ConversationID
+	v.expect(TypeMessage)
+	if _, err := h.c.st.updateConversation(t.Context(), conv, func(cv *Conversation) (bool, error) {
+		cv.Status, cv.ClosedAt, cv.UpdatedAt = StatusClosed, t0, t0
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v.say("m2", "still there?")
+	ack := v.expect(TypeAck)
+	if ack.ConversationID == conv || ack.Seq != 1 {
+		t.Fatalf("ack %s: the message went to the closed conversation %s", ack.raw, conv)
+	}
+	if h.in.Event("chat:"+ack.ConversationID+":started") == nil {
+		t.Fatalf("no chat.started for the new conversation: %v", h.in.IDs())
+	}
+
+	a, _ := h.agent(aliceToken)
+	for i := range 10 {
+		v, _ := h.visitor(nil)
+		v.say("first", "hello")
+		conv := v.expect(TypeAck).ConversationID
+		a.send(map[string]any{"type": TypeAccept, "conversation_id": conv})
+		a.expect(TypeHistory)
+		a.send(map[string]any{"type": TypeClose, "conversation_id": conv})
+		for { // closed in the store; its broadcast may still be on its way
+			if cv, _, err := h.c.st.getConversation(t.Context(), conv); err != nil || cv.Status == StatusClosed {
+				break
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+		v.say("after", "one more thing")
+		ack := v.expect(TypeAck)
+		if ack.ConversationID == conv {
+			t.Fatalf("try %d: the message after the close went to the closed conversation: %s", i, ack.raw)
+		}
+		if h.in.Event("chat:"+ack.ConversationID+":started") == nil {
+			t.Fatalf("try %d: no chat.started for the new conversation", i)
+		}
+	}
+}
