@@ -87,29 +87,58 @@ func TestDeadConnection(t *testing.T) {
 	in.waitEvents(t, 1, 10*time.Second)
 }
 
-// TestLease: two gateways on one store watch each folder one at a time;
-// when the holder dies without letting go, the other takes over once the
-// lease expires, and nothing is recorded twice. It runs on the bolt store
-// (two connectors in one process) and on Redis (two stores, as two
-// gateway processes have).
+// TestLease: two gateways on one Redis (two stores, as two gateway
+// processes have) watch each folder one at a time; when the holder dies
+// without letting go, the other takes over once the lease expires, and
+// nothing is recorded twice. A bolt file is opened by one process only:
+// there folders are not leased (TestBoltRestartNoLeaseWait).
 func TestLease(t *testing.T) {
-	t.Run("bolt", func(t *testing.T) {
-		st := openStore(t, storePath(t))
-		testLease(t, st, st)
-	})
-	t.Run("redis", func(t *testing.T) {
-		srv := redisserver.Start(t)
-		open := func() *redis.Store {
-			st, err := redis.Open(context.Background(), store.Config{Driver: "redis", URL: srv.URL(), Prefix: "lease-test",
-				DedupWindow: store.DefaultDedupWindow, ClaimAfter: store.DefaultClaimAfter}, redis.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st
+	srv := redisserver.Start(t)
+	open := func() *redis.Store {
+		st, err := redis.Open(context.Background(), store.Config{Driver: "redis", URL: srv.URL(), Prefix: "lease-test",
+			DedupWindow: store.DefaultDedupWindow, ClaimAfter: store.DefaultClaimAfter}, redis.Options{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		testLease(t, open(), open())
-	})
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	testLease(t, open(), open())
+}
+
+// TestBoltRestartNoLeaseWait: a gateway on bolt restarted after a crash
+// (its lease records left behind, with the default 45 s TTL) watches its
+// folders at once: on a store one process owns there is nobody to wait
+// for.
+func TestBoltRestartNoLeaseWait(t *testing.T) {
+	srv := startMemServer(t)
+	path := storePath(t)
+	st := openStore(t, path)
+	in := &testIntake{st: st}
+	cfg := testConfig(t, srv.Addr())
+	cfg.Folders.Sent = SentNone
+	defaults := func(c *Connector) { c.leaseTTL, c.leaseRenew = defaultLeaseTTL, defaultLeaseRenew }
+	r := startConnector(t, cfg, st, in, defaults)
+	r.waitState(t, 5*time.Second, StateIdle)
+	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "crash-1@client.test"))
+	in.waitEvents(t, 1, 5*time.Second)
+	r.c.keepLease.Store(true) // a crash: nothing is released
+	r.stop()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st = openStore(t, path)
+	t.Cleanup(func() { st.Close() })
+	in2 := &testIntake{st: st}
+	start := time.Now()
+	r = startConnector(t, cfg, st, in2, defaults)
+	r.waitState(t, 3*time.Second, StateIdle)
+	t.Logf("watching again %v after the restart", time.Since(start).Round(time.Millisecond))
+	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "y", "crash-2@client.test"))
+	if got := eventIDs(in2.waitEvents(t, 1, 5*time.Second)); !slices.Equal(got, []string{"mail:crash-2@client.test"}) {
+		t.Errorf("events after the restart %v", got)
+	}
 }
 
 func testLease(t *testing.T, st1, st2 store.Store) {
