@@ -311,28 +311,32 @@ func TestMetrics(t *testing.T) {
 // TestSessionKillerNarrowed: a mail whose FETCH makes the server hang up
 // before it sends anything blocks the whole batch; the batch is then
 // fetched one mail at a time, and the mail is quarantined after it killed
-// killLimit sessions alone. The count survives the reconnections.
+// killLimit sessions alone. The count survives the reconnections. The
+// mails after it go back to batches, and a second such mail among them is
+// found the same way.
 func TestSessionKillerNarrowed(t *testing.T) {
 	srv := startMemServer(t)
-	for i := range 4 {
+	for i := range 5 {
 		srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", fmt.Sprintf("kn-%d@client.test", i+1)))
 	}
 	srv.kill(2)
+	srv.kill(4)
 	in := &testIntake{st: openStore(t, storePath(t))}
 	cfg := testConfig(t, srv.Addr())
 	cfg.Folders.Sent, cfg.Start = SentNone, "1d"
 	r := startConnector(t, cfg, in.st, in)
 	in.waitEvents(t, 3, 10*time.Second)
 	r.waitState(t, 5*time.Second, StateIdle)
-	if got := eventIDs(in.Events()); !slices.Equal(got, []string{"mail:kn-1@client.test", "mail:kn-3@client.test", "mail:kn-4@client.test"}) {
+	if got := eventIDs(in.Events()); !slices.Equal(got, []string{"mail:kn-1@client.test", "mail:kn-3@client.test", "mail:kn-5@client.test"}) {
 		t.Errorf("events %v", got)
 	}
+	// Per killer: its batch once, then killLimit times alone.
 	st := r.c.Status()[0]
-	if st.Counters.Quarantined != 1 || st.LastUID != 4 || st.Counters.Failures != killLimit+1 {
-		t.Errorf("status %+v; want 1 quarantined, last uid 4, %d failures (the batch, then the mail alone)", st, killLimit+1)
+	if st.Counters.Quarantined != 2 || st.LastUID != 5 || st.Counters.Failures != 2*(killLimit+1) {
+		t.Errorf("status %+v; want 2 quarantined, last uid 5, %d failures", st, 2*(killLimit+1))
 	}
 	list, err := r.c.Quarantine(context.Background(), 10)
-	if err != nil || len(list) != 1 || list[0].UID != 2 || !strings.Contains(list[0].Reason, "dropped the connection") {
+	if err != nil || len(list) != 2 || list[0].UID != 2 || list[1].UID != 4 || !strings.Contains(list[0].Reason, "dropped the connection") {
 		t.Errorf("quarantine %+v, %v", list, err)
 	}
 	var cur cursor

@@ -180,7 +180,10 @@ func (w *worker) killed(ctx context.Context, folder string, cur *cursor, batch [
 		return errors.Join(ferr, err)
 	}
 	w.st.quarantined.Add(1)
+	// Found: the mails after it go back to batches (another killer among
+	// them is narrowed down the same way).
 	delete(t.Kills, uid)
+	t.Until = uid
 	done[uid] = true
 	return errors.Join(ferr, w.advance(ctx, folder, cur, batch, done, false))
 }
