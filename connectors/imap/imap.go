@@ -48,8 +48,7 @@ type Connector struct {
 	leaseTTL, leaseRenew time.Duration
 	keepLease            atomic.Bool // tests: do not release leases on stop, as after a crash
 
-	mu      sync.Mutex
-	workers []*worker
+	workers []*worker // set by New, read-only afterwards
 }
 
 var (
