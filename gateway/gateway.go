@@ -19,7 +19,9 @@ import (
 	"github.com/stagegate/stagegate/actions"
 	"github.com/stagegate/stagegate/config"
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/tracking"
 	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -49,6 +51,7 @@ type Gateway struct {
 	intake   *intake
 	services []connectors.Service
 	health   []connectors.HealthConnector
+	tracker  *tracking.Tracker // the tracking connector, if any
 	handler  http.Handler
 	maxBody  int64
 	shutdown time.Duration
@@ -93,6 +96,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 	}
 	runner, err := actions.New(cfg.Actions, actions.Options{
 		Store: st, Logger: g.log.With("component", "actions"), Now: g.now, Resolver: o.Resolver,
+		SMTP: cfg.SMTP, Submit: g.submit,
 	})
 	if err != nil {
 		st.Close()
@@ -114,9 +118,19 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 		st.Close()
 		return nil, err
 	}
+	if g.tracker != nil {
+		runner.UseMailBuilder(trackingMail{g.tracker})
+	}
 	g.routes(mux, api)
 	g.handler = mux
 	return g, nil
+}
+
+// submit records an event an action emits through the intake, as a
+// connector's.
+func (g *Gateway) submit(ctx context.Context, ev *normalize.Event) error {
+	_, err := g.intake.Submit(ctx, ev)
+	return err
 }
 
 // Handler returns the gateway's HTTP handler (for tests and embedding).

@@ -110,6 +110,9 @@ func (g *Gateway) mountConnectors(mux, api *http.ServeMux) error {
 				return err
 			}
 		}
+		if t, ok := conn.(*tracking.Tracker); ok {
+			g.tracker = t // send_email builds its messages with it
+		}
 		if h, ok := conn.(connectors.HealthConnector); ok {
 			g.health = append(g.health, h)
 		}
