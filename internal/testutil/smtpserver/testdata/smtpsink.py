@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""A real SMTP server for Stagegate's tests (Debian's python3-aiosmtpd).
+
+Accepted messages are written to DIR as NNNN.eml (the message) and NNNN.json
+(the envelope); every DATA attempt is appended to DIR/attempts.log as
+"<reply code> <Message-ID>". Recipients steer the answers:
+
+  permfail...@  RCPT answers 550 (a permanent failure, with its text)
+  tempfail...@  the first DATA of each Message-ID answers 421, later ones 250
+
+Usage: smtpsink.py HOST PORT DIR. It prints "ready" once it listens and
+stops on SIGTERM or SIGINT.
+"""
+import email
+import json
+import os
+import signal
+import sys
+import threading
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, directory):
+        self.dir = directory
+        self.n = 0
+        self.seen = {}
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.split("@")[0].lower().startswith("permfail"):
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown in local recipient table" % address
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        mid = email.message_from_bytes(envelope.content).get("Message-ID", "")
+        with self.lock:
+            tries = self.seen.get(mid, 0)
+            self.seen[mid] = tries + 1
+            temp = any(r.split("@")[0].lower().startswith("tempfail") for r in envelope.rcpt_tos)
+            if temp and tries == 0:
+                self.attempt("421", mid)
+                return "421 4.3.2 Service shutting down, try again later"
+            self.n += 1
+            base = os.path.join(self.dir, "%04d" % self.n)
+            env = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}
+            write(base + ".json", json.dumps(env).encode())
+            write(base + ".eml", envelope.original_content or envelope.content)
+            self.attempt("250", mid)
+        return "250 2.0.0 Ok: queued"
+
+    def attempt(self, code, mid):
+        with open(os.path.join(self.dir, "attempts.log"), "a") as f:
+            f.write("%s %s\n" % (code, mid))
+
+
+def write(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, path)
+
+
+def main():
+    host, port, directory = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    c = Controller(Sink(directory), hostname=host, port=port)
+    c.start()
+    print("ready", flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    c.stop()
+
+
+if __name__ == "__main__":
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    main()
