@@ -100,7 +100,9 @@ func (c *Config) checkSendEmail(errs *validate.Errors) {
 	}
 	var accounts []string
 	for _, a := range c.SMTP {
-		accounts = append(accounts, a.Name)
+		if !slices.Contains(accounts, a.Name) {
+			accounts = append(accounts, a.Name)
+		}
 	}
 	for i, p := range c.Pipelines {
 		for j, st := range p.Stages {

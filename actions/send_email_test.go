@@ -1,0 +1,115 @@
+package actions
+
+import (
+	"net/mail"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/internal/testutil/redisserver"
+	"github.com/stagegate/stagegate/internal/testutil/smtpserver"
+	"github.com/stagegate/stagegate/store"
+	redisstore "github.com/stagegate/stagegate/store/redis"
+)
+
+// sendRunner is a runner with one SMTP account on srv.
+func sendRunner(t *testing.T, st store.Store, srv *smtpserver.Server, perMinute int) *Runner {
+	t.Helper()
+	r := newRunner(t, Config{}, st)
+	acct := SMTPAccount{Name: "out", Host: srv.Host, Port: srv.Port, TLS: SMTPNone, MaxPerMinute: perMinute}
+	acct.SetDefaults()
+	if errs := acct.Validate(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	r.smtp = SMTPAccounts{acct}
+	return r
+}
+
+func plainSpec() engine.ActionSpec {
+	f := false
+	return engine.ActionSpec{Type: "send_email", Settings: &SendEmail{
+		SMTP: "out", From: "Bob <bob@example.com>", Subject: "Offer for {{.Contact.Name}}",
+		Text: "Hello {{.Contact.Name}}", HTML: "<p>Hello {{.Contact.Name}}</p>", Track: &f,
+	}}
+}
+
+// An attempt after the server accepted the message (the process died
+// before the outbox was updated) does not send again: the sent mark of
+// the action run says it was accepted, and only the event is recorded
+// (a duplicate). Had the process died before that mark, the resend
+// carries the same Message-ID, derived from the action's key.
+func TestSendEmailOncePerRun(t *testing.T) {
+	srv := smtpserver.Start(t)
+	st := openStore(t)
+	r := sendRunner(t, st, srv, 0)
+	in := input(ann, plainSpec())
+	for range 2 {
+		if err := r.RunAction(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages after two attempts, want 1", len(msgs))
+	}
+	mid := msgs[0].Header().Get("Message-Id")
+	if want := "<" + MessageIDFor(in.Key(), &mailAddr) + ">"; mid != want || !strings.HasSuffix(mid, "@example.com>") {
+		t.Errorf("Message-ID %q, want %q", mid, want)
+	}
+	if got := msgs[0].Header().Get("Subject"); got != "Offer for Ann" {
+		t.Errorf("Subject %q", got)
+	}
+	ev, _, err := st.GetEvent(t.Context(), plainSentEvent(ann.ID, &sentMark{MessageID: mid}, t0).ID)
+	if err != nil || ev.Event.Type != "email.sent" || ev.Event.Subject.ItemID != ann.ID || ev.Event.Attrs[engine.CauseAttr] != in.ID {
+		t.Errorf("email.sent event: %+v %v", ev, err)
+	}
+
+	// Died before the mark: another store has none, and the resend has
+	// the same Message-ID.
+	r2 := sendRunner(t, openStore(t), srv, 0)
+	if err := r2.RunAction(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	if msgs = srv.Messages(); len(msgs) != 2 || msgs[1].Header().Get("Message-Id") != mid {
+		t.Fatalf("resend: %d messages, Message-ID %q, want %q", len(msgs), msgs[len(msgs)-1].Header().Get("Message-Id"), mid)
+	}
+}
+
+var mailAddr = mail.Address{Address: "bob@example.com"}
+
+// max_per_minute counts every gateway sharing a Redis store: two runners
+// (two processes) on one account of 2 a minute send two, the third waits
+// for the next minute with a retryable error.
+func TestSendEmailMaxPerMinuteAcrossInstances(t *testing.T) {
+	srv := smtpserver.Start(t)
+	rs := redisserver.Start(t)
+	open := func() store.Store {
+		st, err := redisstore.Open(t.Context(), store.Config{URL: rs.URL(), Prefix: "rate:", DedupWindow: time.Hour}, redisstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	a, b := sendRunner(t, open(), srv, 2), sendRunner(t, open(), srv, 2)
+	for i, r := range []*Runner{a, b, a} {
+		in := input(ann, plainSpec())
+		in.Index = i
+		in.ID = engine.ActionID(in.Key())
+		err := r.RunAction(t.Context(), in)
+		if i < 2 {
+			if err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			continue
+		}
+		ae, ok := err.(*engine.ActionError)
+		if !ok || ae.Permanent || ae.RetryAfter <= 0 || ae.RetryAfter > time.Minute+time.Second || !strings.Contains(err.Error(), "max_per_minute 2") {
+			t.Fatalf("third message: %v (%#v), want a retry at the next minute", err, err)
+		}
+	}
+	if n := len(srv.Messages()); n != 2 {
+		t.Fatalf("%d messages, want 2", n)
+	}
+}
