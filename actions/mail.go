@@ -55,6 +55,12 @@ type MailBuilder interface {
 	MailSent(ctx context.Context, trackingID string, at time.Time) (*normalize.Event, error)
 }
 
+// SentSaver keeps a copy of a sent message in a mailbox's Sent folder: an
+// imap connector, for send_email's save_to.
+type SentSaver interface {
+	SaveSent(ctx context.Context, raw []byte, at time.Time) error
+}
+
 // mailRetention is how long send_email keeps its records (sent marks,
 // Message-ID references of untracked messages).
 const mailRetention = 180 * 24 * time.Hour
@@ -130,6 +136,9 @@ type sentMark struct {
 	To         []string  `json:"to"`
 	Subject    string    `json:"subject"`
 	At         time.Time `json:"at"`
+	// Raw is the message, kept for save_to until the copy is saved.
+	Raw   []byte `json:"raw,omitempty"`
+	Saved bool   `json:"saved,omitempty"`
 }
 
 func sentKey(actionID string) string { return "send_email/sent/" + actionID }
@@ -157,6 +166,32 @@ func (r *Runner) markSent(ctx context.Context, actionID string, m *sentMark) {
 	if _, err := store.PutJSON(ctx, r.st, sentKey(actionID), m, 0, mailRetention); err != nil && !errors.Is(err, store.ErrConflict) {
 		r.log.Warn("send_email: record the accepted message", "action", actionID, "message_id", m.MessageID, "err", err)
 	}
+}
+
+// saveCopy appends the accepted message to the Sent folder of the imap
+// connector save_to names, once: the mark remembers it.
+func (r *Runner) saveCopy(ctx context.Context, in engine.ActionInput, saveTo string, m *sentMark) error {
+	saver, ok := r.mailboxes[saveTo]
+	if !ok {
+		return engine.Permanent(fmt.Errorf("send_email: accepted as %s, but save_to %q is not an imap connector of this gateway", m.MessageID, saveTo))
+	}
+	if err := saver.SaveSent(ctx, m.Raw, m.At); err != nil {
+		return fmt.Errorf("send_email: accepted as %s, but the copy to %s's Sent folder failed: %w", m.MessageID, saveTo, err)
+	}
+	if r.st == nil {
+		return nil
+	}
+	_, _, err := store.UpdateJSON(ctx, r.st, sentKey(in.ID), mailRetention, func(v *sentMark, ver int64) (bool, error) {
+		if ver == 0 || v.Saved {
+			return false, nil
+		}
+		v.Saved, v.Raw = true, nil
+		return true, nil
+	})
+	if err != nil {
+		r.log.Warn("send_email: record the saved copy", "action", in.ID, "err", err)
+	}
+	return nil
 }
 
 // takeSlot counts a message against the account's max_per_minute in the

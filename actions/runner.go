@@ -47,9 +47,10 @@ type Runner struct {
 	http *resty.Client
 	logA engine.LogAction
 
-	smtp   SMTPAccounts
-	mail   MailBuilder // nil: no tracking connector
-	submit func(ctx context.Context, ev *normalize.Event) error
+	smtp      SMTPAccounts
+	mail      MailBuilder // nil: no tracking connector
+	mailboxes map[string]SentSaver
+	submit    func(ctx context.Context, ev *normalize.Event) error
 
 	tmpls sync.Map // template text → *template.Template
 }
@@ -81,6 +82,15 @@ func New(cfg Config, o Options) (*Runner, error) {
 // UseMailBuilder sets the builder of tracked messages (the tracking
 // connector's) for send_email. Call it before actions run.
 func (r *Runner) UseMailBuilder(b MailBuilder) { r.mail = b }
+
+// UseMailbox lets send_email's save_to name the imap connector name.
+// Call it before actions run.
+func (r *Runner) UseMailbox(name string, s SentSaver) {
+	if r.mailboxes == nil {
+		r.mailboxes = map[string]SentSaver{}
+	}
+	r.mailboxes[name] = s
+}
 
 // Kinds implements engine.ActionRunner.
 func (r *Runner) Kinds() map[string]engine.ActionKind { return Kinds() }

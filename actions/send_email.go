@@ -83,7 +83,8 @@ var sendEmailKind = newKind(true, (*Runner).runSendEmail)
 
 // runSendEmail renders the message, builds it (tracked through the
 // tracking connector, or plain), submits it over SMTP and, once the server
-// accepted it, records email.sent. An attempt after an accepted one (its
+// accepted it, records email.sent and, with save_to, saves a copy in the
+// imap connector's Sent folder. An attempt after an accepted one (its
 // event was not recorded, or the outbox not updated) only records the
 // event: the message is not sent twice. A crash between the server's
 // acceptance and that record sends it again under the same Message-ID.
@@ -103,7 +104,13 @@ func (r *Runner) runSendEmail(ctx context.Context, in engine.ActionInput, s *Sen
 			return err
 		}
 	}
-	return r.recordSent(ctx, in, s, acct, mark)
+	if err := r.recordSent(ctx, in, acct, mark); err != nil {
+		return err
+	}
+	if s.SaveTo != "" && !mark.Saved {
+		return r.saveCopy(ctx, in, s.SaveTo, mark)
+	}
+	return nil
 }
 
 // sendNew renders, builds and submits the message.
@@ -140,6 +147,9 @@ func (r *Runner) sendNew(ctx context.Context, in engine.ActionInput, s *SendEmai
 	for _, a := range req.To {
 		mark.To = append(mark.To, a.Address)
 	}
+	if s.SaveTo != "" {
+		mark.Raw = built.Raw
+	}
 	r.markSent(context.WithoutCancel(ctx), in.ID, mark)
 	r.log.Info("send_email: accepted", "item", in.Item.ID, "action", in.ID, "smtp", acct.Name,
 		"message_id", built.MessageID, "recipients", len(env.rcpt))
@@ -148,7 +158,7 @@ func (r *Runner) sendNew(ctx context.Context, in engine.ActionInput, s *SendEmai
 
 // recordSent records the email.sent event of an accepted message (caused
 // by this action run, for the engine's loop guard) and a timeline entry.
-func (r *Runner) recordSent(ctx context.Context, in engine.ActionInput, s *SendEmail, acct *SMTPAccount, m *sentMark) error {
+func (r *Runner) recordSent(ctx context.Context, in engine.ActionInput, acct *SMTPAccount, m *sentMark) error {
 	var ev *normalize.Event
 	if m.TrackingID != "" && r.mail != nil {
 		var err error

@@ -1,6 +1,8 @@
 package actions
 
 import (
+	"context"
+	"errors"
 	"net/mail"
 	"strings"
 	"testing"
@@ -111,5 +113,46 @@ func TestSendEmailMaxPerMinuteAcrossInstances(t *testing.T) {
 	}
 	if n := len(srv.Messages()); n != 2 {
 		t.Fatalf("%d messages, want 2", n)
+	}
+}
+
+// fakeSent is a Sent folder that fails the first fails saves.
+type fakeSent struct {
+	fails int
+	saved [][]byte
+}
+
+func (f *fakeSent) SaveSent(_ context.Context, raw []byte, _ time.Time) error {
+	if f.fails > 0 {
+		f.fails--
+		return errors.New("imap down")
+	}
+	f.saved = append(f.saved, raw)
+	return nil
+}
+
+// save_to: the copy is saved after the event is recorded; a failed save is
+// retried without sending the message again, and a saved copy is not
+// saved twice.
+func TestSendEmailSaveTo(t *testing.T) {
+	srv := smtpserver.Start(t)
+	r := sendRunner(t, openStore(t), srv, 0)
+	box := &fakeSent{fails: 1}
+	r.UseMailbox("mail", box)
+	spec := plainSpec()
+	spec.Settings.(*SendEmail).SaveTo = "mail"
+	in := input(ann, spec)
+	err := r.RunAction(t.Context(), in)
+	if err == nil || permanent(err) || !strings.Contains(err.Error(), "imap down") {
+		t.Fatalf("first attempt: %v, want a retryable save failure", err)
+	}
+	for range 2 {
+		if err := r.RunAction(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 || len(box.saved) != 1 || string(box.saved[0]) != string(msgs[0].Raw) {
+		t.Fatalf("%d messages sent, %d copies saved; want one of each, the same bytes", len(msgs), len(box.saved))
 	}
 }

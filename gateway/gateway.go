@@ -51,7 +51,8 @@ type Gateway struct {
 	intake   *intake
 	services []connectors.Service
 	health   []connectors.HealthConnector
-	tracker  *tracking.Tracker // the tracking connector, if any
+	tracker  *tracking.Tracker            // the tracking connector, if any
+	sentBox  map[string]actions.SentSaver // imap connectors, for send_email's save_to
 	handler  http.Handler
 	maxBody  int64
 	shutdown time.Duration
@@ -120,6 +121,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 	}
 	if g.tracker != nil {
 		runner.UseMailBuilder(trackingMail{g.tracker})
+	}
+	for name, s := range g.sentBox {
+		runner.UseMailbox(name, s)
 	}
 	g.routes(mux, api)
 	g.handler = mux
