@@ -156,3 +156,41 @@ func TestSendEmailSaveTo(t *testing.T) {
 		t.Fatalf("%d messages sent, %d copies saved; want one of each, the same bytes", len(msgs), len(box.saved))
 	}
 }
+
+// STARTTLS and implicit TLS with AUTH PLAIN against the real server; a
+// wrong password is the server's 535, permanent; an account that wants
+// STARTTLS does not send in clear to a server without it.
+func TestSendEmailTLSAndAuth(t *testing.T) {
+	cases := []struct {
+		name     string
+		server   smtpserver.Options
+		tls      string
+		password string
+		want     string // "" sends
+	}{
+		{"starttls", smtpserver.Options{TLS: "starttls", Username: "bob", Password: "pw"}, SMTPStartTLS, "pw", ""},
+		{"implicit", smtpserver.Options{TLS: "implicit", Username: "bob", Password: "pw"}, SMTPImplicit, "pw", ""},
+		{"bad password", smtpserver.Options{TLS: "starttls", Username: "bob", Password: "pw"}, SMTPStartTLS, "nope", "535"},
+		{"no starttls", smtpserver.Options{}, SMTPStartTLS, "pw", "STARTTLS"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := smtpserver.StartWith(t, c.server)
+			r := newRunner(t, Config{}, openStore(t))
+			acct := SMTPAccount{Name: "out", Host: srv.Host, Port: srv.Port, TLS: c.tls, InsecureSkipVerify: true,
+				Username: "bob", Password: c.password}
+			acct.SetDefaults()
+			r.smtp = SMTPAccounts{acct}
+			err := r.RunAction(t.Context(), input(ann, plainSpec()))
+			n := len(srv.Messages())
+			switch {
+			case c.want == "" && (err != nil || n != 1):
+				t.Fatalf("err %v, %d messages; want one sent", err, n)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || n != 0):
+				t.Fatalf("err %v, %d messages; want %q and none sent", err, n, c.want)
+			case c.want == "535" && !permanent(err):
+				t.Fatalf("a refused login is permanent: %v", err)
+			}
+		})
+	}
+}

@@ -18,10 +18,18 @@ package smtpserver
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/mail"
 	"os"
@@ -35,6 +43,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -66,15 +75,31 @@ type Server struct {
 	Port int
 	dir  string
 	real bool
+	o    Options
+}
+
+// Options make the server speak TLS and require AUTH.
+type Options struct {
+	// TLS is "" (plain), "starttls" (offered, required before AUTH) or
+	// "implicit"; the certificate is self-signed for 127.0.0.1.
+	TLS string
+	// Username and Password, when set, are required (AUTH PLAIN) before MAIL.
+	Username, Password string
 }
 
 // Real reports whether the server is aiosmtpd (not the in-process stand-in).
 func (s *Server) Real() bool { return s.real }
 
-// Start starts a server for tb, stopped when tb ends.
+// Start starts a plain server for tb, stopped when tb ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{Host: "127.0.0.1", dir: tb.TempDir()}
+	return StartWith(tb, Options{})
+}
+
+// StartWith starts a server with TLS and AUTH as o says.
+func StartWith(tb testing.TB, o Options) *Server {
+	tb.Helper()
+	s := &Server{Host: "127.0.0.1", dir: tb.TempDir(), o: o}
 	if py := python(); py != "" && os.Getenv("STAGEGATE_TEST_SMTP") != "go" {
 		s.startPython(tb, py)
 		s.real = true
@@ -101,7 +126,15 @@ func (s *Server) startPython(tb testing.TB, py string) {
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(file), "testdata", "smtpsink.py")
 	s.Port = freePort(tb)
-	cmd := exec.Command(py, script, s.Host, fmt.Sprint(s.Port), s.dir)
+	args := []string{script, s.Host, fmt.Sprint(s.Port), s.dir}
+	if s.o.TLS != "" {
+		cert, key := writeCert(tb, s.dir)
+		args = append(args, s.o.TLS, cert, key)
+		if s.o.Username != "" {
+			args = append(args, s.o.Username, s.o.Password)
+		}
+	}
+	cmd := exec.Command(py, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -186,32 +219,64 @@ func (s *Server) startGo(tb testing.TB) {
 	be := &backend{dir: s.dir, seen: map[string]int{}}
 	srv := smtp.NewServer(be)
 	srv.Domain = "localhost"
-	srv.AllowInsecureAuth = true
+	srv.AllowInsecureAuth = s.o.TLS == ""
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.Host, "0"))
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if s.o.TLS != "" {
+		certFile, keyFile := writeCert(tb, s.dir)
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		if s.o.TLS == "implicit" {
+			ln = tls.NewListener(ln, srv.TLSConfig)
+		}
+	}
+	be.user, be.password = s.o.Username, s.o.Password
 	s.Port = ln.Addr().(*net.TCPAddr).Port
 	go func() { _ = srv.Serve(ln) }()
 	tb.Cleanup(func() { srv.Close() })
 }
 
 type backend struct {
-	dir  string
-	mu   sync.Mutex
-	n    int
-	seen map[string]int
+	dir            string
+	user, password string
+	mu             sync.Mutex
+	n              int
+	seen           map[string]int
 }
 
 func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{b: b}, nil }
 
 type session struct {
-	b    *backend
-	from string
-	to   []string
+	b      *backend
+	authed bool
+	from   string
+	to     []string
 }
 
-func (s *session) Mail(from string, _ *smtp.MailOptions) error { s.from = from; return nil }
+func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *session) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, password string) error {
+		if user != s.b.user || password != s.b.password {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
+		}
+		s.authed = true
+		return nil
+	}), nil
+}
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	if s.b.user != "" && !s.authed {
+		return smtp.ErrAuthRequired
+	}
+	s.from = from
+	return nil
+}
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if strings.HasPrefix(strings.ToLower(to), "permfail") {
@@ -256,5 +321,35 @@ func (b *backend) attempt(code, mid string) {
 	}
 }
 
-func (s *session) Reset()        { s.from, s.to = "", nil }
+func (s *session) Reset() { s.from, s.to = "", nil }
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key.
+func writeCert(tb testing.TB, dir string) (certFile, keyFile string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	err = errors.Join(
+		os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600),
+		os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return certFile, keyFile
+}
 func (s *session) Logout() error { return nil }

@@ -8,17 +8,21 @@ Accepted messages are written to DIR as NNNN.eml (the message) and NNNN.json
   permfail...@  RCPT answers 550 (a permanent failure, with its text)
   tempfail...@  the first DATA of each Message-ID answers 421, later ones 250
 
-Usage: smtpsink.py HOST PORT DIR. It prints "ready" once it listens and
-stops on SIGTERM or SIGINT.
+Usage: smtpsink.py HOST PORT DIR [TLS CERT KEY [USER PASSWORD]], TLS being
+starttls (offered, and required before AUTH) or implicit; with USER and
+PASSWORD, AUTH PLAIN/LOGIN is required before MAIL. It prints "ready" once it
+listens and stops on SIGTERM or SIGINT.
 """
 import email
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Sink:
@@ -65,7 +69,26 @@ def write(path, data):
 
 def main():
     host, port, directory = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    c = Controller(Sink(directory), hostname=host, port=port)
+    kwargs = {}
+    if len(sys.argv) > 6:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(sys.argv[5], sys.argv[6])
+        if sys.argv[4] == "implicit":
+            kwargs["ssl_context"] = ctx
+        else:
+            kwargs["tls_context"] = ctx
+    if len(sys.argv) > 8:
+        user, password = sys.argv[7].encode(), sys.argv[8].encode()
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login == user and auth_data.password == password
+            return AuthResult(success=ok, handled=False)
+
+        # aiosmtpd counts only STARTTLS as TLS for auth_require_tls; an
+        # implicit TLS connection is encrypted from the first byte anyway.
+        kwargs.update(authenticator=authenticator, auth_required=True,
+                      auth_require_tls=sys.argv[4] != "implicit")
+    c = Controller(Sink(directory), hostname=host, port=port, **kwargs)
     c.start()
     print("ready", flush=True)
     signal.sigwait({signal.SIGTERM, signal.SIGINT})
