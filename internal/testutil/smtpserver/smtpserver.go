@@ -10,7 +10,9 @@
 // Both write every accepted message to a directory and log every DATA
 // attempt, and both answer by recipient: a local part starting with
 // "permfail" is refused at RCPT with 550, one starting with "tempfail"
-// gets 421 for the first DATA of each Message-ID and 250 after that.
+// gets 421 for the first DATA of each Message-ID and 250 after that, and
+// one starting with "slowack" has its first DATA of each Message-ID stored
+// at once but answered only after a minute.
 //
 // STAGEGATE_TEST_SMTP=go forces the stand-in (to test it).
 package smtpserver
@@ -310,6 +312,11 @@ func (s *session) Data(r io.Reader) error {
 	env, _ := json.Marshal(map[string]any{"mail_from": s.from, "rcpt_tos": s.to})
 	err = errors.Join(os.WriteFile(base+".json", env, 0o600), os.WriteFile(base+".eml", raw, 0o600))
 	b.attempt("250", mid)
+	if tries == 0 && slices.ContainsFunc(s.to, func(t string) bool { return strings.HasPrefix(strings.ToLower(t), "slowack") }) {
+		b.mu.Unlock()
+		time.Sleep(time.Minute)
+		b.mu.Lock()
+	}
 	return err
 }
 

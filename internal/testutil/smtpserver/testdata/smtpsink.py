@@ -7,12 +7,16 @@ Accepted messages are written to DIR as NNNN.eml (the message) and NNNN.json
 
   permfail...@  RCPT answers 550 (a permanent failure, with its text)
   tempfail...@  the first DATA of each Message-ID answers 421, later ones 250
+  slowack...@   the first DATA of each Message-ID is stored at once but
+                answered (250) only after 60 s: a client killed meanwhile
+                does not know the server has it
 
 Usage: smtpsink.py HOST PORT DIR [TLS CERT KEY [USER PASSWORD]], TLS being
 starttls (offered, and required before AUTH) or implicit; with USER and
 PASSWORD, AUTH PLAIN/LOGIN is required before MAIL. It prints "ready" once it
 listens and stops on SIGTERM or SIGINT.
 """
+import asyncio
 import email
 import json
 import os
@@ -53,6 +57,9 @@ class Sink:
             write(base + ".json", json.dumps(env).encode())
             write(base + ".eml", envelope.original_content or envelope.content)
             self.attempt("250", mid)
+            slow = tries == 0 and any(r.split("@")[0].lower().startswith("slowack") for r in envelope.rcpt_tos)
+        if slow:
+            await asyncio.sleep(60)
         return "250 2.0.0 Ok: queued"
 
     def attempt(self, code, mid):
