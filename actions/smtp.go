@@ -187,19 +187,19 @@ func (a *SMTPAccount) submit(ctx context.Context, env envelope) error {
 	if a.TLS == SMTPImplicit {
 		conn = tls.Client(conn, tlsConf)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() }) // go-smtp takes no context
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() }) // go-smtp takes no context
 	defer stop()
 	var c *smtp.Client
 	if a.TLS == SMTPStartTLS {
 		// go-smtp refuses to go on in clear when the server offers no STARTTLS.
 		if c, err = smtp.NewClientStartTLS(conn, tlsConf); err != nil {
-			conn.Close()
+			_ = conn.Close()
 			return a.fail("starttls", err)
 		}
 	} else {
 		c = smtp.NewClient(conn)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // after QUIT, or to abandon the session
 	c.CommandTimeout, c.SubmissionTimeout = a.CommandTimeout, a.SubmitTimeout
 	if a.Username != "" {
 		if err := c.Auth(sasl.NewPlainClient("", a.Username, a.Password)); err != nil {

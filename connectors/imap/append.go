@@ -42,7 +42,7 @@ func (c *Connector) SaveSent(ctx context.Context, raw []byte, at time.Time) erro
 	err = cn.do(func() error {
 		cmd := cn.c.Append(folder, int64(len(raw)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: at})
 		if _, err := cmd.Write(raw); err != nil {
-			cmd.Close()
+			_ = cmd.Close()
 			return err
 		}
 		if err := cmd.Close(); err != nil {
