@@ -194,3 +194,47 @@ func TestSendEmailTLSAndAuth(t *testing.T) {
 		})
 	}
 }
+
+// Bad input from the item fails the run at once, with the reason, and
+// sends nothing: a line break in a header (injection), an address that
+// does not parse, a template that fails to execute.
+func TestSendEmailRefusesBadInput(t *testing.T) {
+	srv := smtpserver.Start(t)
+	r := sendRunner(t, openStore(t), srv, 0)
+	cases := []struct {
+		name   string
+		change func(s *SendEmail)
+		fields map[string]string
+		want   string
+	}{
+		{"to injection", func(s *SendEmail) { s.To = "{{.Item.Fields.to}}" },
+			map[string]string{"to": "ann@client.test\r\nBcc: evil@attacker.test"}, "to: must be one line"},
+		{"subject injection", func(s *SendEmail) { s.Subject = "Hi {{.Item.Fields.name}}" },
+			map[string]string{"name": "Ann\nBcc: evil@attacker.test"}, "subject: must be one line"},
+		{"bad to", func(s *SendEmail) { s.To = "{{.Item.Fields.to}}" },
+			map[string]string{"to": "ann at client"}, `to: not a list of email addresses: "ann at client"`},
+		{"bad from", func(s *SendEmail) { s.From = "{{.Item.Fields.from}}" },
+			map[string]string{"from": "a@x.test, b@x.test"}, "from: not one email address"},
+		{"text template", func(s *SendEmail) { s.Text = "{{.Item.Fields.plan.price}}" },
+			map[string]string{"plan": "gold"}, "can't evaluate field price"},
+		{"html template", func(s *SendEmail) { s.HTML = "<p>{{.Item.Fields.plan.price}}</p>" },
+			map[string]string{"plan": "gold"}, "html:"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			spec := plainSpec()
+			c.change(spec.Settings.(*SendEmail))
+			it := ann
+			it.Fields = c.fields
+			in := input(it, spec)
+			in.Index = i
+			err := r.RunAction(t.Context(), in)
+			if !permanent(err) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err %v, want a permanent error with %q", err, c.want)
+			}
+		})
+	}
+	if n := len(srv.Messages()); n != 0 {
+		t.Fatalf("%d messages sent, want none", n)
+	}
+}
