@@ -1,6 +1,8 @@
 // Package actions runs the automation rules of stages (DESIGN §3 rule 6):
-// signed outbound webhooks, a Bitrix24 mirror, and changes to the item
-// (set_field, set_responsible), besides the engine's own log action. The
+// signed outbound webhooks, a Bitrix24 mirror, changes to the item
+// (set_field, set_responsible) and mail to the customer over SMTP
+// (send_email, through github.com/emersion/go-smtp), besides the engine's
+// own log action. The
 // engine records every action in the store's outbox atomically with the
 // move that caused it and runs it from there at least once; this package
 // performs one attempt at a time and tells the engine whether a failure is

@@ -40,6 +40,7 @@ var kinds = map[string]Kind{
 	"bitrix24":        bitrix24Kind,
 	"set_field":       setFieldKind,
 	"set_responsible": setResponsibleKind,
+	"send_email":      sendEmailKind,
 }
 
 // Kinds lists the action types a Runner knows, for the engine and the

@@ -13,6 +13,7 @@ import (
 	"github.com/go-resty/resty/v2"
 
 	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -27,10 +28,16 @@ type Options struct {
 	Now func() time.Time
 	// Resolver looks up host names; nil means net.DefaultResolver.
 	Resolver Resolver
+	// SMTP are the accounts send_email submits through (the smtp section,
+	// defaults set).
+	SMTP SMTPAccounts
+	// Submit records an event an action emits (send_email's email.sent)
+	// the way connectors' events are recorded; nil appends it to Store.
+	Submit func(ctx context.Context, ev *normalize.Event) error
 }
 
 // Runner runs every action type of kinds: log, webhook, bitrix24,
-// set_field and set_responsible. It implements engine.ActionRunner and is safe for
+// set_field, set_responsible and send_email. It implements engine.ActionRunner and is safe for
 // concurrent use.
 type Runner struct {
 	cfg  Config
@@ -40,6 +47,11 @@ type Runner struct {
 	http *resty.Client
 	logA engine.LogAction
 
+	smtp      SMTPAccounts
+	mail      MailBuilder // nil: no tracking connector
+	mailboxes map[string]SentSaver
+	submit    func(ctx context.Context, ev *normalize.Event) error
+
 	tmpls sync.Map // template text → *template.Template
 }
 
@@ -47,7 +59,7 @@ var _ engine.ActionRunner = (*Runner)(nil)
 
 // New builds a Runner; cfg must have its defaults set.
 func New(cfg Config, o Options) (*Runner, error) {
-	r := &Runner{cfg: cfg, st: o.Store, log: o.Logger, now: o.Now}
+	r := &Runner{cfg: cfg, st: o.Store, log: o.Logger, now: o.Now, smtp: o.SMTP, submit: o.Submit}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -65,6 +77,19 @@ func New(cfg Config, o Options) (*Runner, error) {
 	r.http = c
 	r.logA = engine.LogAction{Store: o.Store, Logger: r.log}
 	return r, nil
+}
+
+// UseMailBuilder sets the builder of tracked messages (the tracking
+// connector's) for send_email. Call it before actions run.
+func (r *Runner) UseMailBuilder(b MailBuilder) { r.mail = b }
+
+// UseMailbox lets send_email's save_to name the imap connector name.
+// Call it before actions run.
+func (r *Runner) UseMailbox(name string, s SentSaver) {
+	if r.mailboxes == nil {
+		r.mailboxes = map[string]SentSaver{}
+	}
+	r.mailboxes[name] = s
 }
 
 // Kinds implements engine.ActionRunner.

@@ -14,6 +14,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 	"gopkg.in/yaml.v3"
 
+	"github.com/stagegate/stagegate/actions"
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/validate"
@@ -78,9 +79,58 @@ func (c *Config) check(kinds map[string]connectors.Kind, actionTypes map[string]
 	c.Actions.SetDefaults()
 	errs.Merge("actions", c.Actions.Validate())
 
+	c.SMTP.SetDefaults()
+	errs.Merge("smtp", c.SMTP.Validate())
+
 	errs = append(errs, engine.ValidatePipelines(c.Pipelines, actionTypes)...)
 	c.checkConnectors(&errs, kinds, nodes, decodeFailed)
+	c.checkSendEmail(&errs)
 	return errs
+}
+
+// checkSendEmail checks what send_email actions name elsewhere in the
+// file: an smtp account, a tracking connector when they track, an imap
+// connector for save_to.
+func (c *Config) checkSendEmail(errs *validate.Errors) {
+	byType := map[string][]string{}
+	kindOf := map[string]string{}
+	for _, cn := range c.Connectors {
+		byType[cn.Type] = append(byType[cn.Type], cn.Name)
+		kindOf[cn.Name] = cn.Type
+	}
+	var accounts []string
+	for _, a := range c.SMTP {
+		if !slices.Contains(accounts, a.Name) {
+			accounts = append(accounts, a.Name)
+		}
+	}
+	for i, p := range c.Pipelines {
+		for j, st := range p.Stages {
+			for k, a := range st.Actions {
+				s, ok := a.Settings.(*actions.SendEmail)
+				if !ok {
+					continue
+				}
+				path := validate.Index(validate.Index(validate.Index("pipelines", i)+".stages", j)+".actions", k)
+				if _, ok := c.SMTP.Get(s.SMTP); s.SMTP != "" && !ok {
+					errs.Add(path+".smtp", "unknown smtp account %q (the smtp section has: %s)", s.SMTP, listOrNone(accounts))
+				}
+				if s.Tracked() && len(byType["tracking"]) == 0 {
+					errs.Add(path+".track", "needs a connector of type tracking (or set track: false)")
+				}
+				if s.SaveTo != "" && kindOf[s.SaveTo] != "imap" {
+					errs.Add(path+".save_to", "must name an imap connector (the file has: %s)", listOrNone(byType["imap"]))
+				}
+			}
+		}
+	}
+}
+
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ", ")
 }
 
 // checkHTTP checks listen and public_url and fills their defaults.

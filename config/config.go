@@ -32,16 +32,18 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// PublicURL is the base of tracking links, an absolute http(s) URL
 	// without a trailing slash. Default "http://" + Listen.
-	PublicURL  string            `yaml:"public_url"`
-	Store      store.Config      `yaml:"store"`
-	API        API               `yaml:"api"`
-	Secrets    Secrets           `yaml:"secrets"`
-	Log        Log               `yaml:"log"`
-	Engine     Engine            `yaml:"engine"`
-	Limits     Limits            `yaml:"limits"`
-	Actions    actions.Config    `yaml:"actions"`
-	Pipelines  []engine.Pipeline `yaml:"pipelines"`
-	Connectors []Connector       `yaml:"connectors"`
+	PublicURL string         `yaml:"public_url"`
+	Store     store.Config   `yaml:"store"`
+	API       API            `yaml:"api"`
+	Secrets   Secrets        `yaml:"secrets"`
+	Log       Log            `yaml:"log"`
+	Engine    Engine         `yaml:"engine"`
+	Limits    Limits         `yaml:"limits"`
+	Actions   actions.Config `yaml:"actions"`
+	// SMTP are the mail accounts the send_email action submits through.
+	SMTP       actions.SMTPAccounts `yaml:"smtp"`
+	Pipelines  []engine.Pipeline    `yaml:"pipelines"`
+	Connectors []Connector          `yaml:"connectors"`
 
 	// publicURLDefault says PublicURL was not in the file but made from
 	// Listen, so that SetListen makes it again.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"reflect"
 	"slices"
@@ -238,6 +239,10 @@ func CheckTemplate(errs *validate.Errors, path, text string) {
 func ParseTemplate(name, text string) (*template.Template, error) {
 	return template.New(name).Option("missingkey=zero").Funcs(templateFuncs).Parse(text)
 }
+
+// TemplateFuncs returns the functions of action templates (json, upper,
+// lower, default), for templates of another engine such as html/template.
+func TemplateFuncs() map[string]any { return maps.Clone(templateFuncs) }
 
 var templateFuncs = template.FuncMap{
 	"json": func(v any) (string, error) {

@@ -19,7 +19,9 @@ import (
 	"github.com/stagegate/stagegate/actions"
 	"github.com/stagegate/stagegate/config"
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/tracking"
 	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -52,6 +54,8 @@ type Gateway struct {
 	intake   *intake
 	services []connectors.Service
 	health   []connectors.HealthConnector
+	tracker  *tracking.Tracker            // the tracking connector, if any
+	sentBox  map[string]actions.SentSaver // imap connectors, for send_email's save_to
 	handler  http.Handler
 	maxBody  int64
 	shutdown time.Duration
@@ -105,6 +109,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 	}
 	runner, err := actions.New(cfg.Actions, actions.Options{
 		Store: st, Logger: g.log.With("component", "actions"), Now: g.now, Resolver: o.Resolver,
+		SMTP: cfg.SMTP, Submit: g.submit,
 	})
 	if err != nil {
 		st.Close()
@@ -126,9 +131,22 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 		st.Close()
 		return nil, err
 	}
+	if g.tracker != nil {
+		runner.UseMailBuilder(trackingMail{g.tracker})
+	}
+	for name, s := range g.sentBox {
+		runner.UseMailbox(name, s)
+	}
 	g.routes(mux, api)
 	g.handler = mux
 	return g, nil
+}
+
+// submit records an event an action emits through the intake, as a
+// connector's.
+func (g *Gateway) submit(ctx context.Context, ev *normalize.Event) error {
+	_, err := g.intake.Submit(ctx, ev)
+	return err
 }
 
 // Handler returns the gateway's HTTP handler (for tests and embedding).

@@ -110,6 +110,15 @@ func (g *Gateway) mountConnectors(mux, api *http.ServeMux) error {
 				return err
 			}
 		}
+		if t, ok := conn.(*tracking.Tracker); ok {
+			g.tracker = t // send_email builds its messages with it
+		}
+		if s, ok := conn.(actions.SentSaver); ok {
+			if g.sentBox == nil {
+				g.sentBox = map[string]actions.SentSaver{}
+			}
+			g.sentBox[c.Name] = s // send_email's save_to
+		}
 		if h, ok := conn.(connectors.HealthConnector); ok {
 			g.health = append(g.health, h)
 		}

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/internal/netx"
 	"github.com/stagegate/stagegate/validate"
 )
 
@@ -218,7 +219,7 @@ func (c *Config) Validate() validate.Errors {
 	switch c.TLS {
 	case TLSImplicit, TLSStart:
 	case TLSNone:
-		if c.Host != "" && !isLoopback(c.Host) && !c.AllowPlaintext {
+		if c.Host != "" && !netx.IsLoopback(c.Host) && !c.AllowPlaintext {
 			errs.Add("tls", "none sends the password in clear; only for a loopback host unless allow_plaintext is true")
 		}
 	default:
@@ -282,13 +283,4 @@ func checkDuration(errs *validate.Errors, path string, d, lo, hi time.Duration) 
 	if d < lo || d > hi {
 		errs.Add(path, "must be between %v and %v", lo, hi)
 	}
-}
-
-// isLoopback reports whether host is localhost or a loopback IP.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

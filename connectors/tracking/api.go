@@ -11,6 +11,7 @@ import (
 
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/internal/httpx"
+	"github.com/stagegate/stagegate/normalize"
 )
 
 // Prepared is the answer of POST /api/v1/messages.
@@ -41,9 +42,21 @@ var ErrUnknownItem = errors.New("no item")
 // ErrBadRequest (the request), ErrUnknownItem (no such item; nothing is
 // stored) or come from the store.
 func (t *Tracker) Prepare(ctx context.Context, req *MessageRequest) (*Prepared, error) {
-	id := NewMsgID()
+	return t.prepare(ctx, req, NewMsgID(), t.Now())
+}
+
+// PrepareKeyed is Prepare under the message id MsgIDFor(key), dated at:
+// the same key gives the same tracking id, Message-ID, pixel and click
+// URLs, so a sender that retries (the send_email action, keyed by its
+// outbox entry) sends the same message each time. A message already
+// stored under that id is kept as it is.
+func (t *Tracker) PrepareKeyed(ctx context.Context, req *MessageRequest, key string, at time.Time) (*Prepared, error) {
+	return t.prepare(ctx, req, MsgIDFor(key), at)
+}
+
+func (t *Tracker) prepare(ctx context.Context, req *MessageRequest, id MsgID, now time.Time) (*Prepared, error) {
 	b, err := build(req, buildInput{
-		id: id, now: t.Now(), domain: t.cfg.MessageIDDomain, maxLinks: t.cfg.MaxLinks,
+		id: id, now: now, domain: t.cfg.MessageIDDomain, maxLinks: t.cfg.MaxLinks,
 		click: func(idx int) string { return t.ClickURL(id, idx) }, pixel: t.PixelURL(id),
 	})
 	if err != nil {
@@ -162,10 +175,24 @@ func (t *Tracker) serveSent(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := t.storeCtx(r)
 	defer cancel()
-	m, err := t.markSent(ctx, id, at)
+	ev, err := t.Sent(ctx, id, at)
 	if err != nil {
 		t.writeErr(w, r, err)
 		return
+	}
+	res, ok := t.Submit(w, r, ev)
+	if ok {
+		connectors.WriteAccepted(w, res)
+	}
+}
+
+// Sent records that tracked message id was sent at (the first send
+// counts: hits are timed from it) and returns its email.sent event, which
+// the caller submits. An unknown message is store.ErrNotFound.
+func (t *Tracker) Sent(ctx context.Context, id string, at time.Time) (*normalize.Event, error) {
+	m, err := t.markSent(ctx, id, at)
+	if err != nil {
+		return nil, err
 	}
 	if mid, ok := ParseMsgID(id); ok {
 		if st, ok := t.msgs.get(mid); ok {
@@ -174,10 +201,7 @@ func (t *Tracker) serveSent(w http.ResponseWriter, r *http.Request) {
 			st.mu.Unlock()
 		}
 	}
-	res, ok := t.Submit(w, r, NormalizeSent(t.Name(), m, m.SentAt, t.Now()))
-	if ok {
-		connectors.WriteAccepted(w, res)
-	}
+	return NormalizeSent(t.Name(), m, m.SentAt, t.Now()), nil
 }
 
 // serveReplied answers POST /api/v1/messages/{id}/replied: a reply to the

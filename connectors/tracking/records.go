@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -96,9 +97,10 @@ func (t *Tracker) loadMessage(ctx context.Context, id string) (*Message, error) 
 	return &m, nil
 }
 
-// saveMessage stores a new message and its Message-ID reference.
+// saveMessage stores a new message and its Message-ID reference. A
+// message already stored under its id (PrepareKeyed again) is kept.
 func (t *Tracker) saveMessage(ctx context.Context, m *Message) error {
-	if _, err := store.PutJSON(ctx, t.records, t.msgKey(m.ID), m, 0, t.cfg.Retention); err != nil {
+	if _, err := store.PutJSON(ctx, t.records, t.msgKey(m.ID), m, 0, t.cfg.Retention); err != nil && !errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("tracking %s: store message %s: %w", t.Name(), m.ID, err)
 	}
 	ref := store.MessageRef{ItemID: m.ItemID, Source: "tracking", CreatedAt: m.CreatedAt}

@@ -73,6 +73,16 @@ func NewMsgID() MsgID {
 	return m
 }
 
+// MsgIDFor returns the message id derived from key (the first 9 bytes of
+// its SHA-256 under a domain of its own): a sender that keys its messages
+// gets one id per key, on every retry.
+func MsgIDFor(key string) MsgID {
+	sum := sha256.Sum256([]byte("stagegate/message\x00" + key))
+	var m MsgID
+	copy(m[:], sum[:])
+	return m
+}
+
 // Signer signs tokens with its first key and verifies them with any of
 // its keys. It is safe for concurrent use.
 type Signer struct {

@@ -1,0 +1,36 @@
+package gateway
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stagegate/stagegate/actions"
+	"github.com/stagegate/stagegate/config"
+)
+
+// The README's send_email example is a complete config that passes the
+// check (stagegate check runs the same Parse).
+func TestREADMESendEmailExample(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n## Sending email (`smtp` and `send_email`)\n")
+	_, block, ok2 := strings.Cut(sec, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```\n")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("no yaml example in the README's Sending email section")
+	}
+	env := map[string]string{
+		"STAGEGATE_API_TOKEN": testToken, "STAGEGATE_TRACKING_KEY": "0123456789abcdef0123",
+		"SMTP_PASSWORD": "secret", "IMAP_PASSWORD": "secret",
+	}
+	cfg, err := config.Parse([]byte(block), Kinds, ActionTypes(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("README example:\n%v", err)
+	}
+	if s, ok := cfg.Pipelines[0].Stages[1].Actions[0].Settings.(*actions.SendEmail); !ok || s.SMTP != "outbound" || !s.Tracked() {
+		t.Fatalf("send_email settings %+v", cfg.Pipelines[0].Stages[1].Actions[0].Settings)
+	}
+}
