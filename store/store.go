@@ -68,6 +68,11 @@ const (
 	EntryCreated = "created"
 	EntryMove    = "move"
 	EntryAction  = "action"
+	// EntryFieldChanged records one field of an item changed: Field, From
+	// and To (a removed field's To is empty), Actor, EventID.
+	EntryFieldChanged = "field_changed"
+	// EntryResponsibleChanged records a new responsible user: From, To.
+	EntryResponsibleChanged = "responsible_changed"
 )
 
 // TimelineEntry is one line of an item's history.
@@ -83,6 +88,7 @@ type TimelineEntry struct {
 	EventID string    `json:"event_id,omitempty"`
 	Actor   string    `json:"actor,omitempty"`
 	Action  string    `json:"action,omitempty"`
+	Field   string    `json:"field,omitempty"` // the field of a field_changed entry
 	Message string    `json:"message,omitempty"`
 	At      time.Time `json:"at"`
 }
