@@ -44,7 +44,8 @@ type ItemChange struct {
 	// Without it a change that lost a race is computed again on a fresh
 	// read.
 	ExpectVersion int64
-	// Actor is who makes the change (timeline and events).
+	// Actor is who makes the change (timeline and events); default the
+	// item's responsible user before the change, as for a manual move.
 	Actor string
 	// Cause is the action run (outbox entry id) making the change; its
 	// events carry it as CauseAttr, so that a move they cause counts as
@@ -105,6 +106,9 @@ func ChangeItem(ctx context.Context, st ItemChanger, c ItemChange, now time.Time
 // The update has no Entry when there is nothing to write.
 func planChange(it store.Item, c ItemChange, now time.Time) (store.ItemUpdate, []normalize.Event) {
 	ver := it.Version + 1
+	if c.Actor == "" {
+		c.Actor = it.Responsible
+	}
 	u := store.ItemUpdate{ItemID: it.ID, ExpectVersion: it.Version, At: now}
 	base := "u:" + strconv.FormatInt(ver, 10)
 	if c.Entry != nil {

@@ -21,6 +21,7 @@ func (g *Gateway) routesAPI(mux, api *http.ServeMux) {
 	api.HandleFunc("POST /api/v1/items", g.apiCreateItem)
 	api.HandleFunc("GET /api/v1/items", g.apiListItems)
 	api.HandleFunc("GET /api/v1/items/{id}", g.apiGetItem)
+	api.HandleFunc("PATCH /api/v1/items/{id}", g.apiPatchItem)
 	api.HandleFunc("POST /api/v1/items/{id}/move", g.apiMoveItem)
 	api.HandleFunc("GET /api/v1/items/{id}/timeline", g.apiTimeline)
 	api.HandleFunc("GET /api/v1/contacts/{id}", g.apiGetContact)
@@ -271,6 +272,9 @@ func (g *Gateway) apiListItems(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) apiGetItem(w http.ResponseWriter, r *http.Request) {
 	it, err := g.st.GetItem(r.Context(), r.PathValue("id"))
+	if err == nil {
+		w.Header().Set("ETag", etag(it.Version))
+	}
 	g.reply(w, r, it, err)
 }
 

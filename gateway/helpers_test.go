@@ -122,6 +122,19 @@ func (tg *testGW) call(method, path string, body any, out any) int {
 
 func (tg *testGW) callToken(token, method, path string, body any, out any) int {
 	tg.t.Helper()
+	st, _ := tg.do(token, method, path, nil, body, out)
+	return st
+}
+
+// callHeaders is call with more request headers; it returns the answer's
+// headers too.
+func (tg *testGW) callHeaders(method, path string, headers map[string]string, body any, out any) (int, http.Header) {
+	tg.t.Helper()
+	return tg.do(testToken, method, path, headers, body, out)
+}
+
+func (tg *testGW) do(token, method, path string, headers map[string]string, body any, out any) (int, http.Header) {
+	tg.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -136,6 +149,9 @@ func (tg *testGW) callToken(token, method, path string, body any, out any) int {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tg.t.Fatal(err)
@@ -147,7 +163,7 @@ func (tg *testGW) callToken(token, method, path string, body any, out any) int {
 			tg.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, data, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header
 }
 
 type apiError struct {

@@ -1,0 +1,183 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagegate/stagegate/internal/testutil/redisserver"
+	"github.com/stagegate/stagegate/store"
+)
+
+// itemsConfig has triggers on item changes, and stages whose actions
+// change fields (STORE is the store section).
+const itemsConfig = `
+listen: 127.0.0.1:0
+store: STORE
+api:
+  tokens: ["${TOKEN}"]
+pipelines:
+  - id: deals
+    stages:
+      - id: new
+      - id: qualified
+        triggers:
+          - {type: field.changed, name: qualified, field: status, match: prefix, to: qualified, allow_back: true}
+        actions:
+          - {type: set_field, field: score, value: "10"}
+      - id: scored
+        triggers:
+          - {type: field.changed, name: scored, field: score}
+        actions:
+          - {type: set_field, field: status, value: qualified-again}
+      - id: assigned
+        triggers:
+          - {type: responsible.changed, name: to alice, to: alice}
+      - id: won
+        final: success
+        triggers:
+          - {type: crm.invoice_paid, name: paid}
+`
+
+// onBothStores runs test on bolt and on Redis (a real redis-server when
+// it is on PATH).
+func onBothStores(t *testing.T, test func(t *testing.T, storeYAML string)) {
+	t.Run("bolt", func(t *testing.T) { test(t, boltStore(t)) })
+	t.Run("redis", func(t *testing.T) {
+		srv := redisserver.Start(t)
+		test(t, fmt.Sprintf("{driver: redis, url: %q, prefix: %q}", srv.URL(), "gwitems"+randomID()))
+	})
+}
+
+func startItemsGateway(t *testing.T, storeYAML string) *testGW {
+	t.Helper()
+	return startGatewayConfig(t, strings.Replace(itemsConfig, "STORE", storeYAML, 1))
+}
+
+// newDeal creates an item of the deals pipeline at new, responsible bob.
+func (tg *testGW) newDeal(fields map[string]string) store.Item {
+	tg.t.Helper()
+	var it store.Item
+	if st := tg.call("POST", "/api/v1/items", map[string]any{"pipeline": "deals", "responsible": "bob", "fields": fields}, &it); st != http.StatusCreated {
+		tg.t.Fatalf("create item: %d", st)
+	}
+	return it
+}
+
+// PATCH sets and removes fields and the responsible user, once per version
+// (If-Match), records each change in the timeline and emits one event per
+// change.
+func TestPatchItem(t *testing.T) {
+	onBothStores(t, func(t *testing.T, storeYAML string) {
+		tg := startItemsGateway(t, storeYAML)
+		it := tg.newDeal(map[string]string{"source": "web"})
+		var got patchItemReply
+		st, h := tg.callHeaders("PATCH", "/api/v1/items/"+it.ID, map[string]string{"If-Match": `"1"`},
+			map[string]any{"fields": map[string]any{"note": "call back", "source": nil}, "responsible": "carol", "as_user": "dave"}, &got)
+		if st != http.StatusOK || got.Version != 2 || got.Fields["note"] != "call back" || got.Fields["source"] != "" || got.Responsible != "carol" || h.Get("ETag") != `"2"` {
+			t.Fatalf("PATCH: %d %+v (ETag %s)", st, got, h.Get("ETag"))
+		}
+		want := []string{"item:" + it.ID + ":v2:f:note", "item:" + it.ID + ":v2:f:source", "item:" + it.ID + ":v2:responsible"}
+		if strings.Join(got.Events, " ") != strings.Join(want, " ") {
+			t.Fatalf("events %q, want %q", got.Events, want)
+		}
+		var evr eventReply
+		if st := tg.call("GET", "/api/v1/events/"+want[1], nil, &evr); st != http.StatusOK ||
+			evr.Event.Type != "item.field_changed" || evr.Event.Attrs["field"] != "source" || evr.Event.Attrs["from"] != "web" ||
+			evr.Event.Attrs["to"] != "" || evr.Event.Attrs["removed"] != "true" || evr.Event.Attrs["actor"] != "dave" {
+			t.Fatalf("event: %d %+v", st, evr)
+		}
+		// A stale If-Match changes nothing.
+		var apiErr apiError
+		st, h = tg.callHeaders("PATCH", "/api/v1/items/"+it.ID, map[string]string{"If-Match": "1"},
+			map[string]any{"fields": map[string]any{"note": "late"}}, &apiErr)
+		if st != http.StatusPreconditionFailed || apiErr.Error.Code != "version_mismatch" || h.Get("ETag") != `"2"` {
+			t.Fatalf("stale If-Match: %d %+v", st, apiErr)
+		}
+		var cur store.Item
+		if st, h := tg.callHeaders("GET", "/api/v1/items/"+it.ID, nil, nil, &cur); st != 200 || cur.Version != 2 || cur.Fields["note"] != "call back" || h.Get("ETag") != `"2"` {
+			t.Fatalf("item after a stale PATCH: %+v", cur)
+		}
+		// The same values again change nothing and emit nothing.
+		if st := tg.call("PATCH", "/api/v1/items/"+it.ID, map[string]any{"fields": map[string]any{"note": "call back"}}, &got); st != 200 || got.Version != 2 || len(got.Events) != 0 {
+			t.Fatalf("no-op PATCH: %d %+v", st, got)
+		}
+		var tl struct{ Entries []store.TimelineEntry }
+		tg.call("GET", "/api/v1/items/"+it.ID+"/timeline", nil, &tl)
+		if len(tl.Entries) != 4 {
+			t.Fatalf("timeline %+v", tl.Entries)
+		}
+		if e := tl.Entries[1]; e.Kind != store.EntryFieldChanged || e.Field != "note" || e.From != "" || e.To != "call back" || e.Actor != "dave" || e.EventID != want[0] {
+			t.Fatalf("entry %+v", e)
+		}
+		if e := tl.Entries[3]; e.Kind != store.EntryResponsibleChanged || e.From != "bob" || e.To != "carol" {
+			t.Fatalf("entry %+v", e)
+		}
+		for _, c := range []struct {
+			id     string
+			body   any
+			status int
+			code   string
+			says   string
+		}{
+			{"i_nope", map[string]any{"responsible": "x"}, 404, "not_found", `no item "i_nope"`},
+			{it.ID, map[string]any{"fields": map[string]any{"bad key": "x"}}, 422, "bad_patch", "fields.bad key"},
+			{it.ID, map[string]any{"responsible": ""}, 422, "bad_patch", "responsible"},
+			{it.ID, map[string]any{}, 422, "bad_patch", "nothing to change"},
+			{it.ID, map[string]any{"fieldz": map[string]any{}}, 400, "bad_json", "fieldz"},
+		} {
+			var e apiError
+			if st := tg.call("PATCH", "/api/v1/items/"+c.id, c.body, &e); st != c.status || e.Error.Code != c.code || !strings.Contains(e.Error.Message, c.says) {
+				t.Errorf("PATCH %s %v: %d %+v, want %d %s naming %q", c.id, c.body, st, e, c.status, c.code, c.says)
+			}
+		}
+		// item.* events come from item changes only.
+		var e apiError
+		if st := tg.call("POST", "/api/v1/events", map[string]any{"id": "x", "type": "item.field_changed", "subject": map[string]string{"item_id": it.ID}}, &e); st != 422 {
+			t.Fatalf("posted item.field_changed: %d %+v", st, e)
+		}
+	})
+}
+
+// A PATCH whose field change moves the item to a stage whose action sets
+// another field, which moves it on to a stage whose action sets the first
+// field again: that would move it back where the chain started, so the
+// engine refuses that move (chain_stopped, "action loop stopped"), and the
+// chain ends with the item at the second stage.
+func TestFieldChangeChainStops(t *testing.T) {
+	onBothStores(t, func(t *testing.T, storeYAML string) {
+		tg := startItemsGateway(t, storeYAML)
+		it := tg.newDeal(nil)
+		var got patchItemReply
+		if st := tg.call("PATCH", "/api/v1/items/"+it.ID+"?wait=5s", map[string]any{"fields": map[string]string{"status": "qualified"}}, &got); st != 200 ||
+			got.Applied == nil || !*got.Applied || len(got.Decisions) != 1 || got.Decisions[0].To != "qualified" {
+			t.Fatalf("PATCH: %d %+v", st, got)
+		}
+		last := tg.waitTimeline(it.ID, func(e store.TimelineEntry) bool { return e.Kind == store.EntryChainStopped })
+		if last.Kind != store.EntryChainStopped || last.From != "scored" || last.To != "qualified" || !strings.Contains(last.Message, "loop") {
+			t.Fatalf("last timeline entry = %+v", last)
+		}
+		time.Sleep(200 * time.Millisecond)
+		var cur store.Item
+		tg.call("GET", "/api/v1/items/"+it.ID, nil, &cur)
+		if cur.Stage != "scored" || cur.Fields["score"] != "10" || cur.Fields["status"] != "qualified-again" {
+			t.Fatalf("item %+v, want at scored with both fields set", cur)
+		}
+		var tl struct{ Entries []store.TimelineEntry }
+		tg.call("GET", "/api/v1/items/"+it.ID+"/timeline", nil, &tl)
+		var kinds []string
+		for _, e := range tl.Entries {
+			kinds = append(kinds, e.Kind+":"+e.To)
+		}
+		want := "created:new field_changed:qualified move:qualified action: field_changed:10 move:scored action: field_changed:qualified-again chain_stopped:qualified"
+		if strings.Join(kinds, " ") != want {
+			t.Fatalf("timeline\n%s\nwant\n%s", strings.Join(kinds, " "), want)
+		}
+		// responsible.changed moves too.
+		if st := tg.call("PATCH", "/api/v1/items/"+it.ID+"?wait=5s", map[string]any{"responsible": "alice"}, &got); st != 200 || len(got.Decisions) != 1 || got.Decisions[0].To != "assigned" {
+			t.Fatalf("PATCH responsible: %d %+v", st, got)
+		}
+	})
+}
