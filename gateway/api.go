@@ -29,6 +29,7 @@ func (g *Gateway) routesAPI(mux, api *http.ServeMux) {
 	api.HandleFunc("GET /api/v1/events/{id}", g.apiGetEvent)
 	api.HandleFunc("GET /api/v1/events", g.apiListEvents)
 	api.HandleFunc("POST /api/v1/events/{id}/retry", g.apiRetryEvent)
+	api.HandleFunc("POST /api/v1/explain", g.apiExplain)
 	api.HandleFunc("GET /api/v1/unmatched", g.apiUnmatched)
 	api.HandleFunc("GET /api/v1/pipelines", g.apiPipelines)
 	api.HandleFunc("GET /api/v1/actions", g.apiListActions)

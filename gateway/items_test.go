@@ -181,3 +181,65 @@ func TestFieldChangeChainStops(t *testing.T) {
 		}
 	})
 }
+
+// The dry run answers what an event would do to each item — one that
+// would move, one that would not — and writes nothing: the items keep
+// their versions and timelines, the event is not recorded, no action is
+// queued.
+func TestExplainDryRun(t *testing.T) {
+	onBothStores(t, func(t *testing.T, storeYAML string) {
+		tg := startItemsGateway(t, storeYAML)
+		moves := tg.newDeal(nil)
+		stays := tg.newDeal(nil)
+		if st := tg.call("POST", "/api/v1/items/"+stays.ID+"/move", map[string]string{"stage": "assigned"}, nil); st != 200 {
+			t.Fatalf("move: %d", st)
+		}
+		explain := func(typ, itemID string, attrs map[string]string) explainReply {
+			t.Helper()
+			var rep explainReply
+			ev := map[string]any{"id": "dry-1", "type": typ, "subject": map[string]string{"item_id": itemID}, "attrs": attrs}
+			if st := tg.call("POST", "/api/v1/explain", ev, &rep); st != 200 || len(rep.Items) != 1 || rep.Duplicate {
+				t.Fatalf("explain: %d %+v", st, rep)
+			}
+			return rep
+		}
+		if d := explain("item.field_changed", moves.ID, map[string]string{"field": "status", "to": "qualified"}).Items[0]; !d.Moved || d.To != "qualified" || d.From != "new" || outcomes(d)["qualified"] != "won" {
+			t.Fatalf("would-move verdict %+v", d)
+		}
+		if d := explain("item.responsible_changed", stays.ID, map[string]string{"to": "alice"}).Items[0]; d.Moved || d.To != "" || outcomes(d)["to alice"] != "not_eligible" {
+			t.Fatalf("would-stay verdict %+v", d)
+		}
+		var rep explainReply
+		if st := tg.call("POST", "/api/v1/explain", map[string]any{"type": "crm.invoice_paid", "subject": map[string]string{"email": "who@x.test"}}, &rep); st != 200 || !rep.Unmatched || rep.Event.ID != "api:explain" {
+			t.Fatalf("unmatched explain: %d %+v", st, rep)
+		}
+		var e apiError
+		if st := tg.call("POST", "/api/v1/explain", map[string]any{"type": "nope", "subject": map[string]string{"email": "a@b.test"}}, &e); st != 422 {
+			t.Fatalf("invalid event: %d %+v", st, e)
+		}
+		for id, want := range map[string]int64{moves.ID: 1, stays.ID: 2} {
+			var it store.Item
+			tg.call("GET", "/api/v1/items/"+id, nil, &it)
+			var tl struct{ Entries []store.TimelineEntry }
+			tg.call("GET", "/api/v1/items/"+id+"/timeline", nil, &tl)
+			if it.Version != want || len(tl.Entries) != int(want) {
+				t.Fatalf("item %s after explain: version %d, %d timeline entries; want %d", id, it.Version, len(tl.Entries), want)
+			}
+		}
+		if st := tg.call("GET", "/api/v1/events/api:dry-1", nil, nil); st != http.StatusNotFound {
+			t.Fatalf("explained event recorded: %d", st)
+		}
+		var acts struct{ Actions []store.OutboxEntry }
+		if tg.call("GET", "/api/v1/actions?item="+moves.ID, nil, &acts); len(acts.Actions) != 0 {
+			t.Fatalf("explain queued actions %+v", acts.Actions)
+		}
+	})
+}
+
+func outcomes(d store.ItemDecisions) map[string]string {
+	m := map[string]string{}
+	for _, x := range d.Decisions {
+		m[x.Trigger] = x.Outcome
+	}
+	return m
+}
