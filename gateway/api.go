@@ -24,6 +24,7 @@ func (g *Gateway) routesAPI(mux, api *http.ServeMux) {
 	api.HandleFunc("PATCH /api/v1/items/{id}", g.apiPatchItem)
 	api.HandleFunc("POST /api/v1/items/{id}/move", g.apiMoveItem)
 	api.HandleFunc("GET /api/v1/items/{id}/timeline", g.apiTimeline)
+	api.HandleFunc("GET /api/v1/contacts", g.apiFindContacts)
 	api.HandleFunc("GET /api/v1/contacts/{id}", g.apiGetContact)
 	api.HandleFunc("POST /api/v1/events", g.apiPostEvent)
 	api.HandleFunc("GET /api/v1/events/{id}", g.apiGetEvent)
@@ -110,6 +111,8 @@ func notFoundMessage(r *http.Request) string {
 	}
 	return "not found: " + r.URL.Path
 }
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
 // storeError answers for an error from the store or the engine.
 func (g *Gateway) storeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -237,38 +240,6 @@ func hasStage(p engine.Pipeline, id string) bool {
 		}
 	}
 	return false
-}
-
-func (g *Gateway) apiListItems(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f := store.ItemFilter{Pipeline: q.Get("pipeline"), Stage: q.Get("stage"), ContactID: q.Get("contact_id")}
-	if f.Pipeline != "" {
-		p, ok := g.eng.Pipeline(f.Pipeline)
-		if !ok {
-			g.unknownPipeline(w, f.Pipeline)
-			return
-		}
-		if f.Stage != "" && !hasStage(p, f.Stage) {
-			unknownStage(w, p, f.Stage)
-			return
-		}
-	} else if f.Stage != "" {
-		httpx.WriteError(w, http.StatusBadRequest, "bad_filter", "stage filter needs a pipeline")
-		return
-	}
-	var ok bool
-	if f.Limit, ok = queryLimit(w, r, 0); !ok {
-		return
-	}
-	items, err := g.st.ListItems(r.Context(), f)
-	if err != nil {
-		g.storeError(w, r, err)
-		return
-	}
-	if items == nil {
-		items = []store.Item{}
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
 }
 
 func (g *Gateway) apiGetItem(w http.ResponseWriter, r *http.Request) {

@@ -243,3 +243,96 @@ func outcomes(d store.ItemDecisions) map[string]string {
 	}
 	return m
 }
+
+// GET /api/v1/items pages with a cursor and filters by responsible and
+// updated_since; GET /api/v1/contacts finds contacts by email or phone.
+func TestListItemsPagesAndContacts(t *testing.T) {
+	onBothStores(t, func(t *testing.T, storeYAML string) {
+		tg := startItemsGateway(t, storeYAML)
+		var ids []string
+		for range 5 {
+			ids = append(ids, tg.newDeal(nil).ID)
+		}
+		var mid time.Time
+		for i, id := range ids {
+			if i == 3 {
+				time.Sleep(5 * time.Millisecond)
+				mid = time.Now()
+				time.Sleep(5 * time.Millisecond)
+			}
+			if i%2 == 1 || i == 4 {
+				if st := tg.call("PATCH", "/api/v1/items/"+id, map[string]any{"responsible": "carol"}, nil); st != 200 {
+					t.Fatalf("PATCH: %d", st)
+				}
+			}
+		}
+		var got []string
+		path := "/api/v1/items?pipeline=deals&limit=2"
+		for range 5 {
+			var page listItemsReply
+			if st := tg.call("GET", path, nil, &page); st != 200 {
+				t.Fatalf("list: %d", st)
+			}
+			for _, it := range page.Items {
+				got = append(got, it.ID)
+			}
+			if page.Next == "" {
+				break
+			}
+			path = "/api/v1/items?pipeline=deals&limit=2&cursor=" + page.Next
+		}
+		if strings.Join(got, " ") != strings.Join(ids, " ") {
+			t.Fatalf("pages %q, want %q", got, ids)
+		}
+		list := func(q string) []string {
+			t.Helper()
+			var page listItemsReply
+			if st := tg.call("GET", "/api/v1/items?"+q, nil, &page); st != 200 {
+				t.Fatalf("list %s: %d", q, st)
+			}
+			var out []string
+			for _, it := range page.Items {
+				out = append(out, it.ID)
+			}
+			return out
+		}
+		if g := list("responsible=carol"); strings.Join(g, " ") != strings.Join([]string{ids[1], ids[3], ids[4]}, " ") {
+			t.Fatalf("responsible=carol: %q", g)
+		}
+		if g := list("updated_since=" + mid.UTC().Format(time.RFC3339Nano)); strings.Join(g, " ") != strings.Join([]string{ids[3], ids[4]}, " ") {
+			t.Fatalf("updated_since: %q", g)
+		}
+		var e apiError
+		if st := tg.call("GET", "/api/v1/items?cursor=nope", nil, &e); st != 400 || e.Error.Code != "bad_cursor" {
+			t.Fatalf("bad cursor: %d %+v", st, e)
+		}
+		if st := tg.call("GET", "/api/v1/items?updated_since=yesterday", nil, &e); st != 400 || e.Error.Code != "bad_filter" {
+			t.Fatalf("bad updated_since: %d %+v", st, e)
+		}
+
+		var it store.Item
+		tg.call("POST", "/api/v1/items", map[string]any{"pipeline": "deals", "contact": map[string]string{"email": "Ann@Client.test", "phone": "+1 555 123 0000"}}, &it)
+		var found struct{ Contacts []store.Contact }
+		if st := tg.call("GET", "/api/v1/contacts?email=ANN@client.test", nil, &found); st != 200 || len(found.Contacts) != 1 || found.Contacts[0].ID != it.ContactID {
+			t.Fatalf("by email: %d %+v", st, found)
+		}
+		if st := tg.call("GET", "/api/v1/contacts?phone=%2B15551230000&email=ann@client.test", nil, &found); st != 200 || len(found.Contacts) != 1 {
+			t.Fatalf("by phone and email: %d %+v", st, found)
+		}
+		if st := tg.call("GET", "/api/v1/contacts?email=who@x.test", nil, &found); st != 200 || len(found.Contacts) != 0 {
+			t.Fatalf("unknown: %d %+v", st, found)
+		}
+		if st := tg.call("GET", "/api/v1/items?contact_id="+it.ContactID, nil, nil); st != 200 {
+			t.Fatalf("by contact: %d", st)
+		}
+		if g := list("contact=" + it.ContactID); len(g) != 1 || g[0] != it.ID {
+			t.Fatalf("contact filter: %q", g)
+		}
+		if st := tg.call("GET", "/api/v1/contacts", nil, &e); st != 400 {
+			t.Fatalf("no filter: %d", st)
+		}
+		if st := tg.call("GET", "/api/v1/contacts?phone=12", nil, &e); st != 422 {
+			t.Fatalf("bad phone: %d %+v", st, e)
+		}
+	})
+}
