@@ -37,6 +37,7 @@ func (g *Gateway) routesAPI(mux, api *http.ServeMux) {
 	api.HandleFunc("GET /api/v1/actions/{id}", g.apiGetAction)
 	api.HandleFunc("POST /api/v1/actions/{id}/retry", g.apiRetryAction)
 	api.Handle("/api/v1/", fallback(api, "/api/v1/"))
+	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI) // public: the contract, no data
 	mux.Handle("/api/v1/", g.auth(api))
 }
 

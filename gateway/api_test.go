@@ -169,6 +169,7 @@ func (tg *testGW) rawCall(auth, method, path, body string) (int, http.Header, ap
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	checkContract(tg.t, method, path, req.Header, []byte(body), resp.StatusCode, resp.Header, data)
 	var e apiError
 	_ = json.Unmarshal(data, &e)
 	return resp.StatusCode, resp.Header, e, string(data)

@@ -135,14 +135,17 @@ func (tg *testGW) callHeaders(method, path string, headers map[string]string, bo
 
 func (tg *testGW) do(token, method, path string, headers map[string]string, body any, out any) (int, http.Header) {
 	tg.t.Helper()
-	var rd io.Reader
+	var reqBody []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		reqBody = []byte(b)
 	default:
-		buf, _ := json.Marshal(b)
-		rd = bytes.NewReader(buf)
+		reqBody, _ = json.Marshal(b)
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(reqBody)
 	}
 	req, _ := http.NewRequest(method, tg.base+path, rd)
 	if token != "" {
@@ -158,6 +161,7 @@ func (tg *testGW) do(token, method, path string, headers map[string]string, body
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	checkContract(tg.t, method, path, req.Header, reqBody, resp.StatusCode, resp.Header, data)
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
 			tg.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, data, err)
