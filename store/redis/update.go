@@ -60,15 +60,23 @@ func (s *Store) UpdateItem(ctx context.Context, u store.ItemUpdate) (store.Item,
 		if err != nil {
 			return store.Item{}, false, fmt.Errorf("redis: update item %s: %w", u.ItemID, err)
 		}
-		expect := it.Version
-		if u.ExpectVersion != 0 {
-			expect = u.ExpectVersion
+		if u.ExpectVersion != 0 && it.Version != u.ExpectVersion {
+			// The fields below are merged into what was read: the script
+			// must check that very version, so a pinned one that was not
+			// read is a conflict now (unless the entry was written before:
+			// the script tells).
+			if done, err := s.rdb.SIsMember(ctx, keys[2], u.Entry.ID).Result(); err != nil {
+				return store.Item{}, false, wrap("update item", u.ItemID, err)
+			} else if done {
+				return it, false, nil
+			}
+			return store.Item{}, false, fmt.Errorf("redis: update item %s: at version %d, not %d: %w", u.ItemID, it.Version, u.ExpectVersion, store.ErrConflict)
 		}
 		fields, err := mergeFields(it.Fields, u)
 		if err != nil {
 			return store.Item{}, false, fmt.Errorf("redis: update item %s: %w", u.ItemID, err)
 		}
-		args := append([]any{strconv.FormatInt(expect, 10), fields, u.Responsible, formatTime(u.At)}, tail...)
+		args := append([]any{strconv.FormatInt(it.Version, 10), fields, u.Responsible, formatTime(u.At)}, tail...)
 		res, err := updateItemScript.Run(ctx, s.rdb, keys, args...).Slice()
 		if err != nil {
 			return store.Item{}, false, wrap("update item", u.ItemID, err)
