@@ -29,7 +29,7 @@ const changePipelines = `
     - id: priority
       triggers:
         - {type: responsible.changed, name: any-owner}
-        - {type: field.changed, name: vip, field: tier, match: prefix, to: vip}
+        - {type: field.changed, name: vip, field: tier, match: prefix, to: vip, as_user: alice}
     - id: won
       final: success
       triggers:
@@ -124,6 +124,35 @@ func TestFieldChangedEarliestStageWins(t *testing.T) {
 	d = f.change(ItemChange{ItemID: "d2", Remove: []string{"budget"}})
 	if d.To != "qualified" {
 		t.Fatalf("removal: %+v", d)
+	}
+}
+
+// Rules 5 and 6: a field change jumps straight to the trigger's stage; the
+// move's timeline entry names the trigger, the event and the actor
+// (as_user); the stages jumped over are behind the item afterwards.
+func TestFieldChangedJumpAndTimeline(t *testing.T) {
+	f := newChangeFixture(t)
+	f.deal("d1", "new", nil)
+	res, err := ChangeItem(f.ctx, f.st, ItemChange{ItemID: "d1", Set: map[string]string{"tier": "vip-gold"}, Actor: "carol"}, f.clock.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := f.apply(&res.Events[0])
+	if d.To != "priority" || f.stage("d1") != "priority" {
+		t.Fatalf("moved to %q, want priority", d.To)
+	}
+	tl, err := f.st.Timeline(f.ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := tl[len(tl)-1]
+	if last.Kind != store.EntryMove || last.From != "new" || last.To != "priority" || last.Trigger != "vip" ||
+		last.EventID != res.Events[0].ID || last.Actor != "alice" {
+		t.Fatalf("move entry %+v", last)
+	}
+	d = f.change(ItemChange{ItemID: "d1", Set: map[string]string{"budget": "120000"}})
+	if o := outcomes(d); d.Moved || o["any-budget"] != OutcomeStageBehind || o["budget-big"] != OutcomeStageBehind {
+		t.Fatalf("a trigger left behind fired: %+v", d)
 	}
 }
 
