@@ -8,15 +8,20 @@ import (
 	"github.com/stagegate/stagegate/store"
 )
 
-// update applies u with the action's timeline entry, whose id makes a
-// repeated attempt a no-op.
-func (r *Runner) update(ctx context.Context, in engine.ActionInput, u store.ItemUpdate, msg string) error {
+// change applies c with the action's timeline entry, whose id makes a
+// repeated attempt a no-op. The changes emit item.field_changed and
+// item.responsible_changed events like the API's PATCH; they name this
+// action run as their cause, so the moves they cause are links of the
+// action chain that the engine bounds (max_chain_depth, loops).
+func (r *Runner) change(ctx context.Context, in engine.ActionInput, c engine.ItemChange, msg string) error {
 	if r.st == nil {
 		return engine.Permanent(errors.New("no store to update items in"))
 	}
-	u.ItemID, u.Entry, u.At = in.Item.ID, engine.ActionEntry(in, msg), r.now()
-	u.Entry.At = u.At
-	if _, _, err := r.st.UpdateItem(ctx, u); err != nil {
+	now := r.now()
+	entry := engine.ActionEntry(in, msg)
+	entry.At = now
+	c.ItemID, c.Entry, c.Cause, c.Actor = in.Item.ID, &entry, in.ID, in.Entry.Actor
+	if _, err := engine.ChangeItem(ctx, r.st, c, now); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return engine.Permanent(err)
 		}

@@ -44,6 +44,28 @@ func TestItemActions(t *testing.T) {
 	if len(msgs) != 2 || msgs[0] != `set_field: set field won_via to "paid by bob"` || msgs[1] != "set_responsible: responsible set to closer" {
 		t.Fatalf("timeline actions = %q", msgs)
 	}
+	// Each change is a field_changed / responsible_changed entry and an
+	// event in the log, caused by the action run (the engine's chain guard
+	// follows it); the second round changed nothing and emitted nothing.
+	var kinds []string
+	for _, e := range tl {
+		if e.Kind == store.EntryFieldChanged || e.Kind == store.EntryResponsibleChanged {
+			kinds = append(kinds, e.Kind+" "+e.Field+" "+e.From+" → "+e.To+" by "+e.Actor)
+		}
+	}
+	if len(kinds) != 2 || kinds[0] != "field_changed won_via  → paid by bob by bob" || kinds[1] != "responsible_changed  bob → closer by bob" {
+		t.Fatalf("change entries = %q", kinds)
+	}
+	log, err := st.ReadLog(t.Context(), "c1", 10, 0)
+	if err != nil || len(log) != 2 {
+		t.Fatalf("log = %+v, %v; want the two changes' events", log, err)
+	}
+	if ev := log[0].Event; ev.Type != "item.field_changed" || ev.Attrs["field"] != "won_via" || ev.Attrs[engine.CauseAttr] != setField.ID {
+		t.Fatalf("set_field event %+v", ev)
+	}
+	if ev := log[1].Event; ev.Type != "item.responsible_changed" || ev.Attrs["to"] != "closer" || ev.Attrs[engine.CauseAttr] != setUser.ID {
+		t.Fatalf("set_responsible event %+v", ev)
+	}
 	// A template that fails fails for good.
 	bad := input(it, engine.ActionSpec{Type: "set_field", Settings: &SetField{Field: "x", Value: "{{.Nope.Deeper}}"}})
 	if err := r.RunAction(t.Context(), bad); !permanent(err) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/stagegate/stagegate/engine"
-	"github.com/stagegate/stagegate/store"
 	"github.com/stagegate/stagegate/validate"
 )
 
@@ -36,5 +35,5 @@ func (r *Runner) runSetField(ctx context.Context, in engine.ActionInput, s *SetF
 		return err
 	}
 	msg := fmt.Sprintf("set field %s to %q", s.Field, v)
-	return r.update(ctx, in, store.ItemUpdate{Fields: map[string]string{s.Field: v}}, msg)
+	return r.change(ctx, in, engine.ItemChange{Set: map[string]string{s.Field: v}}, msg)
 }

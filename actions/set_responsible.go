@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/stagegate/stagegate/engine"
-	"github.com/stagegate/stagegate/store"
 	"github.com/stagegate/stagegate/validate"
 )
 
@@ -37,5 +36,5 @@ func (r *Runner) runSetResponsible(ctx context.Context, in engine.ActionInput, s
 	if user == "" {
 		return engine.Permanent(errors.New("set_responsible: the user template gave an empty name"))
 	}
-	return r.update(ctx, in, store.ItemUpdate{Responsible: user}, "responsible set to "+user)
+	return r.change(ctx, in, engine.ItemChange{Responsible: user}, "responsible set to "+user)
 }

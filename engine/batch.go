@@ -25,6 +25,9 @@ const MaxBatch = 256
 // batch: the items (as the moves planned so far leave them), the owners of
 // identities and the contacts' items.
 type batchState struct {
+	// dry marks a dry run (Explain): deciding writes nothing, not even the
+	// contact and item a connector's create would add.
+	dry          bool
 	items        map[string]store.Item
 	contacts     map[store.Identity]string
 	contactItems map[string][]string
@@ -220,6 +223,9 @@ func (e *Engine) decide(ctx context.Context, bs *batchState, p *plan) error {
 		p.sent = append(p.sent, k)
 		e.decideItem(bs, p, k, bs.items[id])
 	}
+	if bs.dry {
+		return nil
+	}
 	return e.rememberSent(ctx, p.ev, bs.items[ids[0]])
 }
 
@@ -257,7 +263,9 @@ func (e *Engine) decideItem(bs *batchState, p *plan, k int, it store.Item) {
 	}
 	if reason := e.stop(p.c, it.ID, to.ID); reason != "" {
 		d.Note = reason
-		e.log.Warn("move refused", "item", it.ID, "stage", to.ID, "event_id", ev.ID, "reason", reason)
+		if !bs.dry {
+			e.log.Warn("move refused", "item", it.ID, "stage", to.ID, "event_id", ev.ID, "reason", reason)
+		}
 		w.Entry = &store.TimelineEntry{
 			ID: "chain:" + ev.ID, ItemID: it.ID, Kind: store.EntryChainStopped, From: it.Stage, To: to.ID,
 			Trigger: t.name, EventID: ev.ID, Message: reason, At: now,
@@ -286,4 +294,24 @@ func (e *Engine) decideItem(bs *batchState, p *plan, k int, it store.Item) {
 func subjectKey(ev *normalize.Event) string {
 	s := ev.Subject
 	return firstNonEmpty(s.ItemID, normalize.NormalizeEmail(s.Email), s.Phone, s.VisitorID, ev.ID)
+}
+
+// Explain is a dry run of ev: it resolves the items the event would reach
+// and decides each of them exactly as applying it would (the same lookup
+// and rules, DESIGN §3 and §4), but writes nothing — no move, decision,
+// timeline or outbox entry, and no contact or item a connector would
+// create (such an item is decided as created, version 1). The verdicts'
+// To and Moved say where each item would go. It does not know whether the
+// event was applied to an item before.
+func (e *Engine) Explain(ctx context.Context, ev *normalize.Event) (Result, error) {
+	p := &plan{entry: store.LogEntry{Event: *ev}, ev: ev}
+	bs, err := e.lookupBatch(ctx, []*plan{p})
+	if err != nil {
+		return Result{}, err
+	}
+	bs.dry = true
+	if err := e.decide(ctx, bs, p); err != nil {
+		return Result{}, fmt.Errorf("engine: explain %s: %w", ev.ID, err)
+	}
+	return p.res, nil
 }

@@ -49,6 +49,18 @@ func TestConditions(t *testing.T) {
 		{"crm attrs", Trigger{Type: "crm.invoice_paid", Attrs: map[string]string{"status": "paid"}}, ev("crm.invoice_paid", "status", "paid"), true},
 		{"crm attrs miss", Trigger{Type: "crm.invoice_paid", Attrs: map[string]string{"status": "paid"}}, ev("crm.invoice_paid", "status", "open"), false},
 		{"site attrs", Trigger{Type: "site.visit", Attrs: map[string]string{"url": "/p"}}, ev("site.visit", "url", "/p"), true},
+		{"field any value", Trigger{Type: "field.changed", Field: "status"}, ev("item.field_changed", "field", "status", "to", "x"), true},
+		{"field removed", Trigger{Type: "field.changed", Field: "status"}, ev("item.field_changed", "field", "status", "to", "", "removed", "true"), true},
+		{"field other", Trigger{Type: "field.changed", Field: "status"}, ev("item.field_changed", "field", "budget", "to", "x"), false},
+		{"field to exact", Trigger{Type: "field.changed", Field: "status", To: "won"}, ev("item.field_changed", "field", "status", "to", "won"), true},
+		{"field to exact miss", Trigger{Type: "field.changed", Field: "status", To: "won"}, ev("item.field_changed", "field", "status", "to", "won-ish"), false},
+		{"field to prefix", Trigger{Type: "field.changed", Field: "tier", To: "vip", Match: "prefix"}, ev("item.field_changed", "field", "tier", "to", "vip-gold"), true},
+		{"field to prefix miss", Trigger{Type: "field.changed", Field: "tier", To: "vip", Match: "prefix"}, ev("item.field_changed", "field", "tier", "to", "basic"), false},
+		{"field to regex", Trigger{Type: "field.changed", Field: "budget", To: `^[0-9]{5,}$`, Match: "regex"}, ev("item.field_changed", "field", "budget", "to", "120000"), true},
+		{"field to regex miss", Trigger{Type: "field.changed", Field: "budget", To: `^[0-9]{5,}$`, Match: "regex"}, ev("item.field_changed", "field", "budget", "to", "900"), false},
+		{"responsible any", Trigger{Type: "responsible.changed"}, ev("item.responsible_changed", "from", "bob", "to", "carol"), true},
+		{"responsible to", Trigger{Type: "responsible.changed", To: "alice"}, ev("item.responsible_changed", "from", "bob", "to", "alice"), true},
+		{"responsible to miss", Trigger{Type: "responsible.changed", To: "alice"}, ev("item.responsible_changed", "from", "bob", "to", "carol"), false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -89,6 +101,9 @@ func TestValidatePipelines(t *testing.T) {
 	ps := []Pipeline{{ID: "p", Stages: []Stage{
 		{ID: "a", Final: "maybe", Triggers: []Trigger{{Type: "email.clicked"}, {Type: "nope"}, {Type: "call.inbound", URL: "x"}}},
 		{ID: "a", Triggers: []Trigger{{Type: "chat.reaction_time"}, {Type: "chat.text", Text: "(", Match: "regex"}}, Actions: []ActionSpec{{Type: "fax"}}},
+		{ID: "c", Triggers: []Trigger{{Type: "field.changed"}, {Type: "field.changed", Field: "f", Match: "regex"},
+			{Type: "field.changed", Field: "f", To: "(", Match: "regex"}, {Type: "field.changed", Field: "f", Match: "contains"},
+			{Type: "responsible.changed", Field: "f"}}},
 	}}, {ID: "p", Stages: []Stage{{ID: "x"}}}}
 	got := ValidatePipelines(ps, map[string]ActionKind{"log": LogKind()}).Error()
 	want := `pipelines[0].stages[0].final: must be "success" or "failure", not "maybe"
@@ -99,6 +114,11 @@ pipelines[0].stages[1].id: duplicate stage id "a"
 pipelines[0].stages[1].triggers[0].seconds: required
 pipelines[0].stages[1].triggers[1].text: invalid regex: error parsing regexp: missing closing ): ` + "`(`" + `
 pipelines[0].stages[1].actions[0].type: unknown action type "fax"
+pipelines[0].stages[2].triggers[0].field: required
+pipelines[0].stages[2].triggers[1].to: required with match regex
+pipelines[0].stages[2].triggers[2].to: invalid regex: error parsing regexp: missing closing ): ` + "`(`" + `
+pipelines[0].stages[2].triggers[3].match: must be exact, prefix or regex, not "contains"
+pipelines[0].stages[2].triggers[4].field: not a condition of responsible.changed triggers
 pipelines[1].id: duplicate pipeline id "p"`
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)

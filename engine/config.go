@@ -53,8 +53,10 @@ type Trigger struct {
 	Form          string            `yaml:"form" json:"form,omitempty"`
 	Code          string            `yaml:"code" json:"code,omitempty"`
 	Attrs         map[string]string `yaml:"attrs" json:"attrs,omitempty"`
+	Field         string            `yaml:"field" json:"field,omitempty"`
+	To            string            `yaml:"to" json:"to,omitempty"`
 
-	re *regexp.Regexp // compiled chat.text regex
+	re *regexp.Regexp // compiled chat.text or field.changed regex
 }
 
 // triggerKind describes one trigger type: the event type it listens to and
@@ -82,6 +84,9 @@ var triggerKinds = map[string]triggerKind{
 	"webhook.received":   {normalize.WebhookReceive, []string{"code"}},
 	"site.visit":         {normalize.SiteVisit, []string{"attrs"}},
 	"site.return":        {normalize.SiteReturn, []string{"attrs"}},
+	// Item changes (PATCH /api/v1/items/{id}, set_field, set_responsible).
+	"field.changed":       {normalize.ItemFieldChanged, []string{"field", "to", "match"}},
+	"responsible.changed": {normalize.ItemResponsibleChanged, []string{"to"}},
 }
 
 // EventType returns the event type a trigger type listens to, and whether
@@ -124,6 +129,8 @@ func (t *Trigger) setConditions() []string {
 	add("form", t.Form != "")
 	add("code", t.Code != "")
 	add("attrs", len(t.Attrs) > 0)
+	add("field", t.Field != "")
+	add("to", t.To != "")
 	return set
 }
 
@@ -224,6 +231,25 @@ func (t *Trigger) validate() validate.Errors {
 			t.re = re
 		default:
 			errs.Add("match", "must be contains, exact or regex, not %q", t.Match)
+		}
+	case "field.changed":
+		if t.Field == "" {
+			errs.Add("field", "required")
+		}
+		switch t.Match {
+		case "", "exact":
+		case "prefix", "regex":
+			if t.To == "" {
+				errs.Add("to", "required with match %s", t.Match)
+			} else if t.Match == "regex" {
+				re, err := regexp.Compile(t.To)
+				if err != nil {
+					errs.Add("to", "invalid regex: %v", err)
+				}
+				t.re = re
+			}
+		default:
+			errs.Add("match", "must be exact, prefix or regex, not %q", t.Match)
 		}
 	case "chat.reaction_time":
 		if t.Seconds == nil {

@@ -155,6 +155,15 @@ func (t *compiledTrigger) matches(ev *normalize.Event) (bool, string) {
 		if t.Code != "" && t.Code != a["code"] {
 			return false, fmt.Sprintf("code %q is not %q", a["code"], t.Code)
 		}
+	case "field.changed":
+		if a["field"] != t.Field {
+			return false, fmt.Sprintf("field %q is not %q", a["field"], t.Field)
+		}
+		return t.matchTo(a["to"])
+	case "responsible.changed":
+		if t.To != "" && a["to"] != t.To {
+			return false, fmt.Sprintf("new responsible %q is not %q", a["to"], t.To)
+		}
 	}
 	for k, want := range t.Attrs {
 		if got, ok := a[k]; !ok || got != want {
@@ -175,6 +184,26 @@ func (t *compiledTrigger) matchClick(a map[string]string) (bool, string) {
 		}
 	} else if !strings.HasPrefix(u, t.URL) {
 		return false, fmt.Sprintf("url %q does not start with %q", u, t.URL)
+	}
+	return true, ""
+}
+
+// matchTo checks a field.changed trigger's to against the field's new
+// value: any value when to is empty, else exactly (default), as a prefix
+// or as a regex.
+func (t *compiledTrigger) matchTo(v string) (bool, string) {
+	switch {
+	case t.To == "":
+	case t.Match == "prefix":
+		if !strings.HasPrefix(v, t.To) {
+			return false, fmt.Sprintf("new value %q does not start with %q", v, t.To)
+		}
+	case t.Match == "regex":
+		if !t.re.MatchString(v) {
+			return false, fmt.Sprintf("new value %q does not match /%s/", v, t.To)
+		}
+	case v != t.To:
+		return false, fmt.Sprintf("new value %q is not %q", v, t.To)
 	}
 	return true, ""
 }

@@ -82,9 +82,13 @@ func (e *Engine) resolveIn(ctx context.Context, bs *batchState, ev *normalize.Ev
 		}
 		return nil, "no contact has this subject's identities", nil
 	}
-	it, err := e.createFor(ctx, ev, ids, store.Contact{ID: contactID}, spec)
+	it, err := e.createFor(ctx, ev, ids, store.Contact{ID: contactID}, spec, bs.dry)
 	if err != nil || it.ID == "" {
 		return nil, "contact already has an open item in the create pipeline", err
+	}
+	note := ""
+	if bs.dry {
+		note = fmt.Sprintf("nothing matched: connector %s would create a contact and item %s at %s/%s", ev.Connector, it.ID, spec.Pipeline, spec.Stage)
 	}
 	for _, id := range ids {
 		if _, ok := bs.contacts[id]; !ok {
@@ -95,17 +99,21 @@ func (e *Engine) resolveIn(ctx context.Context, bs *batchState, ev *normalize.Ev
 		bs.items[it.ID] = it
 		bs.contactItems[it.ContactID] = append(bs.contactItems[it.ContactID], it.ID)
 	}
-	return []string{it.ID}, "", nil
+	return []string{it.ID}, note, nil
 }
 
 // createFor creates (idempotently) a contact and an item for an event that
 // matched nothing. The ids are derived from the identity and the number of
 // items the contact already has in the pipeline, so concurrent first events
 // of one new customer converge on one contact and one item. It returns a
-// zero item when the contact already has an open item in the pipeline.
-func (e *Engine) createFor(ctx context.Context, ev *normalize.Event, ids []store.Identity, c store.Contact, spec CreateSpec) (store.Item, error) {
+// zero item when the contact already has an open item in the pipeline. A
+// dry run only builds the item it would create (version 1), writing
+// nothing.
+func (e *Engine) createFor(ctx context.Context, ev *normalize.Event, ids []store.Identity, c store.Contact, spec CreateSpec, dry bool) (store.Item, error) {
 	now := e.now()
-	if c.ID == "" {
+	if c.ID == "" && dry {
+		c.ID = "c_" + normalize.Hash(ids[0].Kind, ids[0].Value) // no identity has an owner: this one would be created
+	} else if c.ID == "" {
 		cand := store.Contact{ID: "c_" + normalize.Hash(ids[0].Kind, ids[0].Value), Name: ev.Subject.Name, CreatedAt: now}
 		var err error
 		if c, _, err = e.st.EnsureContact(ctx, cand, ids); err != nil {
@@ -125,6 +133,10 @@ func (e *Engine) createFor(ctx context.Context, ev *normalize.Event, ids []store
 		ID:       "i_" + normalize.Hash(c.ID, spec.Pipeline, strconv.Itoa(len(existing))),
 		Pipeline: spec.Pipeline, Stage: spec.Stage, ContactID: c.ID, Responsible: spec.Responsible,
 		CreatedAt: now, UpdatedAt: now,
+	}
+	if dry {
+		it.Version = 1
+		return it, nil
 	}
 	entry := store.TimelineEntry{ID: "created", ItemID: it.ID, Kind: store.EntryCreated, To: spec.Stage,
 		EventID: ev.ID, Actor: spec.Responsible, Message: "created from event " + ev.ID, At: now}

@@ -21,19 +21,23 @@ func (g *Gateway) routesAPI(mux, api *http.ServeMux) {
 	api.HandleFunc("POST /api/v1/items", g.apiCreateItem)
 	api.HandleFunc("GET /api/v1/items", g.apiListItems)
 	api.HandleFunc("GET /api/v1/items/{id}", g.apiGetItem)
+	api.HandleFunc("PATCH /api/v1/items/{id}", g.apiPatchItem)
 	api.HandleFunc("POST /api/v1/items/{id}/move", g.apiMoveItem)
 	api.HandleFunc("GET /api/v1/items/{id}/timeline", g.apiTimeline)
+	api.HandleFunc("GET /api/v1/contacts", g.apiFindContacts)
 	api.HandleFunc("GET /api/v1/contacts/{id}", g.apiGetContact)
 	api.HandleFunc("POST /api/v1/events", g.apiPostEvent)
 	api.HandleFunc("GET /api/v1/events/{id}", g.apiGetEvent)
 	api.HandleFunc("GET /api/v1/events", g.apiListEvents)
 	api.HandleFunc("POST /api/v1/events/{id}/retry", g.apiRetryEvent)
+	api.HandleFunc("POST /api/v1/explain", g.apiExplain)
 	api.HandleFunc("GET /api/v1/unmatched", g.apiUnmatched)
 	api.HandleFunc("GET /api/v1/pipelines", g.apiPipelines)
 	api.HandleFunc("GET /api/v1/actions", g.apiListActions)
 	api.HandleFunc("GET /api/v1/actions/{id}", g.apiGetAction)
 	api.HandleFunc("POST /api/v1/actions/{id}/retry", g.apiRetryAction)
 	api.Handle("/api/v1/", fallback(api, "/api/v1/"))
+	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI) // public: the contract, no data
 	mux.Handle("/api/v1/", g.auth(api))
 }
 
@@ -136,6 +140,8 @@ func notFoundMessage(r *http.Request) string {
 	}
 	return "not found: " + r.URL.Path
 }
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
 // storeError answers for an error from the store or the engine.
 func (g *Gateway) storeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -265,40 +271,11 @@ func hasStage(p engine.Pipeline, id string) bool {
 	return false
 }
 
-func (g *Gateway) apiListItems(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f := store.ItemFilter{Pipeline: q.Get("pipeline"), Stage: q.Get("stage"), ContactID: q.Get("contact_id")}
-	if f.Pipeline != "" {
-		p, ok := g.eng.Pipeline(f.Pipeline)
-		if !ok {
-			g.unknownPipeline(w, f.Pipeline)
-			return
-		}
-		if f.Stage != "" && !hasStage(p, f.Stage) {
-			unknownStage(w, p, f.Stage)
-			return
-		}
-	} else if f.Stage != "" {
-		httpx.WriteError(w, http.StatusBadRequest, "bad_filter", "stage filter needs a pipeline")
-		return
-	}
-	var ok bool
-	if f.Limit, ok = queryLimit(w, r, 0); !ok {
-		return
-	}
-	items, err := g.st.ListItems(r.Context(), f)
-	if err != nil {
-		g.storeError(w, r, err)
-		return
-	}
-	if items == nil {
-		items = []store.Item{}
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
-}
-
 func (g *Gateway) apiGetItem(w http.ResponseWriter, r *http.Request) {
 	it, err := g.st.GetItem(r.Context(), r.PathValue("id"))
+	if err == nil {
+		w.Header().Set("ETag", etag(it.Version))
+	}
 	g.reply(w, r, it, err)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/stagegate/stagegate/engine"
@@ -32,14 +33,9 @@ type postEventReply struct {
 }
 
 func (g *Gateway) apiPostEvent(w http.ResponseWriter, r *http.Request) {
-	var wait time.Duration
-	if ws := r.URL.Query().Get("wait"); ws != "" {
-		d, err := time.ParseDuration(ws)
-		if err != nil || d < 0 || d > maxWait {
-			httpx.WriteError(w, http.StatusBadRequest, "bad_wait", "wait must be a duration from 0s to 30s, like 5s")
-			return
-		}
-		wait = d
+	wait, ok := queryWait(w, r)
+	if !ok {
+		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
 	raw, err := io.ReadAll(r.Body)
@@ -56,6 +52,12 @@ func (g *Gateway) apiPostEvent(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		g.intake.Reject(normalize.APIConnector, "invalid")
 		httpx.WriteError(w, http.StatusUnprocessableEntity, "invalid_event", err.Error())
+		return
+	}
+	if strings.HasPrefix(string(ev.Type), normalize.ItemPrefix) {
+		g.intake.Reject(normalize.APIConnector, "invalid")
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "invalid_event",
+			"type "+string(ev.Type)+": item.* events are emitted by the gateway when an item changes (PATCH /api/v1/items/{id}); post crm.<name> events, or try this one with POST /api/v1/explain")
 		return
 	}
 	if c := r.Header.Get(causeHeader); c != "" && ev.Attrs[engine.CauseAttr] == "" {

@@ -169,6 +169,7 @@ func (tg *testGW) rawCall(auth, method, path, body string) (int, http.Header, ap
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	checkContract(tg.t, method, path, req.Header, []byte(body), resp.StatusCode, resp.Header, data)
 	var e apiError
 	_ = json.Unmarshal(data, &e)
 	return resp.StatusCode, resp.Header, e, string(data)
@@ -191,7 +192,7 @@ func TestAPIErrorsPolish(t *testing.T) {
 		{"lower-case scheme", "bearer " + testToken, "GET", "/api/v1/items", "", 200, "", nil, ""},
 		{"upper-case scheme", "BEARER  " + testToken, "GET", "/api/v1/items/" + it.ID, "", 200, "", nil, ""},
 		{"basic scheme", "Basic " + testToken, "GET", "/api/v1/items", "", 401, "unauthorized", nil, ""},
-		{"wrong method", bearer, "DELETE", "/api/v1/items/" + it.ID, "", 405, "method_not_allowed", []string{"DELETE", "GET"}, "GET, HEAD"},
+		{"wrong method", bearer, "DELETE", "/api/v1/items/" + it.ID, "", 405, "method_not_allowed", []string{"DELETE", "GET"}, "GET, HEAD, PATCH"},
 		{"wrong method list", bearer, "PUT", "/api/v1/items", "", 405, "method_not_allowed", nil, "GET, HEAD, POST"},
 		{"wrong method public", "", "POST", "/healthz", "", 405, "method_not_allowed", nil, "GET, HEAD"},
 		{"unknown api route", bearer, "GET", "/api/v1/nope", "", 404, "not_found", []string{"/api/v1/nope"}, ""},

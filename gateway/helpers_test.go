@@ -122,32 +122,52 @@ func (tg *testGW) call(method, path string, body any, out any) int {
 
 func (tg *testGW) callToken(token, method, path string, body any, out any) int {
 	tg.t.Helper()
-	var rd io.Reader
+	st, _ := tg.do(token, method, path, nil, body, out)
+	return st
+}
+
+// callHeaders is call with more request headers; it returns the answer's
+// headers too.
+func (tg *testGW) callHeaders(method, path string, headers map[string]string, body any, out any) (int, http.Header) {
+	tg.t.Helper()
+	return tg.do(testToken, method, path, headers, body, out)
+}
+
+func (tg *testGW) do(token, method, path string, headers map[string]string, body any, out any) (int, http.Header) {
+	tg.t.Helper()
+	var reqBody []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		reqBody = []byte(b)
 	default:
-		buf, _ := json.Marshal(b)
-		rd = bytes.NewReader(buf)
+		reqBody, _ = json.Marshal(b)
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(reqBody)
 	}
 	req, _ := http.NewRequest(method, tg.base+path, rd)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tg.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	checkContract(tg.t, method, path, req.Header, reqBody, resp.StatusCode, resp.Header, data)
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
 			tg.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, data, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header
 }
 
 type apiError struct {

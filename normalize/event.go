@@ -32,14 +32,25 @@ const (
 	WebhookReceive Type = "webhook.received"
 	SiteVisit      Type = "site.visit"
 	SiteReturn     Type = "site.return"
-	CRMPrefix           = "crm."
+	// ItemFieldChanged and ItemResponsibleChanged are emitted by the gateway
+	// itself when an item's field or responsible user changes (the API's
+	// PATCH, the set_field and set_responsible actions).
+	ItemFieldChanged       Type = "item.field_changed"
+	ItemResponsibleChanged Type = "item.responsible_changed"
+	CRMPrefix                   = "crm."
+	// ItemPrefix starts the types of item changes.
+	ItemPrefix = "item."
 )
+
+// ItemConnector is the connector name of item change events.
+const ItemConnector = "item"
 
 var knownTypes = map[Type]bool{
 	EmailIncoming: true, EmailSent: true, EmailOpened: true, EmailClicked: true,
 	CallInbound: true, CallOutbound: true, CallMissed: true,
 	ChatStarted: true, ChatMessage: true, ChatAccepted: true,
 	FormSubmitted: true, WebhookReceive: true, SiteVisit: true, SiteReturn: true,
+	ItemFieldChanged: true, ItemResponsibleChanged: true,
 }
 
 var crmName = regexp.MustCompile(`^crm\.[a-z0-9][a-z0-9_.-]{0,63}$`)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+
+	"github.com/stagegate/stagegate/normalize"
 )
 
 // Outbox entry statuses. An entry is written pending together with the move
@@ -126,22 +128,37 @@ type Outbox interface {
 // timeline entry id.
 type ItemUpdate struct {
 	ItemID string
+	// ExpectVersion, when not 0, makes the update hold only while the item
+	// is at that version; otherwise it is ErrConflict and nothing changes.
+	ExpectVersion int64
 	// Fields are set on the item (other fields stay).
 	Fields map[string]string
+	// Remove lists fields to delete from the item.
+	Remove []string
 	// Responsible, when not empty, becomes the item's responsible user.
 	Responsible string
 	// Entry is appended to the timeline; its ID is required and makes the
 	// update idempotent.
 	Entry TimelineEntry
-	At    time.Time
+	// More are further timeline entries of the update (one per changed
+	// field), appended after Entry.
+	More []TimelineEntry
+	// Events are appended to the log, each with its dedup key as Append
+	// would, in the same atomic step; an event whose id is a duplicate is
+	// left out.
+	Events []normalize.Event
+	At     time.Time
 }
 
-// ItemUpdater updates items outside of moves (the set_field and
-// set_responsible actions).
+// ItemUpdater updates items outside of moves (the item PATCH of the API,
+// and the set_field and set_responsible actions).
 type ItemUpdater interface {
-	// UpdateItem applies u atomically: it sets the fields and the
-	// responsible user, bumps the version and appends u.Entry. If the item's
-	// timeline already has u.Entry.ID nothing changes and applied is false.
-	// An unknown item is ErrNotFound.
+	// UpdateItem applies u atomically: it sets and removes the fields and
+	// sets the responsible user, bumps the version, appends u.Entry and
+	// u.More and appends u.Events to the log. If the item's timeline
+	// already has u.Entry.ID nothing changes and applied is false (this
+	// comes before the version check, so a retry of an update that was
+	// written is recognised). An unknown item is ErrNotFound; an item no
+	// longer at u.ExpectVersion is ErrConflict.
 	UpdateItem(ctx context.Context, u ItemUpdate) (it Item, applied bool, err error)
 }

@@ -68,6 +68,11 @@ const (
 	EntryCreated = "created"
 	EntryMove    = "move"
 	EntryAction  = "action"
+	// EntryFieldChanged records one field of an item changed: Field, From
+	// and To (a removed field's To is empty), Actor, EventID.
+	EntryFieldChanged = "field_changed"
+	// EntryResponsibleChanged records a new responsible user: From, To.
+	EntryResponsibleChanged = "responsible_changed"
 )
 
 // TimelineEntry is one line of an item's history.
@@ -83,6 +88,7 @@ type TimelineEntry struct {
 	EventID string    `json:"event_id,omitempty"`
 	Actor   string    `json:"actor,omitempty"`
 	Action  string    `json:"action,omitempty"`
+	Field   string    `json:"field,omitempty"` // the field of a field_changed entry
 	Message string    `json:"message,omitempty"`
 	At      time.Time `json:"at"`
 }
@@ -160,10 +166,36 @@ type MoveRequest struct {
 
 // ItemFilter selects items for ListItems. Empty fields match everything.
 type ItemFilter struct {
-	Pipeline  string
-	Stage     string
-	ContactID string
-	Limit     int // 0 means 100
+	Pipeline     string
+	Stage        string
+	ContactID    string
+	Responsible  string
+	UpdatedSince time.Time // items updated at or after it
+	// After continues a listing after the item it names (a page's last):
+	// only items created after it, or created at the same time with a
+	// greater id, are listed. The zero value starts at the beginning.
+	After ItemCursor
+	Limit int // 0 means 100
+}
+
+// ItemCursor is a position in the order of ListItems: creation time, then
+// id.
+type ItemCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// CursorOf is the position of it, to list what comes after it.
+func CursorOf(it Item) ItemCursor { return ItemCursor{CreatedAt: it.CreatedAt, ID: it.ID} }
+
+// Matches reports whether it passes every criterion of f but After (the
+// drivers' indexes do that part).
+func (f ItemFilter) Matches(it Item) bool {
+	return (f.Pipeline == "" || it.Pipeline == f.Pipeline) &&
+		(f.Stage == "" || it.Stage == f.Stage) &&
+		(f.ContactID == "" || it.ContactID == f.ContactID) &&
+		(f.Responsible == "" || it.Responsible == f.Responsible) &&
+		(f.UpdatedSince.IsZero() || !it.UpdatedAt.Before(f.UpdatedSince))
 }
 
 // Store is the storage contract. Every method is safe for concurrent use.
@@ -224,7 +256,8 @@ type Store interface {
 	CreateItem(ctx context.Context, it Item, entry TimelineEntry) (Item, bool, error)
 	// GetItem returns an item by id.
 	GetItem(ctx context.Context, id string) (Item, error)
-	// ListItems returns items matching f, oldest first.
+	// ListItems returns items matching f, oldest first (by creation time,
+	// then id), after f.After.
 	ListItems(ctx context.Context, f ItemFilter) ([]Item, error)
 	// Move applies req; see MoveRequest. It returns the updated item, or
 	// ErrConflict, ErrAlreadyApplied or ErrNotFound.

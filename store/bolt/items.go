@@ -126,17 +126,21 @@ func (s *Store) ListItems(ctx context.Context, f store.ItemFilter) ([]store.Item
 	err := s.view(func(tx *bbolt.Tx) error {
 		items := tx.Bucket(bItems)
 		c := tx.Bucket(bucket).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
-			if len(k) < len(prefix)+8 {
+		start := prefix
+		var after []byte // the cursor's own key: skipped
+		if f.After.ID != "" {
+			after = append(append(bytes.Clone(prefix), u64(timeKey(f.After.CreatedAt))...), f.After.ID...)
+			start = after
+		}
+		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
+			if len(k) < len(prefix)+8 || (after != nil && bytes.Equal(k, after)) {
 				continue
 			}
 			var it store.Item
 			if err := getJSON(items, k[len(prefix)+8:], &it); err != nil {
 				return fmt.Errorf("index %q: %w", k, err)
 			}
-			if (f.Pipeline == "" || it.Pipeline == f.Pipeline) &&
-				(f.Stage == "" || it.Stage == f.Stage) &&
-				(f.ContactID == "" || it.ContactID == f.ContactID) {
+			if f.Matches(it) {
 				out = append(out, it)
 			}
 		}

@@ -45,39 +45,9 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 	}
 	var res store.AppendResult
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
-		res = store.AppendResult{}
-		dedup := tx.Bucket(bDedup)
-		old := dedup.Get(id)
-		if old != nil && keyTime(old).After(now) {
-			res.Duplicate = true
-			return nil
-		}
-		if old != nil {
-			// Expired but not swept yet: forget what the old event left.
-			if err := forgetEvent(tx, ev.ID); err != nil {
-				return err
-			}
-		}
-		exp := u64(timeKey(now.Add(s.window)))
-		if err := dedup.Put(id, exp); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bExpiry).Put(append(exp, id...), nil); err != nil {
-			return err
-		}
-		lb := tx.Bucket(bLog)
-		seq, err := lb.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := lb.Put(u64(seq), id); err != nil {
-			return err
-		}
-		res.Seq = formatSeq(seq)
-		if err := tx.Bucket(bEvState).Put(id, u64(seq)); err != nil {
-			return err
-		}
-		return tx.Bucket(bEvents).Put(id, data)
+		var err error
+		res, err = s.appendTx(tx, ev.ID, data, now)
+		return err
 	})
 	if err != nil {
 		return store.AppendResult{}, fmt.Errorf("bolt: append %s: %w", ev.ID, err)
@@ -86,6 +56,42 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 		s.signal()
 	}
 	return res, nil
+}
+
+// appendTx records the encoded event record data in the log of tx with
+// its dedup key, unless the id is a duplicate within the window.
+func (s *Store) appendTx(tx *bbolt.Tx, evID string, data []byte, now time.Time) (store.AppendResult, error) {
+	id := []byte(evID)
+	dedup := tx.Bucket(bDedup)
+	old := dedup.Get(id)
+	if old != nil && keyTime(old).After(now) {
+		return store.AppendResult{Duplicate: true}, nil
+	}
+	if old != nil {
+		// Expired but not swept yet: forget what the old event left.
+		if err := forgetEvent(tx, evID); err != nil {
+			return store.AppendResult{}, err
+		}
+	}
+	exp := u64(timeKey(now.Add(s.window)))
+	if err := dedup.Put(id, exp); err != nil {
+		return store.AppendResult{}, err
+	}
+	if err := tx.Bucket(bExpiry).Put(append(exp, id...), nil); err != nil {
+		return store.AppendResult{}, err
+	}
+	lb := tx.Bucket(bLog)
+	seq, err := lb.NextSequence()
+	if err != nil {
+		return store.AppendResult{}, err
+	}
+	if err := lb.Put(u64(seq), id); err != nil {
+		return store.AppendResult{}, err
+	}
+	if err := tx.Bucket(bEvState).Put(id, u64(seq)); err != nil {
+		return store.AppendResult{}, err
+	}
+	return store.AppendResult{Seq: formatSeq(seq)}, tx.Bucket(bEvents).Put(id, data)
 }
 
 // forgetEvent deletes the record of an event and its decisions and applied

@@ -101,12 +101,27 @@ func (s *Store) ListItems(ctx context.Context, f store.ItemFilter) ([]store.Item
 	default:
 		index, exact = s.key("items"), f.Stage == ""
 	}
+	if f.Responsible != "" || !f.UpdatedSince.IsZero() {
+		exact = false
+	}
+	first := int64(0)
+	var afterScore string
+	if f.After.ID != "" {
+		// Start at the first member scored like the cursor; those up to
+		// the cursor's id are skipped below.
+		afterScore = score(f.After.CreatedAt)
+		n, err := s.rdb.ZCount(ctx, index, "-inf", "("+afterScore).Result()
+		if err != nil {
+			return nil, wrap("list items", "", err)
+		}
+		first, exact = n, false
+	}
 	page := int64(limit)
 	if !exact {
 		page = max(page, 256)
 	}
 	items := make([]store.Item, 0, min(limit, 256))
-	for start := int64(0); len(items) < limit; start += page {
+	for start := first; len(items) < limit; start += page {
 		ids, err := s.rdb.ZRange(ctx, index, start, start+page-1).Result()
 		if err != nil {
 			return nil, wrap("list items", "", err)
@@ -131,6 +146,9 @@ func (s *Store) ListItems(ctx context.Context, f store.ItemFilter) ([]store.Item
 			if err != nil {
 				return nil, fmt.Errorf("redis: list items: %w", err)
 			}
+			if afterScore != "" && score(it.CreatedAt) == afterScore && it.ID <= f.After.ID {
+				continue
+			}
 			if matches(it, f) && len(items) < limit {
 				items = append(items, it)
 			}
@@ -143,8 +161,4 @@ func (s *Store) ListItems(ctx context.Context, f store.ItemFilter) ([]store.Item
 }
 
 // matches reports whether it passes every criterion of f.
-func matches(it store.Item, f store.ItemFilter) bool {
-	return (f.Pipeline == "" || it.Pipeline == f.Pipeline) &&
-		(f.Stage == "" || it.Stage == f.Stage) &&
-		(f.ContactID == "" || it.ContactID == f.ContactID)
-}
+func matches(it store.Item, f store.ItemFilter) bool { return f.Matches(it) }

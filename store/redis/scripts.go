@@ -14,20 +14,30 @@ var scripts = []*redis.Script{
 // Scripts that touch index keys build their names from the prefix (ARGV)
 // exactly like Store.key and Store.stageKey.
 
+// appendEventLua defines append_event(dedup, record, log, window, id,
+// data): it records an event with its dedup key and returns its log
+// position, or false for a duplicate, which writes nothing. appendScript
+// and updateItemScript share it.
+const appendEventLua = `
+local function append_event(dedup, rec, log, window, id, data)
+  if not redis.call('SET', dedup, '1', 'NX', 'PX', window) then
+    return false
+  end
+  local seq = redis.call('XADD', log, '*', 'id', id, 'e', data)
+  redis.call('DEL', rec)
+  redis.call('HSET', rec, 'e', data, 'seq', seq, 'applied', '0')
+  redis.call('PEXPIRE', rec, window)
+  return seq
+end
+`
+
 // appendScript records an event with its dedup key. A duplicate returns nil
 // and writes nothing.
 //
 // KEYS: dedup, event record, log stream.
 // ARGV: window (ms), event id, event JSON.
-var appendScript = redis.NewScript(`
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return false
-end
-local seq = redis.call('XADD', KEYS[3], '*', 'id', ARGV[2], 'e', ARGV[3])
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'e', ARGV[3], 'seq', seq, 'applied', '0')
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-return seq
+var appendScript = redis.NewScript(appendEventLua + `
+return append_event(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 `)
 
 // ackLua defines ack(log, record, unmatched, failed, group, stream id,

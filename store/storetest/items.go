@@ -175,6 +175,49 @@ func testItems(t *testing.T, open Opener) {
 		})
 	})
 
+	// Pages: After continues after an item, also among items created at
+	// the same instant (ordered by id); Responsible and UpdatedSince filter.
+	t.Run("ListPages", func(t *testing.T) {
+		s := open(t)
+		var all []store.Item
+		for i := range 7 {
+			it := item(fmt.Sprintf("p%d", i), "sales", "new", "c1", i/3) // three at each instant
+			if i%2 == 1 {
+				it.Responsible = "carol"
+			}
+			it.UpdatedAt = it.CreatedAt.Add(time.Duration(i) * time.Hour)
+			all = append(all, mustCreate(t, s, it))
+		}
+		for _, f := range []store.ItemFilter{{}, {Pipeline: "sales"}, {Pipeline: "sales", Stage: "new"}, {ContactID: "c1"}} {
+			var ids []string
+			f.Limit = 2
+			for range 10 {
+				page, err := s.ListItems(t.Context(), f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, it := range page {
+					ids = append(ids, it.ID)
+				}
+				if len(page) < f.Limit {
+					break
+				}
+				f.After = store.CursorOf(page[len(page)-1])
+			}
+			if want := []string{"p0", "p1", "p2", "p3", "p4", "p5", "p6"}; !slices.Equal(ids, want) {
+				t.Errorf("pages of %+v = %q, want %q", f, ids, want)
+			}
+		}
+		checkList(t, s, []listCase{
+			{store.ItemFilter{Responsible: "carol"}, []string{"p1", "p3", "p5"}},
+			{store.ItemFilter{Pipeline: "sales", Responsible: "carol", Limit: 2}, []string{"p1", "p3"}},
+			{store.ItemFilter{Responsible: "carol", After: store.CursorOf(all[3])}, []string{"p5"}},
+			{store.ItemFilter{UpdatedSince: all[4].UpdatedAt}, []string{"p4", "p5", "p6"}},
+			{store.ItemFilter{Stage: "new", UpdatedSince: all[4].UpdatedAt, Responsible: "manager-1"}, []string{"p4", "p6"}},
+			{store.ItemFilter{After: store.CursorOf(all[6])}, nil},
+		})
+	})
+
 	t.Run("DefaultLimit", func(t *testing.T) {
 		s := open(t)
 		together(105, func(i int) {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -422,5 +424,60 @@ func testOutbox(t *testing.T, open Opener) {
 		}
 		_, _, err = s.UpdateItem(t.Context(), store.ItemUpdate{ItemID: "deal-9", Responsible: "x", Entry: store.TimelineEntry{ID: "e"}})
 		wantErr(t, "UpdateItem of an unknown item", err, store.ErrNotFound)
+	})
+
+	// An update pinned to a version, removing a field, with one timeline
+	// entry per change and its events appended to the log in the same step.
+	t.Run("UpdateItemVersionAndEvents", func(t *testing.T) {
+		s := open(t)
+		it := item("deal-1", "sales", "new", "c1", 0)
+		it.Fields = map[string]string{"a": "1", "b": "2"}
+		mustCreate(t, s, it)
+		ev := func(id string) normalize.Event {
+			return normalize.Event{ID: id, Type: "item.field_changed", Connector: "item", Subject: normalize.Subject{ItemID: "deal-1"},
+				Attrs: map[string]string{"field": "a"}, OccurredAt: at(0), ReceivedAt: at(0)}
+		}
+		u := store.ItemUpdate{
+			ItemID: "deal-1", ExpectVersion: 1, Fields: map[string]string{"a": "9"}, Remove: []string{"b"}, At: at(time.Minute),
+			Entry:  store.TimelineEntry{ID: "u:2:a", Kind: store.EntryFieldChanged, Field: "a", From: "1", To: "9"},
+			More:   []store.TimelineEntry{{ID: "u:2:b", Kind: store.EntryFieldChanged, Field: "b", From: "2"}},
+			Events: []normalize.Event{ev("item:deal-1:v2:a"), ev("item:deal-1:v2:b")},
+		}
+		got, applied, err := s.UpdateItem(t.Context(), u)
+		if err != nil || !applied || got.Version != 2 || len(got.Fields) != 1 || got.Fields["a"] != "9" {
+			t.Fatalf("UpdateItem = %+v, %v, %v", got, applied, err)
+		}
+		es := checkTimeline(t, s, "deal-1", "created", "u:2:a", "u:2:b")
+		if es[2].Field != "b" || es[2].From != "2" || es[2].To != "" || es[2].ItemID != "deal-1" {
+			t.Fatalf("entry = %+v", es[2])
+		}
+		log, err := s.ReadLog(t.Context(), "c1", 10, time.Second)
+		if err != nil || len(log) != 2 || log[0].Event.ID != "item:deal-1:v2:a" || log[1].Event.ID != "item:deal-1:v2:b" {
+			t.Fatalf("log after the update = %+v, %v", log, err)
+		}
+		if r, err := s.Append(t.Context(), &normalize.Event{ID: "item:deal-1:v2:a", Type: "item.field_changed"}); err != nil || !r.Duplicate {
+			t.Fatalf("the update's event appended again = %+v, %v; want a duplicate", r, err)
+		}
+		// The same update again (a retry) is recognised before the version.
+		if _, applied, err := s.UpdateItem(t.Context(), u); err != nil || applied {
+			t.Fatalf("UpdateItem again = %v, %v; want not applied", applied, err)
+		}
+		// A stale version changes nothing.
+		stale := store.ItemUpdate{ItemID: "deal-1", ExpectVersion: 1, Responsible: "carol",
+			Entry: store.TimelineEntry{ID: "u:3:responsible"}, Events: []normalize.Event{ev("item:deal-1:v3:r")}}
+		_, _, err = s.UpdateItem(t.Context(), stale)
+		wantErr(t, "UpdateItem at a stale version", err, store.ErrConflict)
+		if cur, err := s.GetItem(t.Context(), "deal-1"); err != nil || cur.Version != 2 || cur.Responsible == "carol" {
+			t.Fatalf("item after a stale update = %+v, %v", cur, err)
+		}
+		if _, _, err := s.GetEvent(t.Context(), "item:deal-1:v3:r"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("event of a stale update: %v, want not found", err)
+		}
+		// Removing the last field leaves none.
+		got, _, err = s.UpdateItem(t.Context(), store.ItemUpdate{ItemID: "deal-1", ExpectVersion: 2, Remove: []string{"a"},
+			Entry: store.TimelineEntry{ID: "u:3:a"}})
+		if err != nil || len(got.Fields) != 0 || got.Version != 3 {
+			t.Fatalf("remove the last field = %+v, %v", got, err)
+		}
 	})
 }
