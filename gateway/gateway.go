@@ -20,6 +20,7 @@ import (
 	"github.com/stagegate/stagegate/config"
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/gateway/board"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -50,6 +51,7 @@ type Gateway struct {
 	services []connectors.Service
 	health   []connectors.HealthConnector
 	handler  http.Handler
+	board    *board.Board
 	maxBody  int64
 	shutdown time.Duration
 
@@ -98,11 +100,17 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 		st.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	g.board = board.New(board.Options{
+		Store: st, Pipelines: func() []engine.Pipeline { return g.eng.Pipelines() },
+		Logger: g.log.With("component", "board"), Now: g.now,
+	})
+	aopts := g.actionOptions()
+	aopts.Observer = g.board.ActionObserver(aopts.Observer)
 	g.eng, err = engine.New(engine.Options{
 		Store: st, Pipelines: cfg.Pipelines, Create: create, DefaultRegion: cfg.Engine.DefaultRegion,
-		Logger: g.log.With("component", "engine"), Now: g.now, Observer: g.m,
+		Logger: g.log.With("component", "engine"), Now: g.now, Observer: g.board.Observer(g.m),
 		BatchSize: cfg.Engine.BatchSize, Consumer: instance,
-		Actions: runner, ActionOptions: g.actionOptions(),
+		Actions: runner, ActionOptions: aopts,
 	})
 	if err != nil {
 		st.Close()
@@ -115,6 +123,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.routes(mux, api)
+	g.board.Routes(mux, api) // the operator's board at /ui/
 	g.handler = mux
 	return g, nil
 }
@@ -151,6 +160,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		Handler: g.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(g.board.Close) // ends the board's streams
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	svcCtx, stopServices := context.WithCancel(ctx)
