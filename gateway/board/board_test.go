@@ -1,0 +1,137 @@
+package board_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/gateway/board"
+)
+
+func boolp(b bool) *bool { return &b }
+
+func TestTriggerText(t *testing.T) {
+	secs := 90.0
+	cases := []struct {
+		t    engine.Trigger
+		want string
+	}{
+		{engine.Trigger{Type: "email.clicked", URL: "https://example.com/pricing"},
+			"Moves here when a customer clicks a link starting with https://example.com/pricing — human clicks only."},
+		{engine.Trigger{Type: "email.clicked", URL: "https://x.test/a", Match: "exact", HumanOnly: boolp(false)},
+			"Moves here when a customer clicks the link https://x.test/a — machine clicks count too."},
+		{engine.Trigger{Type: "chat.text", Text: "price", AllowBack: true, AsUser: "alice"},
+			`Moves here when a customer writes a chat message containing "price" (letter case counts); also moves items back here from later stages; recorded as alice.`},
+		{engine.Trigger{Type: "call.inbound", Line: "+15550001111"}, "Moves here when a customer calls on line +15550001111."},
+		{engine.Trigger{Type: "call.missed"}, "Moves here when a customer's call is missed (any line)."},
+		{engine.Trigger{Type: "chat.reaction_time", Seconds: &secs}, "Moves here when an agent accepts a chat more than 90 s after the customer's first message."},
+		{engine.Trigger{Type: "form.callback", Form: "call"}, `Moves here when a customer asks to be called back with the form "call".`},
+		{engine.Trigger{Type: "webhook.received", Code: "ping"}, `Moves here when a signed webhook with code "ping" arrives.`},
+		{engine.Trigger{Type: "crm.invoice_paid", Attrs: map[string]string{"plan": "pro"}}, `Moves here when the CRM reports invoice paid with plan = "pro".`},
+	}
+	for _, c := range cases {
+		t.Run(c.t.Type, func(t *testing.T) {
+			if got := board.TriggerText(&c.t); got != c.want {
+				t.Errorf("got  %s\nwant %s", got, c.want)
+			}
+		})
+	}
+}
+
+func TestActionText(t *testing.T) {
+	cases := []struct {
+		a    engine.ActionSpec
+		want string
+	}{
+		{engine.ActionSpec{Type: "log"}, "Writes to the timeline."},
+		{engine.ActionSpec{Type: "fax", After: 24 * time.Hour}, "Runs a fax action, 24h0m0s after the item enters (unless it has left by then)."},
+	}
+	for _, c := range cases {
+		if got := board.ActionText(&c.a); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.a.Type, got, c.want)
+		}
+	}
+}
+
+// The page is public (it asks for the token) and locked down; the board's
+// API routes take the bearer token only in the header.
+func TestRoutesAuth(t *testing.T) {
+	g := startGateway(t, "{driver: bolt, path: "+filepath.Join(t.TempDir(), "sg.db")+"}", "http://127.0.0.1:9/x", "a")
+	resp, err := http.Get(g.Base + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `<script src="app.js"`) {
+		t.Fatalf("GET /ui/: %d %.200s", resp.StatusCode, body)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("CSP = %q", csp)
+	}
+	for _, path := range []string{"/api/v1/board", "/api/v1/board/stream", "/api/v1/board/stream?token=" + testToken, "/api/v1/board/items/i_x/events"} {
+		resp, err := http.Get(g.Base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s without a header: %d, want 401", path, resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequest("GET", g.Base+"/api/v1/board?pipeline=nope", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("unknown pipeline: %d, want 422", resp.StatusCode)
+	}
+}
+
+// The stream says hello, then a change for a move made through the API.
+func TestStream(t *testing.T) {
+	g := startGateway(t, "{driver: bolt, path: "+filepath.Join(t.TempDir(), "sg.db")+"}", "http://127.0.0.1:9/x", "a")
+	id := createItem(t, g.Base, "Ann", "ann@client.test", "bob")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", g.Base+"/api/v1/board/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	lines := bufio.NewScanner(resp.Body)
+	next := func(prefix string) string {
+		t.Helper()
+		for lines.Scan() {
+			if l := lines.Text(); strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+		t.Fatalf("stream ended before %q: %v", prefix, lines.Err())
+		return ""
+	}
+	if l := next("event:"); l != "event: hello" {
+		t.Fatalf("first event %q", l)
+	}
+	call(t, g.Base, "POST", "/api/v1/items/"+id+"/move", map[string]any{"stage": "won"})
+	if l := next("event:"); l != "event: change" {
+		t.Fatalf("event %q, want change", l)
+	}
+	if l := next("data:"); !strings.Contains(l, `"items"`) {
+		t.Fatalf("data %q", l)
+	}
+}
