@@ -238,7 +238,11 @@ func drag(t *testing.T, tab context.Context, id, stage string) {
 	type pt struct{ X, Y float64 }
 	from := eval[pt](t, tab, fmt.Sprintf(`(function(){var r=document.querySelector('.card[data-id=%q]').getBoundingClientRect();return {X:r.x+r.width/2,Y:r.y+r.height/2}})()`, id))
 	to := eval[pt](t, tab, fmt.Sprintf(`(function(){var r=document.querySelector('.column[data-stage=%q] .cards').getBoundingClientRect();return {X:r.x+r.width/2,Y:r.y+Math.min(r.height/2,30)}})()`, stage))
-	pressed := func(p *input.DispatchMouseEventParams) { p.Button = input.MouseButtonLeft; p.Buttons = 1; p.ClickCount = 1 }
+	pressed := func(p *input.DispatchMouseEventParams) {
+		p.Button = input.MouseButtonLeft
+		p.Buttons = 1
+		p.ClickCount = 1
+	}
 	acts := []chromedp.Action[chromedp.Void]{chromedp.MouseEvent(chromedp.MousePressed, from.X, from.Y, pressed)}
 	for i := 1; i <= 10; i++ {
 		x := from.X + (to.X-from.X)*float64(i)/10
