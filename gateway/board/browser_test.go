@@ -40,6 +40,14 @@ func TestBrowserBoard(t *testing.T) {
 	ann := createItem(t, g.Base, "Ann Lee", "ann@client.test", "bob")
 	createItem(t, g.Base, "Ben Ode", "ben@client.test", "carol")
 
+	step(t, tab, "a wrong token is refused",
+		chromedp.Navigate(g.Base+"/ui/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), "wrong-token-123"),
+		chromedp.Click(chromedp.ID("signin-button")),
+		waitJS(`document.getElementById("signin-error").textContent.includes("not one of the gateway's API tokens")`),
+	)
+	shot(t, tab, "00-sign-in-refused")
 	signIn(t, tab, g.Base, "alice")
 	step(t, tab, "the board shows the cards and the stage rules",
 		waitJS(fmt.Sprintf(`%s === "new"`, cardStage(ann))),
@@ -169,6 +177,7 @@ func TestBrowserBoard(t *testing.T) {
 		chromedp.Navigate(g.Base+"/ui/#/health"),
 		waitJS(`document.getElementById("ready-status") !== null && document.getElementById("ready-status").textContent === "ready"`),
 		waitJS(`document.getElementById("health").textContent.includes("Events received")`),
+		waitJS(`document.getElementById("connectors") !== null && document.getElementById("connectors").textContent.includes("api")`),
 	)
 	shot(t, tab, "07-health")
 

@@ -621,7 +621,7 @@
     else if (e.kind === "action") text = "Action " + (e.action || "") + (e.message ? ": " + e.message : "");
     else text = e.kind + (e.message ? ": " + e.message : "");
     var li = h("li", { class: cls, "data-kind": e.kind },
-      h("div", null, h("strong", { text: text })),
+      h("div", null, e.kind === "action" ? h("span", { text: text }) : h("strong", { text: text })),
       h("div", { class: "when" },
         when(e.at),
         e.actor ? [" · by ", h("span", { class: "actor", text: e.actor })] : null,
@@ -713,14 +713,16 @@
       api("POST", "actions/" + enc(a.id) + "/retry").then(function () { toast("Action queued again"); refresh(); },
         function (err) { toast("Retry refused: " + err.message, true); refresh(); });
     } }, "Retry") : null;
+    var timing = a.status === "pending" ? "due " + when(a.due) : "updated " + when(a.updated_at);
     return h("li", { class: "row action-row", "data-action": a.id, "data-status": a.status },
       h("div", { class: "title" }, (a.name || a.type) + " ", h("span", { class: "status " + a.status, text: a.status })),
-      h("div", { class: "meta", text: "on entering " + a.stage + " · " + a.attempts + " attempt" + (a.attempts === 1 ? "" : "s") +
-        " · due " + when(a.due) }),
-      a.last_error ? h("div", { class: "meta error", text: a.last_error }) : null,
+      h("div", { class: "meta", text: a.type + " · on entering " + a.stage + " · " + a.attempts + " attempt" + (a.attempts === 1 ? "" : "s") +
+        " · " + timing }),
+      a.last_error ? h("div", { class: "meta" + (a.status === "failed" ? " error" : ""),
+        text: (a.status === "failed" ? "" : "earlier error: ") + a.last_error }) : null,
       a.note ? h("div", { class: "meta", text: a.note }) : null,
-      h("div", { class: "buttons" }, retry,
-        withItem ? h("button", { type: "button", class: "secondary", onclick: function () { openDrawer(a.item_id, this); } }, "Open item") : null));
+      retry || withItem ? h("div", { class: "buttons" }, retry,
+        withItem ? h("button", { type: "button", class: "secondary", onclick: function () { openDrawer(a.item_id, this); } }, "Open item") : null) : null);
   }
 
   // ---------- unmatched events ----------
@@ -864,6 +866,23 @@
         }),
         h("div", { class: "metric" }, h("div", { class: "v", text: String(m.stagegate_outbox_depth || 0) }), h("div", { class: "l", text: "Actions waiting" })),
         h("div", { class: "metric" }, h("div", { class: "v", text: lag }), h("div", { class: "l", text: "Mean intake lag" }))));
+      var per = m.connectors || {}, prevPer = prev && prev.m.connectors || {};
+      var names = Object.keys(per).sort();
+      box.appendChild(h("h2", { text: "Connectors" }));
+      if (names.length) {
+        box.appendChild(h("table", { id: "connectors" },
+          h("thead", null, h("tr", null, ["Connector", "Received", "Rate", "Duplicates", "Rejected", "503s"].map(function (x) { return h("th", { text: x }); }))),
+          h("tbody", null, names.map(function (n) {
+            var c = per[n], p = prevPer[n] || {};
+            var dt = prev ? (now - prev.at) / 60000 : 0;
+            var rcv = c.stagegate_events_received_total || 0;
+            return h("tr", null, h("td", { text: n }), h("td", { text: String(rcv) }),
+              h("td", { text: dt > 0 ? ((rcv - (p.stagegate_events_received_total || 0)) / dt).toFixed(1) + "/min" : "—" }),
+              h("td", { text: String(c.stagegate_events_duplicate_total || 0) }),
+              h("td", { text: String(c.stagegate_events_rejected_total || 0) }),
+              h("td", { text: String(c.stagegate_intake_unavailable_total || 0) }));
+          }))));
+      } else box.appendChild(h("p", { class: "muted", text: "No connector has taken an event since this gateway started." }));
       box.appendChild(h("p", { class: "hint", text: "Rates are per minute over the last 5 s; counters are this gateway's since it started (Prometheus: /metrics)." }));
     });
   }
@@ -880,6 +899,12 @@
       var brace = key.indexOf("{");
       var name = brace >= 0 ? key.slice(0, brace) : key;
       m[name] = (m[name] || 0) + v;
+      var conn = /connector="([^"]*)"/.exec(key);
+      if (conn && name.indexOf("stagegate_events_") === 0 || conn && name === "stagegate_intake_unavailable_total") {
+        var per = m.connectors || (m.connectors = {});
+        var c = per[conn[1]] || (per[conn[1]] = {});
+        c[name] = (c[name] || 0) + v;
+      }
       if (name === "stagegate_actions_total" && key.indexOf('result="failed"') >= 0) {
         m["stagegate_actions_total{result=failed}"] = (m["stagegate_actions_total{result=failed}"] || 0) + v;
       }
