@@ -45,7 +45,14 @@ type nonMoveIndex struct {
 	closed <-chan struct{}
 	queue  chan string
 	start  sync.Once
+
+	mu       sync.Mutex
+	dropped  int       // events not indexed since the last warning
+	warnedAt time.Time // when the last warning was logged
 }
+
+// dropWarnEvery bounds the warnings about a full queue to one per period.
+const dropWarnEvery = 10 * time.Second
 
 func newNonMoveIndex(st store.Store, log *slog.Logger, n *notifier, closed <-chan struct{}) *nonMoveIndex {
 	return &nonMoveIndex{st: st, log: log, notify: n, closed: closed, queue: make(chan string, nonMoveQueue)}
@@ -59,7 +66,13 @@ func (x *nonMoveIndex) add(eventID string) {
 	select {
 	case x.queue <- eventID:
 	default:
-		x.log.Warn("board: non-move index queue full, event not indexed", "event_id", eventID)
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		x.dropped++
+		if now := time.Now(); now.Sub(x.warnedAt) >= dropWarnEvery {
+			x.log.Warn("board: non-move index queue full, events not indexed", "dropped", x.dropped, "last_event_id", eventID)
+			x.dropped, x.warnedAt = 0, now
+		}
 	}
 }
 

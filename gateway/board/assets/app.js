@@ -920,7 +920,17 @@
     $("drawer-close").addEventListener("click", closeDrawer);
     $("drawer-backdrop").addEventListener("click", closeDrawer);
     document.addEventListener("keydown", function (e) {
-      if (e.key === "Escape" && !$("drawer").hidden) { e.preventDefault(); closeDrawer(); }
+      if ($("drawer").hidden) return;
+      if (e.key === "Escape") { e.preventDefault(); closeDrawer(); return; }
+      if (e.key !== "Tab") return;
+      // The drawer is modal: Tab cycles through its controls.
+      var f = Array.prototype.filter.call($("drawer").querySelectorAll("button, select, input, summary, a[href]"),
+        function (el) { return !el.disabled && el.offsetParent !== null; });
+      if (!f.length) return;
+      var first = f[0], last = f[f.length - 1];
+      if (e.shiftKey && (document.activeElement === first || document.activeElement === $("drawer"))) { e.preventDefault(); last.focus(); }
+      else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+      else if (!$("drawer").contains(document.activeElement)) { e.preventDefault(); first.focus(); }
     });
     window.addEventListener("hashchange", function () { if (token()) route(); });
     if (token()) start(); else showSignIn("");
