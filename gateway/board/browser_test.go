@@ -198,6 +198,28 @@ func TestBrowserBoard(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("timeline")),
 	)
 	shot(t, tab, "09-phone-drawer")
+	step(t, tab, "phone drawer: a move's explanation",
+		chromedp.Click(chromedp.CSS(`#timeline button.explain-toggle[data-event="api:call-1"]`)),
+		waitJS(`document.querySelector(".explain .decisions li.won") !== null`),
+		chromedp.ScrollIntoView(chromedp.CSS(`.explain .decisions`)),
+	)
+	shot(t, tab, "10-phone-explain")
+	for _, p := range []string{"unmatched", "failed", "health"} {
+		step(t, tab, "phone "+p,
+			chromedp.KeyEvent("\x1b"),
+			chromedp.Navigate(g.Base+"/ui/#/"+p),
+			waitJS(`document.getElementById("`+p+`") !== null && document.getElementById("`+p+`").children.length > 0`),
+		)
+		if p == "unmatched" {
+			step(t, tab, "the unmatched event now has a lead",
+				waitJS(`document.querySelector('.unmatched-row[data-event="api:paid-x"]').textContent.includes("Has a lead now at new")`),
+				waitJS(`document.querySelector('.unmatched-row[data-event="api:paid-x"] button.create-lead').disabled`))
+		}
+		if w := eval[int](t, tab, `document.documentElement.scrollWidth`); w > 375 {
+			t.Errorf("the %s page is %d px wide at 375 px", p, w)
+		}
+		shot(t, tab, "11-phone-"+p)
+	}
 }
 
 // Two gateways on one Redis: the board served by one shows, live, a move

@@ -314,6 +314,7 @@
   function renderBoard() {
     var b = state.board, main = $("main");
     if (state.page !== "board" || !b) return;
+    if (drag.active) { drag.renderAfter = true; return; } // not under the user's pointer
     var focused = document.activeElement && document.activeElement.getAttribute("data-id");
     var focusedControl = document.activeElement && document.activeElement.id;
     var scroller = main.querySelector(".columns");
@@ -459,7 +460,7 @@
 
   // ---------- drag and drop (pointer events: mouse, pen and touch) ----------
 
-  var drag = { card: null, el: null, ghost: null, x: 0, y: 0, active: false, target: null, suppressClick: false };
+  var drag = { card: null, el: null, ghost: null, x: 0, y: 0, active: false, target: null, suppressClick: false, renderAfter: false };
 
   function dragStart(e, c, el) {
     if (e.button !== 0) return;
@@ -483,6 +484,10 @@
     e.preventDefault();
     drag.ghost.style.left = (e.clientX - 20) + "px";
     drag.ghost.style.top = (e.clientY - 20) + "px";
+    // Near an edge of the columns, scroll them: the next column may be off screen.
+    var cols = $("columns"), r = cols.getBoundingClientRect();
+    if (e.clientX < r.left + 40) cols.scrollLeft -= 20;
+    else if (e.clientX > r.right - 40) cols.scrollLeft += 20;
     var under = document.elementFromPoint(e.clientX, e.clientY);
     var col = under && under.closest ? under.closest(".column") : null;
     if (col !== drag.target) {
@@ -510,6 +515,7 @@
     if (drag.target) drag.target.classList.remove("drop-target");
     drag.card = drag.el = drag.ghost = drag.target = null;
     drag.active = false;
+    if (drag.renderAfter) { drag.renderAfter = false; renderBoard(); }
   }
 
   // ---------- drawer ----------
@@ -741,7 +747,8 @@
 
   function loadUnmatched() {
     var box = page("Unmatched events", "unmatched");
-    Promise.all([api("GET", "unmatched?limit=100"), state.board ? state.board : api("GET", "board")]).then(function (r) {
+    var q = state.pipeline ? "?pipeline=" + enc(state.pipeline) : "";
+    Promise.all([api("GET", "unmatched?limit=100"), api("GET", "board" + q)]).then(function (r) {
       if (state.page !== "unmatched") return;
       var open = box.querySelector(".lead-form");
       if (open) return; // do not disturb a form being filled in
@@ -756,16 +763,21 @@
   function unmatchedRow(rec, board) {
     var ev = rec.event, s = ev.subject || {};
     var who = [s.name, s.email, s.phone, s.visitor_id ? "visitor " + s.visitor_id : ""].filter(Boolean).join(" · ") || "unknown sender";
-    var canCreate = !!(s.email || s.phone);
+    var lead = board.items.filter(function (c) { return c.identity && (c.identity === s.email || c.identity === s.phone); })[0];
+    var canCreate = !!(s.email || s.phone) && !lead;
     var li = h("li", { class: "row unmatched-row", "data-event": ev.id },
       h("div", { class: "title" }, ev.type + " ", h("span", { class: "muted", text: "from " + ev.connector })),
       h("div", { class: "meta", text: who }),
       h("div", { class: "meta", text: when(ev.received_at) + (rec.note ? " · " + rec.note : "") }));
     var btns = h("div", { class: "buttons" });
     var create = h("button", { type: "button", class: "create-lead", disabled: !canCreate,
-      title: canCreate ? "" : "The event names no email or phone", onclick: function () { leadForm(li, ev, board); create.disabled = true; } },
+      title: canCreate ? "" : lead ? "This customer has a lead now" : "The event names no email or phone", onclick: function () { leadForm(li, ev, board); create.disabled = true; } },
       "Create a lead from this");
     btns.appendChild(create);
+    if (lead) {
+      btns.appendChild(h("span", { class: "meta", text: "Has a lead now at " + lead.stage + " " }));
+      btns.appendChild(h("button", { type: "button", class: "secondary", onclick: function () { openDrawer(lead.id, this); } }, "Open it"));
+    }
     li.appendChild(btns);
     li.appendChild(h("details", null, h("summary", { text: "Raw input" }), h("pre", { text: decodeRaw(ev.raw) || "(none kept)" })));
     return li;
