@@ -18,10 +18,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/internal/httpx"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -83,8 +85,20 @@ func (b *Board) Routes(mux, api *http.ServeMux) {
 	if err != nil {
 		panic(err) // the embedded tree is part of the binary
 	}
-	files := http.StripPrefix("/ui/", http.FileServerFS(sub))
-	mux.Handle("GET /ui/", pageHeaders(files))
+	files := http.FileServerFS(sub)
+	mux.Handle("GET /ui/", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/ui/")
+		if name == "" {
+			name = "index.html"
+		}
+		if fi, err := fs.Stat(sub, name); err != nil || fi.IsDir() {
+			httpx.WriteError(w, http.StatusNotFound, "not_found", "no such page: "+r.URL.Path)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = "/"+strings.TrimPrefix(r.URL.Path, "/ui/"), ""
+		files.ServeHTTP(w, r2)
+	})))
 	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 	api.HandleFunc("GET /api/v1/board", b.apiBoard)
 	api.HandleFunc("GET /api/v1/board/stream", b.apiStream)

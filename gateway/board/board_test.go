@@ -12,6 +12,7 @@ import (
 
 	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/gateway/board"
+	"github.com/stagegate/stagegate/internal/testutil/redisserver"
 )
 
 func boolp(b bool) *bool { return &b }
@@ -75,6 +76,15 @@ func TestRoutesAuth(t *testing.T) {
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
 		t.Errorf("CSP = %q", csp)
 	}
+	resp, err = http.Get(g.Base + "/ui/nope.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.Contains(string(body), `"code":"not_found"`) {
+		t.Errorf("GET /ui/nope.js: %d %s", resp.StatusCode, body)
+	}
 	for _, path := range []string{"/api/v1/board", "/api/v1/board/stream", "/api/v1/board/stream?token=" + testToken, "/api/v1/board/items/i_x/events"} {
 		resp, err := http.Get(g.Base + path)
 		if err != nil {
@@ -133,5 +143,42 @@ func TestStream(t *testing.T) {
 	}
 	if l := next("data:"); !strings.Contains(l, `"items"`) {
 		t.Fatalf("data %q", l)
+	}
+}
+
+// An event that reaches an item without moving it is listed for the item,
+// on either store; one that moves it is not (the timeline has it).
+func TestItemNonMoves(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store func(t *testing.T) string
+	}{
+		{"bolt", func(t *testing.T) string { return "{driver: bolt, path: " + filepath.Join(t.TempDir(), "sg.db") + "}" }},
+		{"redis", func(t *testing.T) string {
+			srv := redisserver.Start(t)
+			return "{driver: redis, url: " + srv.URL() + ", prefix: nonmoves}"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t, tc.store(t), "http://127.0.0.1:9/x", "a")
+			id := createItem(t, g.Base, "Ann", "ann@client.test", "bob")
+			postEvent(t, g.Base, "paid-1", "crm.invoice_paid", "ann@client.test") // moves to won
+			postEvent(t, g.Base, "call-1", "crm.called", "ann@client.test")       // closed: no move
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				evs := call(t, g.Base, "GET", "/api/v1/board/items/"+id+"/events", nil)["events"].([]any)
+				if len(evs) == 1 {
+					ev := evs[0].(map[string]any)
+					if ev["event_id"] != "api:call-1" || ev["type"] != "crm.called" || ev["stage"] != "won" {
+						t.Fatalf("non-move %v", ev)
+					}
+					return
+				}
+				if len(evs) > 1 || time.Now().After(deadline) {
+					t.Fatalf("non-moves %v, want the call only", evs)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
 	}
 }

@@ -243,6 +243,11 @@ func TestBrowserBoardTwoGateways(t *testing.T) {
 	step(t, tab, "a move on a appears on b", waitJS(fmt.Sprintf(`%s === "won"`, cardStage(ann))))
 	t.Logf("the move on gateway a reached the board of gateway b after %v", time.Since(start))
 	shot(t, tab, "01-moved-on-other-gateway")
+	step(t, tab, "b's drawer shows the actor of a's move",
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`.card[data-id=%q]`, ann))),
+		waitJS(`Array.from(document.querySelectorAll("#timeline li.move .actor")).some(a => a.textContent === "dave")`),
+		chromedp.KeyEvent("\x1b"),
+	)
 
 	postEvent(t, a.Base, "back-1", "crm.called", "ann@client.test") // closed: no move
 	ben := createItem(t, a.Base, "Ben Ode", "ben@client.test", "carol")
