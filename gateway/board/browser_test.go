@@ -254,4 +254,11 @@ func TestBrowserBoardTwoGateways(t *testing.T) {
 	postEvent(t, a.Base, "eng-1", "crm.engaged", "ben@client.test")
 	step(t, tab, "an event applied by either gateway moves the card on b",
 		waitJS(fmt.Sprintf(`%s === "engaged"`, cardStage(ben))))
+
+	// Its webhook target does not answer: the failed page lists the action.
+	step(t, tab, "the failed page lists the failed action",
+		chromedp.Navigate(b.Base+"/ui/#/failed"),
+		waitJS(`document.querySelector('#failed-actions .action-row[data-status="failed"] button.retry') !== null`),
+	)
+	shot(t, tab, "02-failed-page")
 }

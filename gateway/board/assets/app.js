@@ -722,7 +722,7 @@
     var timing = a.status === "pending" ? "due " + when(a.due) : "updated " + when(a.updated_at);
     return h("li", { class: "row action-row", "data-action": a.id, "data-status": a.status },
       h("div", { class: "title" }, (a.name || a.type) + " ", h("span", { class: "status " + a.status, text: a.status })),
-      h("div", { class: "meta", text: a.type + " · on entering " + a.stage + " · " + a.attempts + " attempt" + (a.attempts === 1 ? "" : "s") +
+      h("div", { class: "meta", text: (withItem ? "item " + a.item_id + " · " : "") + a.type + " · on entering " + a.stage + " · " + a.attempts + " attempt" + (a.attempts === 1 ? "" : "s") +
         " · " + timing }),
       a.last_error ? h("div", { class: "meta" + (a.status === "failed" ? " error" : ""),
         text: (a.status === "failed" ? "" : "earlier error: ") + a.last_error }) : null,
