@@ -113,7 +113,7 @@ func TestBrowserBoard(t *testing.T) {
 	// Retry the failed action from the drawer, with the target up again.
 	fail.Store(false)
 	step(t, tab, "retry the failed action",
-		chromedp.Click(chromedp.CSS(`#item-actions .action-row[data-status="failed"] button.retry`)),
+		clickJS(`#item-actions .action-row[data-status="failed"] button.retry`),
 		waitJS(`document.querySelector('#item-actions .action-row[data-status="done"]') !== null`),
 	)
 	if hits.Load() < 2 {
@@ -123,7 +123,7 @@ func TestBrowserBoard(t *testing.T) {
 
 	// A move's event explains itself: the call that moved Ann to contacted.
 	step(t, tab, "the move's event, explained",
-		chromedp.Click(chromedp.CSS(`#timeline button.explain-toggle[data-event="api:call-1"]`)),
+		clickJS(`#timeline button.explain-toggle[data-event="api:call-1"]`),
 		waitJS(`Array.from(document.querySelectorAll(".explain .decisions li.won")).some(li => li.textContent.includes("“called”") && li.textContent.includes("fired"))`),
 	)
 
@@ -132,7 +132,7 @@ func TestBrowserBoard(t *testing.T) {
 	postEvent(t, g.Base, "call-2", "crm.called", "ann@client.test")
 	step(t, tab, "the drawer explains a non-move",
 		waitJS(`document.querySelector('#timeline li.nonmove button.explain-toggle[data-event="api:call-2"]') !== null`),
-		chromedp.Click(chromedp.CSS(`#timeline li.nonmove button.explain-toggle[data-event="api:call-2"]`)),
+		clickJS(`#timeline li.nonmove button.explain-toggle[data-event="api:call-2"]`),
 		waitJS(`Array.from(document.querySelectorAll(".explain")).some(b => !b.hidden && b.textContent.includes("Did not move the item (it stayed at engaged)") && b.querySelector("li.stage_behind") && b.querySelector("li.stage_behind").textContent.includes("behind"))`),
 		waitJS(`Array.from(document.querySelectorAll(".explain pre.raw")).some(p => p.textContent.includes("call-2"))`),
 	)
@@ -199,7 +199,7 @@ func TestBrowserBoard(t *testing.T) {
 	)
 	shot(t, tab, "09-phone-drawer")
 	step(t, tab, "phone drawer: a move's explanation",
-		chromedp.Click(chromedp.CSS(`#timeline button.explain-toggle[data-event="api:call-1"]`)),
+		clickJS(`#timeline button.explain-toggle[data-event="api:call-1"]`),
 		waitJS(`document.querySelector(".explain .decisions li.won") !== null`),
 		chromedp.ScrollIntoView(chromedp.CSS(`.explain .decisions`)),
 	)

@@ -258,3 +258,9 @@ func setValue(id, value, event string) chromedp.Action[chromedp.Void] {
 	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
 		`(function(){var e=document.getElementById(%q);e.value=%q;e.dispatchEvent(new Event(%q))})()`, id, value, event))
 }
+
+// clickJS waits for an element and clicks it in the same evaluation, so a
+// re-render between finding and clicking it cannot make the click miss.
+func clickJS(sel string) chromedp.Action[chromedp.Void] {
+	return waitJS(fmt.Sprintf(`(function(){var e=document.querySelector(%q);if(!e)return false;e.click();return true})()`, sel))
+}

@@ -261,15 +261,15 @@
   }
 
   // A slow fallback: messages are best effort, so look again now and then.
-  setInterval(function () { if (token() && !$("app").hidden) refresh(); }, 30000);
+  setInterval(function () { if (token() && !$("app").hidden) refresh(true); }, 30000);
 
-  function refresh() {
+  function refresh(force) {
     if (!token()) return;
-    if (state.page === "board") loadBoard();
+    if (state.page === "board") loadBoard(force);
     else if (state.page === "unmatched") loadUnmatched();
-    else if (state.page === "failed") loadFailed();
+    else if (state.page === "failed") loadFailed(force);
     else if (state.page === "health") loadHealth();
-    if (state.drawerItem) loadDrawer(state.drawerItem);
+    if (state.drawerItem) loadDrawer(state.drawerItem, force);
   }
 
   // ---------- routing ----------
@@ -291,9 +291,15 @@
 
   // ---------- board ----------
 
-  function loadBoard() {
+  // loadBoard fetches the board and renders it when it changed (a render
+  // replaces the cards, which would swallow a click in progress); force
+  // renders anyway, to bring the times at stage up to date.
+  function loadBoard(force) {
     var q = state.pipeline ? "?pipeline=" + enc(state.pipeline) : "";
     return api("GET", "board" + q).then(function (b) {
+      var key = JSON.stringify([b.pipeline, b.items]);
+      if (!force && key === state.boardKey && $("columns")) return;
+      state.boardKey = key;
       state.board = b;
       state.pipeline = b.pipeline.id;
       renderBoard();
@@ -445,6 +451,7 @@
     if (actor()) body.as_user = actor();
     if (state.board) {
       state.board.items.forEach(function (c) { if (c.id === id) c.stage = stage; });
+      state.boardKey = ""; // what is shown is no longer what was fetched
       renderBoard();
     }
     return api("POST", "items/" + enc(id) + "/move", body).then(function (it) {
@@ -453,7 +460,7 @@
       return it;
     }, function (err) {
       toast("Move refused: " + err.message, true);
-      refresh();
+      refresh(true);
       throw err;
     });
   }
@@ -524,6 +531,7 @@
     state.drawerItem = id;
     state.drawerReturn = from || document.activeElement;
     state.open = {};
+    state.drawerKey = "";
     $("drawer").hidden = false;
     $("drawer-backdrop").hidden = false;
     $("drawer-title").textContent = "Item " + id;
@@ -548,7 +556,7 @@
   }
 
   var drawerSeq = 0;
-  function loadDrawer(id) {
+  function loadDrawer(id, force) {
     var seq = ++drawerSeq;
     var item;
     api("GET", "items/" + enc(id)).then(function (it) {
@@ -562,6 +570,9 @@
       ]);
     }).then(function (r) {
       if (seq !== drawerSeq || state.drawerItem !== id) return;
+      var key = JSON.stringify([item, r[0], r[1], r[2], r[3], r[4].pipeline]);
+      if (!force && key === state.drawerKey) return; // unchanged: leave the user's view alone
+      state.drawerKey = key;
       renderDrawer(item, r[0], r[1].entries || [], r[2].actions || [], r[3].events || [], r[4]);
     }, function (err) {
       if (seq !== drawerSeq) return;
@@ -717,7 +728,7 @@
     var retry = a.status === "failed" ? h("button", { type: "button", class: "retry", "data-action": a.id, onclick: function () {
       this.disabled = true;
       api("POST", "actions/" + enc(a.id) + "/retry").then(function () { toast("Action queued again"); refresh(); },
-        function (err) { toast("Retry refused: " + err.message, true); refresh(); });
+        function (err) { toast("Retry refused: " + err.message, true); refresh(true); });
     } }, "Retry") : null;
     var timing = a.status === "pending" ? "due " + when(a.due) : "updated " + when(a.updated_at);
     return h("li", { class: "row action-row", "data-action": a.id, "data-status": a.status },
@@ -810,10 +821,13 @@
 
   // ---------- failed actions and parked events ----------
 
-  function loadFailed() {
+  function loadFailed(force) {
     var box = page("Failed", "failed");
     Promise.all([api("GET", "actions?status=failed&limit=100"), api("GET", "events?status=failed&limit=100")]).then(function (r) {
       if (state.page !== "failed") return;
+      var key = JSON.stringify(r);
+      if (!force && key === box.getAttribute("data-key")) return; // unchanged: keep the buttons under the pointer
+      box.setAttribute("data-key", key);
       clear(box);
       var acts = r[0].actions || [], evs = r[1].events || [];
       box.appendChild(h("h2", { text: "Failed actions (" + acts.length + ")" }));
@@ -827,7 +841,7 @@
           h("div", { class: "buttons" }, h("button", { type: "button", onclick: function () {
             this.disabled = true;
             api("POST", "events/" + enc(rec.event.id) + "/retry").then(function () { toast("Event put back into the log"); refresh(); },
-              function (err) { toast("Retry refused: " + err.message, true); });
+              function (err) { toast("Retry refused: " + err.message, true); box.removeAttribute("data-key"); refresh(); });
           } }, "Retry")));
       })));
       else box.appendChild(h("p", { class: "muted", text: "No parked events: every event could be applied." }));
