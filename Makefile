@@ -10,7 +10,7 @@ export STAGEGATE_API_TOKEN      ?= dev-token-change-me
 export STAGEGATE_TRACKING_KEY   ?= dev-tracking-key-change-me
 export STAGEGATE_WEBHOOK_SECRET ?= whsec_ZGV2LXdlYmhvb2stc2VjcmV0LWNoYW5nZS1tZQ==
 
-.PHONY: run test build bench lint fmt check clean
+.PHONY: run test build bench lint lint-install fmt check clean
 
 # `make run` builds, then execs the binary in place of the recipe's shell:
 # Ctrl-C reaches the gateway itself, which stops gracefully and exits 0
@@ -30,10 +30,15 @@ check: build ## validate configs/stagegate.yaml
 bench: build ## throughput and latency benchmarks; writes bench/RESULTS.md (not part of CI)
 	./scripts/bench.sh
 
-lint: ## golangci-lint when installed, else go vet + gofmt
-	@if command -v golangci-lint >/dev/null 2>&1; then golangci-lint run ./...; \
-	else echo "golangci-lint not installed: running go vet and gofmt"; \
-	$(GO) vet ./... && test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }; fi
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)/golangci-lint
+
+lint-install: ## install the pinned golangci-lint into $(go env GOPATH)/bin
+	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+lint: ## golangci-lint (the pinned version, .golangci.yml); make lint-install first
+	@test -x $(GOLANGCI_LINT) || { echo "golangci-lint not installed: run make lint-install"; exit 1; }
+	$(GOLANGCI_LINT) run ./...
 
 fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')

@@ -35,7 +35,7 @@ type walkTarget struct {
 	NoTag    string                // key "notag", as yaml.v3 does
 	Custom   customValue           `yaml:"custom"`
 	Opaque   map[string]any        `yaml:"opaque"`
-	hidden   string                // unexported: not a key
+	hidden   string                //nolint:unused // unexported: not a key, and the test checks that
 	Inline   struct{ Deep string } `yaml:"inline"`
 }
 

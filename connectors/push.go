@@ -31,14 +31,12 @@ type Accepted struct {
 // Push is what every push (HTTP) connector holds: its identity, its
 // dependencies and the ways to answer a request. Embed it in the connector.
 type Push struct {
-	name     string
-	log      *slog.Logger
-	intake   Intake
-	now      func() time.Time
-	maxBody  int64
-	mu       sync.Mutex // guards the two fields below
-	nextWarn time.Time
-	quieted  int
+	name    string
+	log     *slog.Logger
+	intake  Intake
+	now     func() time.Time
+	maxBody int64
+	warns   WarnLimiter // of LogRefusal
 }
 
 // NewPush builds the Push of connector b of the given kind; maxBody bounds
@@ -73,17 +71,7 @@ func (s *Push) Refuse(w http.ResponseWriter, r *http.Request, status int, code, 
 func (s *Push) LogRefusal(r *http.Request, quiet bool, code, msg string) {
 	args := []any{"code", code, "reason", msg, "remote", r.RemoteAddr, "path", r.URL.Path}
 	if !quiet {
-		s.mu.Lock()
-		now := s.now()
-		warn := !now.Before(s.nextWarn)
-		quieted := s.quieted
-		if warn {
-			s.nextWarn, s.quieted = now.Add(WarnEvery), 0
-		} else {
-			s.quieted++
-		}
-		s.mu.Unlock()
-		if warn {
+		if warn, quieted := s.warns.Allow(s.now()); warn {
 			s.log.Warn("request refused", append(args, "quieted_since_last", quieted)...)
 			return
 		}
@@ -159,5 +147,29 @@ func (s *Push) MaxBody() int64 { return s.maxBody }
 
 // WriteAccepted answers 200 with the Accepted body for res.
 func WriteAccepted(w http.ResponseWriter, res Result) {
-	httpx.WriteJSON(w, http.StatusOK, Accepted{EventID: res.EventID, Duplicate: res.Duplicate})
+	httpx.WriteJSON(w, http.StatusOK, Accepted(res))
+}
+
+// WarnLimiter lets one warning through per WarnEvery; the others go to
+// debug and are counted in the next warning (quieted_since_last), so a
+// flood of bad requests or a dead store writes one line every ten seconds.
+// The zero value is ready to use.
+type WarnLimiter struct {
+	mu      sync.Mutex
+	next    time.Time
+	quieted int
+}
+
+// Allow reports whether to warn at now, and how many warnings were quieted
+// since the last one.
+func (l *WarnLimiter) Allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		l.quieted++
+		return false, 0
+	}
+	q := l.quieted
+	l.next, l.quieted = now.Add(WarnEvery), 0
+	return true, q
 }

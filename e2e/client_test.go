@@ -178,7 +178,6 @@ type event struct {
 	status   int  // the 2xx status that accepted it, 0 if none did
 	dup      bool // the accepting answer said duplicate
 	attempts int
-	gotID    string
 }
 
 // eventID is the id the gateway gives the event.

@@ -64,10 +64,13 @@ func fallback(mux *http.ServeMux, self string) http.Handler {
 }
 
 // auth checks "Authorization: Bearer <token>" against the configured tokens
-// in constant time.
+// in constant time. A refusal is counted by route
+// (stagegate_http_unauthorized_total) and logged at debug, without the
+// token.
 func (g *Gateway) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := bearerToken(r.Header.Get("Authorization"))
+		h := r.Header.Get("Authorization")
+		tok, ok := bearerToken(h)
 		valid := 0
 		if ok {
 			for _, t := range g.cfg.API.Tokens {
@@ -75,12 +78,37 @@ func (g *Gateway) auth(next http.Handler) http.Handler {
 			}
 		}
 		if valid != 1 {
+			route := routeOf(next, r)
+			reason := "unknown token"
+			switch {
+			case strings.TrimSpace(h) == "":
+				reason = "no Authorization header"
+			case !ok:
+				reason = "not a Bearer token"
+			}
+			g.m.unauthorized.WithLabelValues(route).Inc()
+			g.log.Debug("api: unauthorized", "route", route, "method", r.Method, "path", r.URL.Path,
+				"remote", r.RemoteAddr, "reason", reason)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="stagegate"`)
 			httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// routeOf is the pattern of the API route r would reach ("GET
+// /api/v1/items/{id}"), a label of bounded cardinality; "other" for a path
+// no route takes.
+func routeOf(h http.Handler, r *http.Request) string {
+	mux, ok := h.(*http.ServeMux)
+	if !ok {
+		return "other"
+	}
+	if _, pattern := mux.Handler(r); pattern != "" && pattern != "/api/v1/" {
+		return pattern
+	}
+	return "other"
 }
 
 // bearerToken returns the token of an Authorization header of the Bearer

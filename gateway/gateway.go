@@ -37,6 +37,9 @@ type Options struct {
 	// Resolver looks up the hosts of action targets; nil means the
 	// system's (tests give a fake one).
 	Resolver actions.Resolver
+	// Version and ConfigPath are shown in the start-up log line.
+	Version    string
+	ConfigPath string
 }
 
 // Gateway is one running Stagegate. Build it with New, then Run it.
@@ -55,6 +58,9 @@ type Gateway struct {
 	maxBody  int64
 	shutdown time.Duration
 
+	version, configPath string // for the start-up log
+	outage              *outageLog
+
 	mu sync.Mutex
 	ln net.Listener
 }
@@ -63,13 +69,18 @@ type Gateway struct {
 // gateway by cancelling the context given to Run (or call Close if Run is
 // never called).
 func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: o.Logger, now: o.Now, m: newMetrics(), maxBody: cfg.Limits.MaxBody, shutdown: o.ShutdownTimeout}
+	g := &Gateway{cfg: cfg, log: o.Logger, now: o.Now, m: newMetrics(), maxBody: cfg.Limits.MaxBody, shutdown: o.ShutdownTimeout,
+		version: o.Version, configPath: o.ConfigPath}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	if g.now == nil {
 		g.now = time.Now
 	}
+	// Every component logs through the outage handler: a store outage is
+	// one warning, a reminder a minute and one "recovered" line.
+	g.outage = newOutageLog(g.log, g.now)
+	g.log = slog.New(g.outage.wrap(g.log.Handler()))
 	if g.shutdown == 0 {
 		g.shutdown = 15 * time.Second
 	}
@@ -86,6 +97,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.st = st
+	g.outage.ping = st.Ping
 	g.intake = &intake{st: st, m: g.m, log: g.log.With("component", "intake")}
 	create := map[string]engine.CreateSpec{}
 	for _, c := range cfg.Connectors {
@@ -193,6 +205,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("actions: %w", err)
 		}
 	}()
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatch()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		g.outage.run(watchCtx) // pings the store during an outage, to log its end
+	}()
 	for _, s := range g.services {
 		run("connector "+s.Name(), func() error { return s.Run(svcCtx) })
 	}
@@ -202,7 +221,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		return nil
 	})
-	g.log.Info("stagegate listening", "addr", g.ln.Addr().String(), "store", g.cfg.Store.Driver)
+	g.logStartup(g.ln.Addr().String())
 
 	var runErr error
 	select {
@@ -225,6 +244,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	stopActions() // running actions get a grace period, then are due again
 	<-actionsDone
 	wg.Wait()
+	stopWatch()
+	<-watchDone
 	if err := g.st.Close(); err != nil {
 		g.log.Warn("store close", "err", err)
 	}

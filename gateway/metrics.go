@@ -27,6 +27,8 @@ type metrics struct {
 	actions     *prometheus.CounterVec
 	attempt     *prometheus.HistogramVec
 	delivery    *prometheus.HistogramVec
+	// unauthorized counts API requests refused for their bearer token.
+	unauthorized *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -70,8 +72,12 @@ func newMetrics() *metrics {
 			Name: "stagegate_action_delivery_seconds", Help: "Time from a stage entry to its action's success, by type.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20),
 		}, []string{"type"}),
+		unauthorized: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stagegate_http_unauthorized_total",
+			Help: "API requests answered 401 (no, malformed or unknown bearer token), by route pattern; \"other\" for a path without a route.",
+		}, []string{"route"}),
 	}
-	m.reg.MustRegister(m.received, m.duplicate, m.rejected, m.unavailable, m.moves, m.applied, m.lag, m.batch,
+	m.reg.MustRegister(m.unauthorized, m.received, m.duplicate, m.rejected, m.unavailable, m.moves, m.applied, m.lag, m.batch,
 		m.actions, m.attempt, m.delivery,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

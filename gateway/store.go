@@ -21,7 +21,7 @@ func openStore(ctx context.Context, cfg store.Config, log *slog.Logger, now func
 		}
 		return st, nil
 	case "redis":
-		st, err := redis.Open(ctx, cfg, redis.Options{Logger: log, Now: now})
+		st, err := redis.Open(ctx, cfg, redis.Options{Logger: log, Now: now, WaitForRedis: !cfg.FailFast})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: open redis store: %w", err)
 		}

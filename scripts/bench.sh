@@ -297,9 +297,16 @@ bench_store() { # store
 	log "$st: throughput ($EVENTS signed webhooks, $CLIENTS clients, $ITEMS items)"
 	local redisflag=()
 	[ -n "$REDIS_PORT" ] && redisflag=(-redis "127.0.0.1:$REDIS_PORT")
+	[ -n "$REDIS_PORT" ] && redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
 	timeout 300 "$SGBENCH" throughput -url "$base" -token "$TOKEN" -secret "$SECRET" \
 		-events "$EVENTS" -clients "$CLIENTS" -items "$ITEMS" -max-time 60s -apply-timeout 60s \
 		${redisflag[@]+"${redisflag[@]}"} -store "$st" -out "$RESULTS"
+	if [ -n "$REDIS_PORT" ]; then
+		# Where redis-server's time went during the throughput run (usec per call, calls).
+		redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep '^cmdstat_' >"$TMP/commandstats-$st.txt" || true
+		log "$st: redis commandstats of the throughput run:"
+		cat "$TMP/commandstats-$st.txt" >&2
+	fi
 	if [ "$st" = redis ]; then
 		redis_compare after
 	fi

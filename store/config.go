@@ -21,6 +21,10 @@ type Config struct {
 	// ClaimAfter is how long a Redis log entry may stay unacknowledged by a
 	// consumer before another consumer takes it over. Default 30s.
 	ClaimAfter time.Duration `yaml:"claim_after"`
+	// FailFast makes start-up fail (the process exits 1) when Redis cannot
+	// be reached, instead of serving with /readyz failing and waiting for
+	// it. Default false. A bolt file that cannot be opened always fails.
+	FailFast bool `yaml:"fail_fast"`
 }
 
 // Defaults used when a field is left empty.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -59,4 +60,47 @@ type Broadcaster interface {
 	// Subscribe returns a channel of messages on topic, closed when ctx is
 	// done. A slow subscriber loses messages rather than blocking others.
 	Subscribe(ctx context.Context, topic string) (<-chan []byte, error)
+}
+
+// ListAppend is the arguments of one Records.AppendList.
+type ListAppend struct {
+	Key, ID string
+	Value   []byte
+	TTL     time.Duration
+}
+
+// RecordPut is the arguments of one Records.PutRecord.
+type RecordPut struct {
+	Key    string
+	Value  []byte
+	Expect int64
+	TTL    time.Duration
+}
+
+// AppendPutter is implemented by drivers that can send an AppendList and a
+// PutRecord together: one commit (bolt) or one round trip (Redis). See
+// AppendAndPut.
+type AppendPutter interface {
+	AppendListPutRecord(ctx context.Context, a ListAppend, p RecordPut) (seq int64, duplicate bool, version int64, err error)
+}
+
+// AppendAndPut appends a to its list and then puts p, together when r is an
+// AppendPutter, else one after the other. The two are not one atomic step:
+// the append happens whether or not the put's version check passes, and a
+// lost check returns the append's result with version 0 and an error
+// wrapping ErrConflict. Any other error leaves the outcome of both unknown
+// (either may have happened), as an error of either call alone would.
+func AppendAndPut(ctx context.Context, r Records, a ListAppend, p RecordPut) (seq int64, duplicate bool, version int64, err error) {
+	if ap, ok := r.(AppendPutter); ok {
+		return ap.AppendListPutRecord(ctx, a, p)
+	}
+	seq, duplicate, err = r.AppendList(ctx, a.Key, a.ID, a.Value, a.TTL)
+	if err != nil {
+		return 0, false, 0, fmt.Errorf("append list %s: %w", a.Key, err)
+	}
+	version, err = r.PutRecord(ctx, p.Key, p.Value, p.Expect, p.TTL)
+	if err != nil {
+		return seq, duplicate, 0, fmt.Errorf("put record %s: %w", p.Key, err)
+	}
+	return seq, duplicate, version, nil
 }

@@ -94,7 +94,12 @@ func runLatency(args []string) error {
 	}
 	runDone := make(chan error, 1)
 	go func() { runDone <- g.Run(ctx) }()
-	defer func() { cancel(); <-runDone }()
+	defer func() {
+		cancel()
+		if err := <-runDone; err != nil {
+			fmt.Fprintln(os.Stderr, "chatbench: gateway:", err)
+		}
+	}()
 	st := g.Store()
 
 	vs, err := connectVisitors("ws://"+addr.String()+"/in/chat/ws", *conns)

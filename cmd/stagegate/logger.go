@@ -18,7 +18,7 @@ func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
 			return nil, fmt.Errorf("log level %q: %w", c.Level, err)
 		}
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: durationsAsText}
 	switch c.Format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
@@ -32,6 +32,16 @@ func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log format %q: want auto, text or json", c.Format)
 	}
+}
+
+// durationsAsText writes a time.Duration as Go writes it ("1.5s",
+// "250ms") rather than the JSON handler's integer nanoseconds, so that
+// both formats read alike.
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // isTerminal reports whether w is a character device (a terminal).

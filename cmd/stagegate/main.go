@@ -154,7 +154,7 @@ func serve(args []string, stderr io.Writer) int {
 	redisstore.RouteLibraryLogs(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	g, err := gateway.New(ctx, cfg, gateway.Options{Logger: logger})
+	g, err := gateway.New(ctx, cfg, gateway.Options{Logger: logger, Version: buildVersion(), ConfigPath: *path})
 	if err != nil {
 		logger.Error("start failed", "err", err)
 		return 1

@@ -104,7 +104,8 @@ type Config struct {
 	// earlier is not considered. Keep it within the store's dedup window.
 	RescanWindow time.Duration `yaml:"rescan_window"`
 	// Lease makes one gateway at a time watch each folder when several
-	// share a store (Redis). Default true.
+	// share a store (Redis). Default true; a store one process owns (bolt)
+	// never leases.
 	Lease *bool `yaml:"lease"`
 }
 

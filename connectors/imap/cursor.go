@@ -29,10 +29,24 @@ type cursor struct {
 	RescanUntil uint32    `json:"rescan_until,omitempty"`
 	RescanFloor time.Time `json:"rescan_floor,omitzero"`
 	// PrevUIDValidity is the UIDVALIDITY before the last change (for the status).
-	PrevUIDValidity uint32    `json:"prev_uidvalidity,omitempty"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	PrevUIDValidity uint32 `json:"prev_uidvalidity,omitempty"`
+	// Trouble is set after a FETCH ended the session (the server hung up,
+	// or stopped answering): it is kept in the store so that it survives
+	// the reconnections.
+	Trouble   *trouble  `json:"trouble,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 
 	version int64 // the record's version, for compare-and-set
+}
+
+// trouble narrows down a mail that kills the session it is fetched in.
+type trouble struct {
+	// Until: the UIDs up to Until (those of the batch that failed) are
+	// fetched one at a time.
+	Until uint32 `json:"until"`
+	// Kills counts, per UID, the sessions that ended while it was fetched
+	// alone; at killLimit the mail is quarantined.
+	Kills map[uint32]int `json:"kills,omitempty"`
 }
 
 // rescanning reports whether uid is part of a rescan after a UIDVALIDITY change.
@@ -54,6 +68,9 @@ func (c *cursor) save(ctx context.Context, rec store.Records, key string, now ti
 	c.UpdatedAt = now.UTC()
 	if c.RescanUntil > 0 && c.LastUID >= c.RescanUntil {
 		c.RescanUntil, c.RescanFloor = 0, time.Time{}
+	}
+	if c.Trouble != nil && c.LastUID >= c.Trouble.Until {
+		c.Trouble = nil
 	}
 	v, err := store.PutJSON(ctx, rec, key, c, c.version, 0)
 	if errors.Is(err, store.ErrConflict) {

@@ -301,3 +301,45 @@ func (d *dovecot) Recreate(t testing.TB, folder string) {
 	d.doveadm(t, nil, "mailbox", "delete", "-u", d.user, folder)
 	d.doveadm(t, nil, "mailbox", "create", "-u", d.user, folder)
 }
+
+// DeliverUnreadable writes raw into INBOX's maildir as an MTA does, with
+// a mail file Dovecot cannot read (mode 000): asked for the mail, Dovecot
+// logs an internal error and ends the session with BYE.
+func (d *dovecot) DeliverUnreadable(t testing.TB, raw []byte) (name string) {
+	t.Helper()
+	box := filepath.Join(d.dir, "mail", d.user)
+	now := time.Now()
+	name = fmt.Sprintf("%d.M%06dP1.unreadable", now.Unix(), now.Nanosecond()/1000)
+	tmp := filepath.Join(box, "tmp", name)
+	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "dovecot:dovecot", tmp).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	if err := os.Chmod(tmp, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(box, "new", name)); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// UIDOf returns the UID of the mail whose maildir file is name (as
+// DeliverUnreadable returns it), reading no mail file.
+func (d *dovecot) UIDOf(t testing.TB, name string) uint32 {
+	t.Helper()
+	var uid uint32
+	for _, line := range strings.Split(string(d.doveadm(t, nil, "fetch", "-u", d.user, "uid guid", "mailbox", "INBOX", "all")), "\n") {
+		if v, ok := strings.CutPrefix(line, "uid: "); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+			uid = uint32(n)
+		}
+		if v, ok := strings.CutPrefix(line, "guid: "); ok && strings.TrimSpace(v) == name {
+			return uid
+		}
+	}
+	t.Fatalf("no mail file %s in INBOX", name)
+	return 0
+}

@@ -87,29 +87,58 @@ func TestDeadConnection(t *testing.T) {
 	in.waitEvents(t, 1, 10*time.Second)
 }
 
-// TestLease: two gateways on one store watch each folder one at a time;
-// when the holder dies without letting go, the other takes over once the
-// lease expires, and nothing is recorded twice. It runs on the bolt store
-// (two connectors in one process) and on Redis (two stores, as two
-// gateway processes have).
+// TestLease: two gateways on one Redis (two stores, as two gateway
+// processes have) watch each folder one at a time; when the holder dies
+// without letting go, the other takes over once the lease expires, and
+// nothing is recorded twice. A bolt file is opened by one process only:
+// there folders are not leased (TestBoltRestartNoLeaseWait).
 func TestLease(t *testing.T) {
-	t.Run("bolt", func(t *testing.T) {
-		st := openStore(t, storePath(t))
-		testLease(t, st, st)
-	})
-	t.Run("redis", func(t *testing.T) {
-		srv := redisserver.Start(t)
-		open := func() *redis.Store {
-			st, err := redis.Open(context.Background(), store.Config{Driver: "redis", URL: srv.URL(), Prefix: "lease-test",
-				DedupWindow: store.DefaultDedupWindow, ClaimAfter: store.DefaultClaimAfter}, redis.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st
+	srv := redisserver.Start(t)
+	open := func() *redis.Store {
+		st, err := redis.Open(context.Background(), store.Config{Driver: "redis", URL: srv.URL(), Prefix: "lease-test",
+			DedupWindow: store.DefaultDedupWindow, ClaimAfter: store.DefaultClaimAfter}, redis.Options{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		testLease(t, open(), open())
-	})
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	testLease(t, open(), open())
+}
+
+// TestBoltRestartNoLeaseWait: a gateway on bolt restarted after a crash
+// (its lease records left behind, with the default 45 s TTL) watches its
+// folders at once: on a store one process owns there is nobody to wait
+// for.
+func TestBoltRestartNoLeaseWait(t *testing.T) {
+	srv := startMemServer(t)
+	path := storePath(t)
+	st := openStore(t, path)
+	in := &testIntake{st: st}
+	cfg := testConfig(t, srv.Addr())
+	cfg.Folders.Sent = SentNone
+	defaults := func(c *Connector) { c.leaseTTL, c.leaseRenew = defaultLeaseTTL, defaultLeaseRenew }
+	r := startConnector(t, cfg, st, in, defaults)
+	r.waitState(t, 5*time.Second, StateIdle)
+	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "crash-1@client.test"))
+	in.waitEvents(t, 1, 5*time.Second)
+	r.c.keepLease.Store(true) // a crash: nothing is released
+	r.stop()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st = openStore(t, path)
+	t.Cleanup(func() { st.Close() })
+	in2 := &testIntake{st: st}
+	start := time.Now()
+	r = startConnector(t, cfg, st, in2, defaults)
+	r.waitState(t, 3*time.Second, StateIdle)
+	t.Logf("watching again %v after the restart", time.Since(start).Round(time.Millisecond))
+	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "y", "crash-2@client.test"))
+	if got := eventIDs(in2.waitEvents(t, 1, 5*time.Second)); !slices.Equal(got, []string{"mail:crash-2@client.test"}) {
+		t.Errorf("events after the restart %v", got)
+	}
 }
 
 func testLease(t *testing.T, st1, st2 store.Store) {
@@ -277,4 +306,77 @@ func TestMetrics(t *testing.T) {
 	if events < 1 {
 		t.Errorf("no mail counted: %v", got)
 	}
+}
+
+// TestSessionKillerNarrowed: a mail whose FETCH makes the server hang up
+// before it sends anything blocks the whole batch; the batch is then
+// fetched one mail at a time, and the mail is quarantined after it killed
+// killLimit sessions alone. The count survives the reconnections. The
+// mails after it go back to batches, and a second such mail among them is
+// found the same way.
+func TestSessionKillerNarrowed(t *testing.T) {
+	srv := startMemServer(t)
+	for i := range 5 {
+		srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", fmt.Sprintf("kn-%d@client.test", i+1)))
+	}
+	srv.kill(2)
+	srv.kill(4)
+	in := &testIntake{st: openStore(t, storePath(t))}
+	cfg := testConfig(t, srv.Addr())
+	cfg.Folders.Sent, cfg.Start = SentNone, "1d"
+	r := startConnector(t, cfg, in.st, in)
+	in.waitEvents(t, 3, 10*time.Second)
+	r.waitState(t, 5*time.Second, StateIdle)
+	if got := eventIDs(in.Events()); !slices.Equal(got, []string{"mail:kn-1@client.test", "mail:kn-3@client.test", "mail:kn-5@client.test"}) {
+		t.Errorf("events %v", got)
+	}
+	// Per killer: its batch once, then killLimit times alone.
+	st := r.c.Status()[0]
+	if st.Counters.Quarantined != 2 || st.LastUID != 5 || st.Counters.Failures != 2*(killLimit+1) {
+		t.Errorf("status %+v; want 2 quarantined, last uid 5, %d failures", st, 2*(killLimit+1))
+	}
+	list, err := r.c.Quarantine(context.Background(), 10)
+	if err != nil || len(list) != 2 || list[0].UID != 2 || list[1].UID != 4 || !strings.Contains(list[0].Reason, "dropped the connection") {
+		t.Errorf("quarantine %+v, %v", list, err)
+	}
+	var cur cursor
+	if _, err := store.GetJSON(context.Background(), in.st, r.c.key("cursor", "INBOX"), &cur); err != nil || cur.Trouble != nil {
+		t.Errorf("cursor %+v, %v: the trouble record should be gone", cur, err)
+	}
+}
+
+// TestSessionKiller: a mail whose FETCH makes the server drop the
+// connection (Dovecot answers BYE when it cannot read the mail file) is
+// narrowed down, quarantined after the sessions it killed, and no longer
+// blocks the folder: the mails around it and the next mail are recorded.
+func TestSessionKiller(t *testing.T) {
+	d := sharedDovecot(t)
+	d.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "k-1@client.test"))
+	bad := d.DeliverUnreadable(t, newMail("a@client.test", testUser, "x", "k-2@client.test"))
+	d.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "k-3@client.test"))
+	d.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "k-4@client.test"))
+	badUID := d.UIDOf(t, bad)
+	in := &testIntake{st: openStore(t, storePath(t))}
+	cfg := serverConfig(t, d, d.Addr())
+	cfg.Folders.Sent, cfg.Start = SentNone, "1d"
+	r := startConnector(t, cfg, in.st, in)
+	in.waitEvents(t, 3, 15*time.Second)
+	r.waitState(t, 10*time.Second, StateIdle)
+	d.Deliver(t, "INBOX", newMail("a@client.test", testUser, "x", "k-5@client.test"))
+	in.waitEvents(t, 4, 10*time.Second)
+	r.waitState(t, 10*time.Second, StateIdle)
+	got := eventIDs(in.Events())
+	slices.Sort(got)
+	if want := []string{"mail:k-1@client.test", "mail:k-3@client.test", "mail:k-4@client.test", "mail:k-5@client.test"}; !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+	st := r.c.Status()[0]
+	if st.Counters.Quarantined != 1 || st.LastUID != 5 || !st.OK {
+		t.Errorf("status %+v", st)
+	}
+	list, err := r.c.Quarantine(context.Background(), 10)
+	if err != nil || len(list) != 1 || list[0].UID != badUID || !strings.Contains(list[0].Reason, "dropped the connection") {
+		t.Errorf("quarantine %+v, %v; want uid %d", list, err, badUID)
+	}
+	checkOnce(t, in)
 }

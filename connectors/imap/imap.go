@@ -40,13 +40,15 @@ type Connector struct {
 	now     func() time.Time
 	rules   Rules
 	holder  string // this process's lease holder id
+	// single: the store is opened by one process only (bolt), so no other
+	// gateway can watch the folders and they are not leased.
+	single  bool
 	metrics *metrics
 
 	leaseTTL, leaseRenew time.Duration
 	keepLease            atomic.Bool // tests: do not release leases on stop, as after a crash
 
-	mu      sync.Mutex
-	workers []*worker
+	workers []*worker // set by New, read-only afterwards
 }
 
 var (
@@ -71,6 +73,9 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Connector, e
 		rules:    Rules{Own: own, AcceptLists: cfg.AcceptLists, ExcerptChars: DefaultExcerptChars},
 		holder:   randomID(),
 		leaseTTL: defaultLeaseTTL, leaseRenew: defaultLeaseRenew,
+	}
+	if sp, ok := deps.Records.(interface{ SingleProcess() bool }); ok {
+		c.single = sp.SingleProcess()
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

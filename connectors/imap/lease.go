@@ -17,7 +17,9 @@ type leaseValue struct {
 }
 
 // acquire waits until this gateway holds the folder's lease (always at
-// once when leases are off) and returns a context that ends when the lease
+// once when leases are off, and on a store only one process can open,
+// bolt: no other gateway can share it, and a lease left by a crash would
+// only delay the restarted gateway by its TTL) and returns a context that ends when the lease
 // is lost or ctx is done, and a release function. It returns a nil context
 // when ctx ended first.
 //
@@ -25,7 +27,7 @@ type leaseValue struct {
 // holder renews it every leaseRenew. When the holder dies, the record
 // expires and another gateway takes the folder within leaseTTL+leaseRenew.
 func (w *worker) acquire(ctx context.Context) (context.Context, func()) {
-	if !w.c.cfg.LeaseEnabled() {
+	if !w.c.cfg.LeaseEnabled() || w.c.single {
 		return ctx, func() {}
 	}
 	l := &lease{rec: w.c.records, key: w.c.key("lease", w.folder), holder: w.c.holder, ttl: w.c.leaseTTL}

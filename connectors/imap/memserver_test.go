@@ -21,6 +21,18 @@ type memServer struct {
 	implicitTLS bool
 	mu          sync.Mutex
 	poison      map[imap.UID]bool // UIDs whose FETCH the server refuses (NO)
+	killers     map[imap.UID]bool // UIDs whose FETCH makes the server hang up (BYE)
+}
+
+// kill makes the server say BYE and hang up, sending nothing, on any UID
+// FETCH that names uid (as Dovecot does when it cannot read a mail file).
+func (s *memServer) kill(uid imap.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.killers == nil {
+		s.killers = map[imap.UID]bool{}
+	}
+	s.killers[uid] = true
 }
 
 // refuse makes the server answer NO to any UID FETCH that names uid.
@@ -36,7 +48,8 @@ func (s *memServer) refuse(uid imap.UID) {
 // session is a memory server session that can refuse some fetches.
 type session struct {
 	imapserver.Session
-	srv *memServer
+	srv  *memServer
+	conn *imapserver.Conn
 }
 
 func (s session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
@@ -46,6 +59,13 @@ func (s session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *i
 		for uid := range s.srv.poison {
 			if uids.Contains(uid) {
 				return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Internal error: broken mail file"}
+			}
+		}
+		for uid := range s.srv.killers {
+			if uids.Contains(uid) {
+				_ = s.conn.Bye("Internal error occurred. Refer to server log for more information.")
+				_ = s.conn.NetConn().Close()
+				return &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Internal error"}
 			}
 		}
 	}
@@ -71,8 +91,8 @@ func startMemServerTLS(t testing.TB, cfg *tls.Config, implicit bool) *memServer 
 	mem.AddUser(user)
 	ms := &memServer{user: user, implicitTLS: implicit}
 	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return session{Session: mem.NewSession(), srv: ms}, nil, nil
+		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return session{Session: mem.NewSession(), srv: ms, conn: c}, nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
 		InsecureAuth: true,

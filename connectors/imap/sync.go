@@ -25,6 +25,9 @@ func (w *worker) catchUp(ctx context.Context, cn *conn, folder string, cur *curs
 	}
 	for len(uids) > 0 {
 		n := min(len(uids), w.c.cfg.BatchSize)
+		if cur.Trouble != nil && uids[0] <= cur.Trouble.Until {
+			n = 1 // narrowing down a mail that ended a session
+		}
 		if err := w.fetchBatch(ctx, cn, folder, cur, uids[:n]); err != nil {
 			return err
 		}
@@ -42,6 +45,10 @@ const flushEvery = 200
 // commits many in one write.
 const submitParallel = 32
 
+// killLimit is how many sessions a mail fetched alone may end (the
+// server hung up, or stopped answering) before it is quarantined.
+const killLimit = 3
+
 // errStopped stops a FETCH stream whose mails can no longer be recorded.
 var errStopped = errors.New("stopped: the mails could not be recorded")
 
@@ -50,7 +57,9 @@ var errStopped = errors.New("stopped: the mails could not be recorded")
 // the stream is read, mails are normalized on every CPU (in order), and
 // their events are submitted. A batch the server refuses (NO) is retried
 // one mail at a time, and a single mail it refuses is quarantined, so one
-// broken mail never blocks the folder.
+// broken mail never blocks the folder. A batch whose FETCH ends the
+// session (the server hangs up: Dovecot says BYE when it cannot read a
+// mail file) is narrowed down in the next sessions, see killed.
 func (w *worker) fetchBatch(ctx context.Context, cn *conn, folder string, cur *cursor, batch []uint32) error {
 	done := map[uint32]bool{}
 	queue := make(chan chan mailResult, 2*flushEvery) // results, in stream order
@@ -104,8 +113,11 @@ func (w *worker) fetchBatch(ctx context.Context, cn *conn, folder string, cur *c
 		return w.advance(ctx, folder, cur, batch, done, true)
 	}
 	var refused *imap.Error
-	if !errors.As(ferr, &refused) {
-		return ferr
+	if !errors.As(ferr, &refused) || refused.Type == imap.StatusResponseTypeBye {
+		if ctx.Err() != nil || errors.Is(ferr, errStopped) {
+			return ferr
+		}
+		return w.killed(ctx, folder, cur, batch, done, ferr)
 	}
 	rest := slices.DeleteFunc(slices.Clone(batch), func(u uint32) bool { return u <= cur.LastUID || done[u] })
 	if len(batch) > 1 {
@@ -126,6 +138,54 @@ func (w *worker) fetchBatch(ctx context.Context, cn *conn, folder string, cur *c
 		done[uid] = true
 	}
 	return w.advance(ctx, folder, cur, batch, done, false)
+}
+
+// killed records that the FETCH of batch ended the session (ferr), so
+// that the next sessions narrow it down: the mails of the batch not done
+// yet are fetched one at a time, and a mail whose FETCH alone ends
+// killLimit sessions is quarantined. What it counts is kept in the cursor,
+// in the store, since every count comes with a reconnection. It returns
+// ferr: the session is over either way.
+func (w *worker) killed(ctx context.Context, folder string, cur *cursor, batch []uint32, done map[uint32]bool, ferr error) error {
+	rest := slices.DeleteFunc(slices.Clone(batch), func(u uint32) bool { return u <= cur.LastUID || done[u] })
+	if len(rest) == 0 {
+		return ferr
+	}
+	t := cur.Trouble
+	if t == nil {
+		t = &trouble{}
+	}
+	t.Until = max(t.Until, rest[len(rest)-1])
+	cur.Trouble = t
+	log := w.c.log.With("folder", folder)
+	if len(rest) > 1 {
+		log.Warn("the server ended the session during a FETCH; fetching its mails one at a time",
+			"from_uid", rest[0], "to_uid", rest[len(rest)-1], "err", ferr)
+		return errors.Join(ferr, cur.save(ctx, w.c.records, w.c.key("cursor", folder), w.c.now()))
+	}
+	uid := rest[0]
+	if t.Kills == nil {
+		t.Kills = map[uint32]int{}
+	}
+	t.Kills[uid]++
+	n := t.Kills[uid]
+	if n < killLimit {
+		log.Warn("the server ended the session while fetching one mail", "uid", uid, "times", n, "quarantine_at", killLimit, "err", ferr)
+		return errors.Join(ferr, cur.save(ctx, w.c.records, w.c.key("cursor", folder), w.c.now()))
+	}
+	q := QuarantineEntry{Account: w.c.cfg.Username, Folder: folder, UIDValidity: cur.UIDValidity, UID: uid,
+		Reason: fmt.Sprintf("the server dropped the connection each time it was asked for it (%d times): %v", n, ferr),
+		At:     w.c.now().UTC()}
+	if err := w.c.quarantine(ctx, q); err != nil {
+		return errors.Join(ferr, err)
+	}
+	w.st.quarantined.Add(1)
+	// Found: the mails after it go back to batches (another killer among
+	// them is narrowed down the same way).
+	delete(t.Kills, uid)
+	t.Until = uid
+	done[uid] = true
+	return errors.Join(ferr, w.advance(ctx, folder, cur, batch, done, false))
 }
 
 // flush submits mails and moves the cursor over what is done.

@@ -75,6 +75,13 @@ func openBolt(t *testing.T) *bolt.Store {
 
 func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	t.Helper()
+	return newHarnessRecords(t, mutate, nil)
+}
+
+// newHarnessRecords is newHarness with the connector's records seen
+// through wrap (to step in between its writes).
+func newHarnessRecords(t *testing.T, mutate func(*Config), wrap func(store.Records) store.Records) *harness {
+	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
 		mutate(cfg)
@@ -83,8 +90,12 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 		t.Fatalf("test config: %v", errs)
 	}
 	h := &harness{t: t, in: &fakeIntake{}, clk: fakes.NewClock(t0), st: openBolt(t)}
+	var rec store.Records = h.st
+	if wrap != nil {
+		rec = wrap(rec)
+	}
 	c, err := New(connectors.Base{Name: "chat", Type: "livechat"}, cfg, connectors.Deps{
-		Intake: h.in, Now: h.clk.Now, Records: h.st, Broadcast: h.st,
+		Intake: h.in, Now: h.clk.Now, Records: rec, Broadcast: h.st,
 	})
 	if err != nil {
 		t.Fatal(err)

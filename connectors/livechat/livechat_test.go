@@ -1,16 +1,19 @@
 package livechat
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
 )
 
 // A first message is stored, acked with its sequence number and echoed,
@@ -674,5 +677,111 @@ func TestTwoTabs(t *testing.T) {
 	}
 	if n := len(h.in.IDs()); n != 3 {
 		t.Fatalf("events %v, want one started and two messages", h.in.IDs())
+	}
+}
+
+// A visitor message sent right after an agent closed the conversation,
+// before the visitor's connection heard of it, opens a new conversation
+// (with its chat.started) instead of landing in the closed one. First the
+// close's broadcast is missing altogether (another gateway closed it and
+// its publish was lost), then the real race, several times: the message
+// is sent as soon as the close is in the store.
+func TestMessageRightAfterClose(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Limits.Burst = 100 }) // the agent sends 21 frames at once
+	v, _ := h.visitor(nil)
+	v.say("m1", "hi")
+	conv := v.expect(TypeAck).ConversationID
+	v.expect(TypeMessage)
+	if _, err := h.c.st.updateConversation(t.Context(), conv, func(cv *Conversation) (bool, error) {
+		cv.Status, cv.ClosedAt, cv.UpdatedAt = StatusClosed, t0, t0
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v.say("m2", "still there?")
+	ack := v.expect(TypeAck)
+	if ack.ConversationID == conv || ack.Seq != 1 {
+		t.Fatalf("ack %s: the message went to the closed conversation %s", ack.raw, conv)
+	}
+	if h.in.Event("chat:"+ack.ConversationID+":started") == nil {
+		t.Fatalf("no chat.started for the new conversation: %v", h.in.IDs())
+	}
+
+	a, _ := h.agent(aliceToken)
+	for i := range 10 {
+		v, _ := h.visitor(nil)
+		v.say("first", "hello")
+		conv := v.expect(TypeAck).ConversationID
+		a.send(map[string]any{"type": TypeAccept, "conversation_id": conv})
+		a.expect(TypeHistory)
+		a.send(map[string]any{"type": TypeClose, "conversation_id": conv})
+		deadline := time.Now().Add(5 * time.Second)
+		for { // closed in the store; its broadcast may still be on its way
+			if cv, _, err := h.c.st.getConversation(t.Context(), conv); err != nil || cv.Status == StatusClosed {
+				break
+			}
+			if time.Now().After(deadline) {
+				var errs []string
+				for _, f := range a.backlog {
+					if f.Type == TypeError {
+						errs = append(errs, f.raw)
+					}
+				}
+				t.Fatalf("try %d: not closed after 5s; agent errors %v", i, errs)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+		v.say("after", "one more thing")
+		ack := v.expect(TypeAck)
+		if ack.ConversationID == conv {
+			t.Fatalf("try %d: the message after the close went to the closed conversation: %s", i, ack.raw)
+		}
+		if h.in.Event("chat:"+ack.ConversationID+":started") == nil {
+			t.Fatalf("try %d: no chat.started for the new conversation", i)
+		}
+	}
+}
+
+// crossingRecords runs before when a list element is appended, before it is.
+type crossingRecords struct {
+	store.Records
+	before func(key, id string)
+}
+
+func (r crossingRecords) AppendList(ctx context.Context, key, id string, value []byte, ttl time.Duration) (int64, bool, error) {
+	r.before(key, id)
+	return r.Records.AppendList(ctx, key, id, value, ttl)
+}
+
+// A close that crosses a visitor message — the conversation was open when
+// the message was checked, closed when it was stored — still gives the
+// message a new conversation: nobody would answer it in the closed one.
+func TestMessageCrossingClose(t *testing.T) {
+	var h *harness
+	var crossed atomic.Bool
+	h = newHarnessRecords(t, nil, func(rec store.Records) store.Records {
+		return crossingRecords{Records: rec, before: func(key, id string) {
+			if id != "v:m2" || !strings.Contains(key, "/msgs/") || crossed.Swap(true) {
+				return
+			}
+			conv := key[strings.LastIndex(key, "/")+1:]
+			if _, err := h.c.closeConversation(context.Background(), conv, "alice"); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		}}
+	})
+	v, _ := h.visitor(nil)
+	v.say("m1", "hi")
+	conv := v.expect(TypeAck).ConversationID
+	v.say("m2", "and one more thing")
+	ack := v.expect(TypeAck)
+	if !crossed.Load() {
+		t.Fatal("the close did not cross the message")
+	}
+	if ack.ConversationID == conv || ack.Seq != 1 {
+		t.Fatalf("ack %s: the message stayed in the closed conversation %s", ack.raw, conv)
+	}
+	if h.in.Event("chat:"+ack.ConversationID+":started") == nil {
+		t.Fatalf("no chat.started for the new conversation: %v", h.in.IDs())
 	}
 }

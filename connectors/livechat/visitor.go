@@ -149,6 +149,28 @@ func (s *session) visitorMessage(ctx context.Context, f Frame) error {
 	if err != nil {
 		return errors.Join(errUnavailable, err)
 	}
+	if !dup && conv.FirstSeq != 0 {
+		// The conversation was open just before the message was stored;
+		// if it is closed now, the close crossed the message and nobody
+		// will answer it there: it goes into a new conversation too.
+		after, found, err := c.st.getConversation(ctx, conv.ID)
+		if err != nil {
+			return errors.Join(errUnavailable, err)
+		}
+		if !found || after.Status == StatusClosed {
+			if found {
+				s.setCurrent(after)
+			}
+			if conv, err = s.ensureConversation(ctx); err != nil {
+				return err
+			}
+			m, dup, err = c.st.appendMessage(ctx, "v:"+f.ID,
+				Message{ConversationID: conv.ID, ID: f.ID, From: FromVisitor, Text: f.Text, At: now})
+			if err != nil {
+				return errors.Join(errUnavailable, err)
+			}
+		}
+	}
 	if conv.FirstSeq == 0 {
 		conv, err = c.st.updateConversation(ctx, conv.ID, func(cv *Conversation) (bool, error) {
 			if cv.FirstSeq != 0 {
@@ -189,12 +211,26 @@ func (s *session) visitorMessage(ctx context.Context, f Frame) error {
 
 // ensureConversation returns the visitor's current conversation, starting
 // a new one when there is none or it is closed. Two tabs of one visitor
-// that start one at the same time end up in the same one.
+// that start one at the same time end up in the same one. Whether the
+// conversation is still going on is read from the store: the session's
+// copy learns of a close only when its broadcast arrives, after it.
 func (s *session) ensureConversation(ctx context.Context) (Conversation, error) {
 	c := s.c
 	cur := s.current()
 	if cur != nil && cur.Status != StatusClosed {
-		return *cur, nil
+		stored, found, err := c.st.getConversation(ctx, cur.ID)
+		if err != nil {
+			return *cur, errors.Join(errUnavailable, err)
+		}
+		if !found {
+			cur.Status = StatusClosed // expired: start another
+		} else {
+			s.setCurrent(stored)
+			cur = s.current()
+		}
+		if cur.Status != StatusClosed {
+			return *cur, nil
+		}
 	}
 	s.mu.Lock()
 	vid, ch, page, id := s.visitorID, s.channel, s.page, s.ident

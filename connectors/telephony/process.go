@@ -50,15 +50,44 @@ type AcceptedEvent struct {
 // record makes one valid callback durable: appended to its call's
 // callback list, folded into the call, the events submitted, the call
 // written back. A nil error means all of that is durable.
+//
+// A callback first folds into the state this process cached (see
+// callCache): if that emits nothing and changes the call, the append and
+// the call's write, expecting the cached version, go to the store as one
+// step (store.AppendAndPut: one commit, one round trip). Anything else — an
+// event to emit, nothing to change, a lost version check — appends (if not
+// done yet) and then goes the safe way, apply.
 func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 	root := cb.RootID()
 	val, err := json.Marshal(storedCallback{Callback: *cb, Raw: string(cb.Raw)})
 	if err != nil {
 		return Answer{}, fmt.Errorf("telephony %s: encode callback: %w", c.Name(), err)
 	}
-	_, dup, err := c.records.AppendList(ctx, callbacksKey(c.Name(), root), cb.ID, val, c.retention)
-	if err != nil {
-		return Answer{}, fmt.Errorf("telephony %s: call %s: append callback: %w", c.Name(), root, err)
+	app := store.ListAppend{Key: callbacksKey(c.Name(), root), ID: cb.ID, Value: val, TTL: c.retention}
+	appended, dup := false, false
+	cur, version := c.calls.get(root, c.Now())
+	if next, events, changed := Fold(cur, cb, cb.ReceivedAt, c.opts); len(events) == 0 && changed && next.SettleAt.Equal(cur.SettleAt) {
+		data, err := json.Marshal(next)
+		if err != nil {
+			return Answer{}, fmt.Errorf("telephony %s: call %s: encode: %w", c.Name(), root, err)
+		}
+		var v int64
+		_, dup, v, err = store.AppendAndPut(ctx, c.records, app,
+			store.RecordPut{Key: callKey(c.Name(), root), Value: data, Expect: version, TTL: c.retention})
+		switch {
+		case err == nil:
+			c.calls.put(next, v, c.Now())
+			return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup, Outcome: next.Outcome, Events: []AcceptedEvent{}}, nil
+		case errors.Is(err, store.ErrConflict):
+			appended = true // the cache was behind: fold again from the store
+		default:
+			return Answer{}, fmt.Errorf("telephony %s: call %s: append callback: %w", c.Name(), root, err)
+		}
+	}
+	if !appended {
+		if _, dup, err = c.records.AppendList(ctx, app.Key, app.ID, app.Value, app.TTL); err != nil {
+			return Answer{}, fmt.Errorf("telephony %s: call %s: append callback: %w", c.Name(), root, err)
+		}
 	}
 	call, events, err := c.apply(ctx, root, cb, cb.ReceivedAt)
 	if err != nil {
@@ -74,22 +103,7 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 // from the new version: the
 // events it submitted are submitted again and are duplicates. If the
 // intake fails nothing is written, so the next attempt derives them again.
-//
-// A callback first tries without the read: it folds into the state this
-// process cached (see callCache) and, if that emits nothing and changes
-// the call, writes it expecting the cached version. Anything else — an
-// event to emit, nothing to change, a conflict — goes the safe way above.
 func (c *Connector) apply(ctx context.Context, root string, cb *Callback, now time.Time) (Call, []AcceptedEvent, error) {
-	if cb != nil {
-		cur, version := c.calls.get(root, c.Now())
-		next, events, changed := Fold(cur, cb, now, c.opts)
-		if len(events) == 0 && changed && next.SettleAt.Equal(cur.SettleAt) {
-			ok, err := c.putCall(ctx, next, version)
-			if err != nil || ok {
-				return next, []AcceptedEvent{}, err
-			}
-		}
-	}
 	var (
 		result   Call
 		accepted []AcceptedEvent
@@ -137,18 +151,4 @@ func (c *Connector) apply(ctx context.Context, root string, cb *Callback, now ti
 		c.calls.put(result, version, c.Now())
 	}
 	return result, accepted, nil
-}
-
-// putCall writes call expecting version; false means another writer
-// changed it first (store.ErrConflict).
-func (c *Connector) putCall(ctx context.Context, call Call, version int64) (bool, error) {
-	v, err := store.PutJSON(ctx, c.records, callKey(c.Name(), call.ID), call, version, c.retention)
-	switch {
-	case errors.Is(err, store.ErrConflict):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("telephony %s: call %s: %w", c.Name(), call.ID, err)
-	}
-	c.calls.put(call, v, c.Now())
-	return true, nil
 }

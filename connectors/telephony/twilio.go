@@ -76,7 +76,7 @@ func urlVariants(base string) []string {
 	}
 	u.User = nil
 	out = append(out, u.String())
-	host, port, err := net.SplitHostPort(u.Host)
+	host, _, err := net.SplitHostPort(u.Host)
 	if err == nil {
 		u.Host = host
 		if strings.Contains(host, ":") {
@@ -84,7 +84,7 @@ func urlVariants(base string) []string {
 		}
 		out = append(out, u.String())
 	} else {
-		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+		port := map[string]string{"https": "443", "http": "80"}[u.Scheme]
 		if port != "" {
 			u.Host = net.JoinHostPort(u.Hostname(), port)
 			out = append(out, u.String())

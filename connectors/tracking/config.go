@@ -62,6 +62,11 @@ type Config struct {
 	Scoring Scoring `yaml:"scoring"`
 	// Site configures site visit tracking (GET /t/v.js, POST /t/v).
 	Site Site `yaml:"site"`
+
+	// sharedKeys: Keys came from secrets.tracking_keys (UseSecrets), where
+	// the config loader checks them; Validate does not report them again
+	// at a path the file does not set.
+	sharedKeys bool
 }
 
 // Scoring tunes how hits are scored.
@@ -119,6 +124,7 @@ func NewConfig() *Config {
 func (c *Config) UseSecrets(s connectors.SharedSecrets) {
 	if len(c.Keys) == 0 {
 		c.Keys = append([]string(nil), s.TrackingKeys...)
+		c.sharedKeys = len(c.Keys) > 0
 	}
 }
 
@@ -128,8 +134,10 @@ func (c *Config) Validate() validate.Errors {
 	if len(c.Keys) == 0 {
 		errs.Add("keys", "at least one signing key is required (here or in secrets.tracking_keys)")
 	}
+	// Keys taken from secrets.tracking_keys are checked there, where the
+	// file sets them: once, at their own path.
 	for i, k := range c.Keys {
-		if len(k) < MinKeyLength {
+		if !c.sharedKeys && len(k) < MinKeyLength {
 			errs.Add(validate.Index("keys", i), "must be at least %d bytes", MinKeyLength)
 		}
 	}

@@ -72,6 +72,28 @@ site: {enabled: true, return_gap: 1s, link_domains: ["https://x"]}
 	}
 }
 
+// Keys taken from secrets.tracking_keys are checked where the file sets
+// them: a short shared key is not reported again at keys[0], a path the
+// file does not set; the connector's own keys still are.
+func TestValidateSharedKeysReportedOnce(t *testing.T) {
+	shared := NewConfig()
+	shared.UseSecrets(connectors.SharedSecrets{TrackingKeys: []string{"short"}})
+	if got := paths(shared.Validate()); len(got) != 0 {
+		t.Errorf("inherited key reported again at %q", got)
+	}
+	own := NewConfig()
+	own.Keys = []string{"short"}
+	own.UseSecrets(connectors.SharedSecrets{TrackingKeys: []string{testKey}})
+	if got := paths(own.Validate()); !slices.Equal(got, []string{"keys[0]"}) {
+		t.Errorf("own short key: %q", got)
+	}
+	none := NewConfig()
+	none.UseSecrets(connectors.SharedSecrets{})
+	if got := paths(none.Validate()); !slices.Equal(got, []string{"keys"}) {
+		t.Errorf("no keys anywhere: %q", got)
+	}
+}
+
 func TestKindNew(t *testing.T) {
 	cfg := NewConfig()
 	cfg.Keys = []string{testKey}

@@ -1,12 +1,6 @@
 package tracking
 
-import (
-	"sync"
-	"sync/atomic"
-	"time"
-
-	"github.com/stagegate/stagegate/connectors"
-)
+import "sync/atomic"
 
 // Stats are the connector's counters since it started (GET
 // /api/v1/tracking/stats). Refusals and lost hits are also counted by the
@@ -46,32 +40,9 @@ func (s *stats) snapshot() Stats {
 // Stats returns the connector's counters.
 func (t *Tracker) Stats() Stats { return t.stats.snapshot() }
 
-// warnLimiter lets one warning through per connectors.WarnEvery; the
-// others go to debug and are counted in the next warning. A dead store
-// under a flood of pixel hits thus writes one line every ten seconds.
-type warnLimiter struct {
-	mu      sync.Mutex
-	next    time.Time
-	quieted int
-}
-
-// allow reports whether to warn now, and how many warnings were quieted
-// since the last one.
-func (l *warnLimiter) allow(now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Before(l.next) {
-		l.quieted++
-		return false, 0
-	}
-	q := l.quieted
-	l.next, l.quieted = now.Add(connectors.WarnEvery), 0
-	return true, q
-}
-
 // warn logs a store or intake failure without flooding.
 func (t *Tracker) warn(msg string, args ...any) {
-	if ok, q := t.limit.allow(t.Now()); ok {
+	if ok, q := t.limit.Allow(t.Now()); ok {
 		t.Logger().Warn(msg, append(args, "quieted_since_last", q)...)
 		return
 	}

@@ -42,7 +42,7 @@ type Tracker struct {
 	prefix  string // "tracking/<name>/"
 	msgs    *cache[MsgID, *msgState]
 	stats   stats
-	limit   warnLimiter
+	limit   connectors.WarnLimiter
 	origins map[string]bool // site origins allowed to report visits; "*" any
 }
 

@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -23,6 +25,7 @@ type Forms struct {
 	*connectors.Push
 	region    string
 	forms     map[string]FormConfig
+	formIDs   []string        // in config order, for the unknown form answer
 	origins   map[string]bool // lower-cased, without a trailing slash
 	anyOrigin bool
 	honeypot  string
@@ -47,6 +50,7 @@ func NewForms(base connectors.Base, cfg *FormsConfig, deps connectors.Deps) (*Fo
 	}
 	for _, f := range cfg.Forms {
 		c.forms[f.ID] = f
+		c.formIDs = append(c.formIDs, f.ID)
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
@@ -55,6 +59,20 @@ func NewForms(base connectors.Base, cfg *FormsConfig, deps connectors.Deps) (*Fo
 		c.origins[canonicalOrigin(o)] = true
 	}
 	return c, nil
+}
+
+// unknownForm is the message of the 404 for the form id: it names the
+// connector's forms by the paths to post them to.
+func (c *Forms) unknownForm(id string) string {
+	paths := make([]string, len(c.formIDs))
+	for i, f := range c.formIDs {
+		paths[i] = "/in/" + c.Name() + "/" + url.PathEscape(f)
+	}
+	what := fmt.Sprintf("no form %q", id)
+	if id == "" {
+		what = "no form id in the path"
+	}
+	return fmt.Sprintf("%s; the forms of connector %q are %s", what, c.Name(), strings.Join(paths, ", "))
 }
 
 func canonicalOrigin(o string) string {
@@ -68,7 +86,7 @@ func (c *Forms) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	form, found := c.forms[id]
 	if !found {
-		c.Refuse(w, r, http.StatusNotFound, "unknown_form", "no form here; post to /{form_id}")
+		c.Refuse(w, r, http.StatusNotFound, "unknown_form", c.unknownForm(id))
 		return
 	}
 	// No Origin header: a server-to-server post, which CORS does not concern.
@@ -123,7 +141,7 @@ func (c *Forms) post(w http.ResponseWriter, r *http.Request, form FormConfig) {
 	if !ok {
 		return
 	}
-	c.succeed(w, r, form, sub, connectors.Accepted{EventID: res.EventID, Duplicate: res.Duplicate})
+	c.succeed(w, r, form, sub, connectors.Accepted(res))
 }
 
 // succeed answers an accepted (or silently dropped) submission: a 303 to the

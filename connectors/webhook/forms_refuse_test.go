@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/stagegate/stagegate/internal/httpx"
 )
 
 func TestFormsRefusals(t *testing.T) {
@@ -76,6 +79,25 @@ func TestFormsRefusals(t *testing.T) {
 				t.Errorf("rejects %v, want [forms/%s]", rj, tt.code)
 			}
 		})
+	}
+}
+
+// The unknown form answer names the connector's forms by their paths, not
+// a "{form_id}" placeholder.
+func TestFormsUnknownFormNamesKnownForms(t *testing.T) {
+	h := newTestForms(t, &fakeIntake{}, newClock(), nil)
+	for path, want := range map[string]string{
+		"/nope": `no form "nope"; the forms of connector "forms" are /in/forms/contact, /in/forms/callback`,
+		"/":     `no form id in the path; the forms of connector "forms" are /in/forms/contact, /in/forms/callback`,
+	} {
+		w := serve(h, postForm(path, url.Values{"email": {"ann@client.test"}}))
+		var e httpx.ErrorBody
+		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || w.Code != http.StatusNotFound {
+			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
+		}
+		if e.Error.Code != "unknown_form" || e.Error.Message != want {
+			t.Errorf("%s: %q %q, want unknown_form %q", path, e.Error.Code, e.Error.Message, want)
+		}
 	}
 }
 

@@ -84,61 +84,69 @@ func (s *Store) AppendList(ctx context.Context, key, id string, value []byte, tt
 	if seq != 0 {
 		return int64(seq), true, nil
 	}
-	elem := binary.AppendUvarint(nil, uint64(len(id)))
-	elem = append(append(elem, id...), value...)
+	elem := listElem(id, value)
 	dup := false
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
-		seq, dup = 0, false
-		lists, idx := tx.Bucket(bLists), tx.Bucket(bListExpiry)
-		lb := lists.Bucket(k)
-		old := uint64(0)
-		if lb != nil {
-			old = listExpiry(lb)
-			if !live(old, now) {
-				// Expired but not swept yet: start the list afresh.
-				if err := lists.DeleteBucket(k); err != nil {
-					return err
-				}
-				if err := reindex(idx, k, old, 0); err != nil {
-					return err
-				}
-				lb, old = nil, 0
-			} else if seq = findElem(lb, id); seq != 0 {
-				dup = true
-				return nil
-			}
-		}
-		if lb == nil {
-			var err error
-			if lb, err = lists.CreateBucket(k); err != nil {
-				return err
-			}
-		}
-		next, err := lb.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := lb.Put(elemKey(next), elem); err != nil {
-			return err
-		}
-		if err := lb.Put(elemIDKey(id), u64(next)); err != nil {
-			return err
-		}
-		if exp != 0 {
-			if err := reindex(idx, k, old, exp); err != nil {
-				return err
-			}
-			if err := lb.Put(listExpiryKey, u64(exp)); err != nil {
-				return err
-			}
-		}
-		seq = next
-		return nil
+		var err error
+		seq, dup, err = appendListTx(tx, k, id, elem, now, exp)
+		return err
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("bolt: append list %s: %w", key, err)
 	}
 	return int64(seq), dup, nil
+}
+
+// listElem is the stored form of a list element: uvarint(len(id)), id, value.
+func listElem(id string, value []byte) []byte {
+	elem := binary.AppendUvarint(nil, uint64(len(id)))
+	return append(append(elem, id...), value...)
+}
+
+// appendListTx is AppendList's write in tx (it may run more than once).
+func appendListTx(tx *bbolt.Tx, k []byte, id string, elem []byte, now, exp uint64) (seq uint64, dup bool, err error) {
+	lists, idx := tx.Bucket(bLists), tx.Bucket(bListExpiry)
+	lb := lists.Bucket(k)
+	old := uint64(0)
+	if lb != nil {
+		old = listExpiry(lb)
+		if !live(old, now) {
+			// Expired but not swept yet: start the list afresh.
+			if err := lists.DeleteBucket(k); err != nil {
+				return 0, false, err
+			}
+			if err := reindex(idx, k, old, 0); err != nil {
+				return 0, false, err
+			}
+			lb, old = nil, 0
+		} else if seq = findElem(lb, id); seq != 0 {
+			return seq, true, nil
+		}
+	}
+	if lb == nil {
+		if lb, err = lists.CreateBucket(k); err != nil {
+			return 0, false, err
+		}
+	}
+	next, err := lb.NextSequence()
+	if err != nil {
+		return 0, false, err
+	}
+	if err := lb.Put(elemKey(next), elem); err != nil {
+		return 0, false, err
+	}
+	if err := lb.Put(elemIDKey(id), u64(next)); err != nil {
+		return 0, false, err
+	}
+	if exp != 0 {
+		if err := reindex(idx, k, old, exp); err != nil {
+			return 0, false, err
+		}
+		if err := lb.Put(listExpiryKey, u64(exp)); err != nil {
+			return 0, false, err
+		}
+	}
+	return next, false, nil
 }
 
 // ReadList returns up to limit elements of the list at key with Seq >

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -106,32 +107,83 @@ func (s *Store) PutRecord(ctx context.Context, key string, value []byte, expect 
 	k := []byte(key)
 	var version uint64
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		version = 0
-		b := tx.Bucket(bRecords)
-		rec, ok, err := getStored(b, k, now)
-		if err != nil {
-			return clean(err)
-		}
-		cur := uint64(0)
-		if ok {
-			cur = rec.version
-		}
-		if cur != uint64(expect) {
-			return clean(fmt.Errorf("%w: version is %d, not %d", store.ErrConflict, cur, expect))
-		}
-		if err := reindex(tx.Bucket(bRecExpiry), k, rec.expiry, exp); err != nil {
-			return err
-		}
-		version = cur + 1
-		data := make([]byte, 0, recHeader+len(value))
-		data = binary.BigEndian.AppendUint64(data, version)
-		data = binary.BigEndian.AppendUint64(data, exp)
-		return b.Put(k, append(data, value...))
+		var err error
+		version, err = putRecordTx(tx, k, value, uint64(expect), now, exp)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("bolt: put record %s: %w", key, err)
 	}
 	return int64(version), nil
+}
+
+// putRecordTx is PutRecord's write in tx. A version other than expect is
+// a clean ErrConflict (nothing written).
+func putRecordTx(tx *bbolt.Tx, k, value []byte, expect, now, exp uint64) (uint64, error) {
+	b := tx.Bucket(bRecords)
+	rec, ok, err := getStored(b, k, now)
+	if err != nil {
+		return 0, clean(err)
+	}
+	cur := uint64(0)
+	if ok {
+		cur = rec.version
+	}
+	if cur != expect {
+		return 0, clean(fmt.Errorf("%w: version is %d, not %d", store.ErrConflict, cur, expect))
+	}
+	if err := reindex(tx.Bucket(bRecExpiry), k, rec.expiry, exp); err != nil {
+		return 0, err
+	}
+	version := cur + 1
+	data := make([]byte, 0, recHeader+len(value))
+	data = binary.BigEndian.AppendUint64(data, version)
+	data = binary.BigEndian.AppendUint64(data, exp)
+	return version, b.Put(k, append(data, value...))
+}
+
+// AppendListPutRecord implements store.AppendPutter: the append and the
+// put in one transaction (one commit). The append stands whatever the
+// put's version check says.
+func (s *Store) AppendListPutRecord(ctx context.Context, a store.ListAppend, p store.RecordPut) (int64, bool, int64, error) {
+	if a.Key == "" || a.ID == "" {
+		return 0, false, 0, errors.New("bolt: append list: key and element id are required")
+	}
+	if err := checkKey("put record", p.Key); err != nil {
+		return 0, false, 0, err
+	}
+	if p.Expect < 0 {
+		return 0, false, 0, fmt.Errorf("bolt: put record %s: negative version %d", p.Key, p.Expect)
+	}
+	nowT := s.now()
+	now := timeKey(nowT)
+	elem := listElem(a.ID, a.Value)
+	var (
+		seq, version uint64
+		dup          bool
+		putErr       error
+	)
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		seq, dup, err = appendListTx(tx, []byte(a.Key), a.ID, elem, now, expiryOf(nowT, a.TTL))
+		if err != nil {
+			return err
+		}
+		version, putErr = putRecordTx(tx, []byte(p.Key), p.Value, uint64(p.Expect), now, expiryOf(nowT, p.TTL))
+		var ce cleanError
+		if errors.As(putErr, &ce) {
+			putErr = ce.err // refused before writing: the append commits alone
+			return nil
+		}
+		return putErr
+	})
+	if err != nil {
+		return 0, false, 0, fmt.Errorf("bolt: append list %s and put record %s: %w", a.Key, p.Key, err)
+	}
+	if putErr != nil {
+		return int64(seq), dup, 0, fmt.Errorf("bolt: put record %s: %w", p.Key, putErr)
+	}
+	return int64(seq), dup, int64(version), nil
 }
 
 // DeleteRecord removes the record at key if its version is expect.

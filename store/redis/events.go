@@ -76,7 +76,7 @@ func (s *Store) listIndexed(ctx context.Context, index string, limit int) ([]sto
 	if limit <= 0 {
 		limit = 100
 	}
-	ids, err := s.rdb.ZRevRange(ctx, s.key(index), 0, int64(limit-1)).Result()
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.key(index), Start: 0, Stop: int64(limit - 1), Rev: true}).Result()
 	if err != nil {
 		return nil, wrap("list "+index, "", err)
 	}

@@ -235,7 +235,7 @@ func (s *Store) ListOutbox(ctx context.Context, f store.OutboxFilter) ([]store.O
 	var out []store.OutboxEntry
 	for _, k := range idx {
 		for start := int64(0); len(out) < f.Limit; start += readPage {
-			ids, err := s.rdb.ZRevRange(ctx, k, start, start+readPage-1).Result()
+			ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: k, Start: start, Stop: start + readPage - 1, Rev: true}).Result()
 			if err != nil {
 				return nil, wrap("list outbox", "", err)
 			}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -73,6 +75,10 @@ func (s *Store) PutRecord(ctx context.Context, key string, value []byte, expect 
 	}
 	res, err := putRecordScript.Run(ctx, s.rdb, []string{s.key("rec", key)},
 		expect, value, ttlMillis(ttl)).Slice()
+	return putRecordReply(key, expect, res, err)
+}
+
+func putRecordReply(key string, expect int64, res []any, err error) (int64, error) {
 	if err != nil {
 		return 0, wrap("put record", key, err)
 	}
@@ -140,11 +146,20 @@ func (s *Store) AppendList(ctx context.Context, key, id string, value []byte, tt
 	if key == "" || id == "" {
 		return 0, false, errors.New("redis: append list: key and element id are required")
 	}
+	res, err := appendListScript.Run(ctx, s.rdb, []string{s.key("list", key), s.key("list-ids", key)},
+		id, listElem(id, value), ttlMillis(ttl)).Int64Slice()
+	return appendListReply(key, res, err)
+}
+
+// listElem is the stored form of a list element: len(id) in decimal, ":",
+// id, value.
+func listElem(id string, value []byte) []byte {
 	elem := make([]byte, 0, len(id)+len(value)+8)
 	elem = strconv.AppendInt(elem, int64(len(id)), 10)
-	elem = append(append(append(elem, ':'), id...), value...)
-	res, err := appendListScript.Run(ctx, s.rdb, []string{s.key("list", key), s.key("list-ids", key)},
-		id, elem, ttlMillis(ttl)).Int64Slice()
+	return append(append(append(elem, ':'), id...), value...)
+}
+
+func appendListReply(key string, res []int64, err error) (int64, bool, error) {
 	if err != nil {
 		return 0, false, wrap("append list", key, err)
 	}
@@ -152,6 +167,37 @@ func (s *Store) AppendList(ctx context.Context, key, id string, value []byte, tt
 		return 0, false, fmt.Errorf("redis: append list %s: unexpected reply %v", key, res)
 	}
 	return res[0], res[1] == 1, nil
+}
+
+// AppendListPutRecord implements store.AppendPutter: the append script and
+// the put script in one pipeline (one round trip), the append first. Each
+// is atomic on its own; the append stands whatever the put's check says.
+func (s *Store) AppendListPutRecord(ctx context.Context, a store.ListAppend, p store.RecordPut) (int64, bool, int64, error) {
+	defer s.hold()()
+	if a.Key == "" || a.ID == "" {
+		return 0, false, 0, errors.New("redis: append list: key and element id are required")
+	}
+	if p.Key == "" {
+		return 0, false, 0, errors.New("redis: put record: key is required")
+	}
+	if p.Expect < 0 {
+		return 0, false, 0, fmt.Errorf("redis: put record %s: negative version %d", p.Key, p.Expect)
+	}
+	var app, put *redis.Cmd
+	_ = s.pipelinedScripts(ctx, func(pl redis.Pipeliner) error { // each command keeps its own error
+		app = appendListScript.Run(ctx, pl, []string{s.key("list", a.Key), s.key("list-ids", a.Key)},
+			a.ID, listElem(a.ID, a.Value), ttlMillis(a.TTL))
+		put = putRecordScript.Run(ctx, pl, []string{s.key("rec", p.Key)}, p.Expect, p.Value, ttlMillis(p.TTL))
+		return nil
+	})
+	ares, aerr := app.Int64Slice()
+	seq, dup, aerr := appendListReply(a.Key, ares, aerr)
+	if aerr != nil {
+		return 0, false, 0, aerr
+	}
+	pres, perr := put.Slice()
+	version, perr := putRecordReply(p.Key, p.Expect, pres, perr)
+	return seq, dup, version, perr
 }
 
 // ReadList returns up to limit elements of the list at key with Seq >

@@ -82,6 +82,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/stagegate/stagegate/internal/backoff"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -99,6 +100,12 @@ type Options struct {
 	// Now is the clock for stored timestamps (applied_at, defaults of
 	// created_at); nil means time.Now. Expiry uses the Redis clock.
 	Now func() time.Time
+	// WaitForRedis: when Redis cannot be reached at Open, Open returns the
+	// Store anyway instead of an error. Its calls fail with
+	// store.ErrUnavailable (as during an outage) until Redis answers, and
+	// the rest of Open's set-up (consumer group, scripts) is retried in the
+	// background with backoff. Other errors (a bad password) still fail.
+	WaitForRedis bool
 }
 
 // Store is the Redis implementation of store.Store. It is safe for
@@ -133,7 +140,7 @@ var _ store.Store = (*Store)(nil)
 // Open connects to cfg.URL, checks that Redis answers and creates the
 // consumer group if needed. Empty DedupWindow, ClaimAfter and Prefix take
 // the store package defaults. An unreachable Redis gives an error wrapping
-// store.ErrUnavailable.
+// store.ErrUnavailable, unless opts.WaitForRedis.
 func Open(ctx context.Context, cfg store.Config, opts Options) (*Store, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("redis: open: no url")
@@ -168,23 +175,58 @@ func Open(ctx context.Context, cfg store.Config, opts Options) (*Store, error) {
 		s.now = time.Now
 	}
 	s.claim.every = min(max(s.claimIdle/2, 100*time.Millisecond), 5*time.Second)
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		_ = s.rdb.Close()
-		return nil, wrap("open", ropt.Addr, err)
-	}
-	if err := s.ensureGroup(ctx); err != nil {
-		_ = s.rdb.Close()
-		return nil, err
-	}
-	// Load the scripts so that the first calls need no EVAL fallback.
-	for _, sc := range scripts {
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+	if err := s.setup(ctx, ropt.Addr); err != nil {
+		if !opts.WaitForRedis || !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
 			_ = s.rdb.Close()
-			return nil, wrap("load scripts", "", err)
+			return nil, err
 		}
+		s.log.Warn("redis: unreachable at start-up; waiting for it (readyz fails meanwhile)", "addr", ropt.Addr, "err", err)
+		go s.setupLater(ropt.Addr)
 	}
 	s.startAppenders()
 	return s, nil
+}
+
+// setup checks that Redis answers, creates the consumer group if needed
+// and loads the scripts, so that the first calls need no EVAL fallback.
+func (s *Store) setup(ctx context.Context, addr string) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return wrap("open", addr, err)
+	}
+	if err := s.ensureGroup(ctx); err != nil {
+		return err
+	}
+	for _, sc := range scripts {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return wrap("load scripts", "", err)
+		}
+	}
+	return nil
+}
+
+// setupLater retries setup with backoff until it succeeds or the store is
+// closed (Redis was down when the store was opened).
+func (s *Store) setupLater(addr string) {
+	bo := backoff.New(500*time.Millisecond, 30*time.Second)
+	start, d := time.Now(), bo.Next()
+	for {
+		t := time.NewTimer(d)
+		select {
+		case <-s.closed:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := s.setup(ctx, addr)
+		cancel()
+		if err == nil {
+			s.log.Info("redis: reachable; the store is ready", "addr", addr, "waited", time.Since(start).Round(time.Millisecond).String())
+			return
+		}
+		d = bo.Next()
+		s.log.Warn("redis: still unreachable", "addr", addr, "err", err, "retry_in", d.Round(time.Millisecond).String())
+	}
 }
 
 // normPrefix makes sure the prefix ends in ":".

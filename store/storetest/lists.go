@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -160,4 +161,61 @@ func checkValues(t *testing.T, s store.Store, key string) {
 			t.Errorf("ReadList(%q): element %d (%s) = %q, want %q", key, e.Seq, e.ID, e.Value, want)
 		}
 	}
+}
+
+// testAppendAndPut checks store.AppendAndPut, which a driver may implement
+// in one commit or round trip (store.AppendPutter): both halves happen, a
+// lost version check leaves the append standing, and a duplicate element
+// still lets the put through.
+func testAppendAndPut(t *testing.T, open Opener) {
+	if _, ok := any(open(t)).(store.AppendPutter); !ok {
+		t.Log("the driver has no AppendListPutRecord: store.AppendAndPut makes the two calls")
+	}
+	t.Run("BothHappen", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		seq, dup, v, err := store.AppendAndPut(ctx, s, store.ListAppend{Key: "call/1/cbs", ID: "m1", Value: []byte("a")},
+			store.RecordPut{Key: "call/1", Value: []byte("state1"), Expect: 0})
+		if err != nil || seq != 1 || dup || v != 1 {
+			t.Fatalf("first = %d, %v, %d, %v; want 1, new, version 1", seq, dup, v, err)
+		}
+		seq, dup, v, err = store.AppendAndPut(ctx, s, store.ListAppend{Key: "call/1/cbs", ID: "m2", Value: []byte("b")},
+			store.RecordPut{Key: "call/1", Value: []byte("state2"), Expect: 1})
+		if err != nil || seq != 2 || dup || v != 2 {
+			t.Fatalf("second = %d, %v, %d, %v; want 2, new, version 2", seq, dup, v, err)
+		}
+		checkElems(t, s, "call/1/cbs", 0, 10, 1, 2)
+		rec, err := s.GetRecord(ctx, "call/1")
+		if err != nil || string(rec.Value) != "state2" || rec.Version != 2 {
+			t.Fatalf("record = %q v%d, %v; want state2 v2", rec.Value, rec.Version, err)
+		}
+	})
+	t.Run("ConflictKeepsTheAppend", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		if _, err := s.PutRecord(ctx, "call/2", []byte("other"), 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		seq, dup, v, err := store.AppendAndPut(ctx, s, store.ListAppend{Key: "call/2/cbs", ID: "m1", Value: []byte("a")},
+			store.RecordPut{Key: "call/2", Value: []byte("mine"), Expect: 0})
+		if !errors.Is(err, store.ErrConflict) || seq != 1 || dup || v != 0 {
+			t.Fatalf("put at a stale version = %d, %v, %d, %v; want the append (1, new), version 0 and ErrConflict", seq, dup, v, err)
+		}
+		checkElems(t, s, "call/2/cbs", 0, 10, 1)
+		rec, err := s.GetRecord(ctx, "call/2")
+		if err != nil || string(rec.Value) != "other" || rec.Version != 1 {
+			t.Fatalf("record = %q v%d, %v; want it untouched (other v1)", rec.Value, rec.Version, err)
+		}
+	})
+	t.Run("DuplicateElementStillPuts", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		mustAppendList(t, s, "call/3/cbs", "m1", 1, false)
+		seq, dup, v, err := store.AppendAndPut(ctx, s, store.ListAppend{Key: "call/3/cbs", ID: "m1", Value: []byte("again")},
+			store.RecordPut{Key: "call/3", Value: []byte("folded"), Expect: 0})
+		if err != nil || seq != 1 || !dup || v != 1 {
+			t.Fatalf("duplicate element = %d, %v, %d, %v; want 1, duplicate, version 1", seq, dup, v, err)
+		}
+		checkElems(t, s, "call/3/cbs", 0, 10, 1)
+	})
 }

@@ -75,6 +75,7 @@ func RunWith(t *testing.T, open func(t *testing.T) store.Store, opts Options) {
 		{"Ping", testPing},
 		{"Records", testRecords},
 		{"Lists", testLists},
+		{"AppendAndPut", testAppendAndPut},
 		{"Expiry", func(t *testing.T, open Opener) { testExpiry(t, open, opts) }},
 		{"Broadcast", testBroadcast},
 		{"Outbox", testOutbox},
