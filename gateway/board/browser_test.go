@@ -149,6 +149,17 @@ func TestBrowserBoard(t *testing.T) {
 		waitJS(fmt.Sprintf(`%s === "won"`, cardStage(ann))),
 	)
 
+	step(t, tab, "keyboard: Enter opens the drawer, Tab stays in it, Esc returns to the card",
+		chromedp.Focus(chromedp.CSS(fmt.Sprintf(`.card[data-id=%q]`, ann))),
+		chromedp.KeyEvent("\r"),
+		waitJS(`!document.getElementById("drawer").hidden && document.getElementById("drawer").contains(document.activeElement)`),
+		waitJS(`document.querySelector("#timeline") !== null`),
+		chromedp.KeyEvent("\t"), chromedp.KeyEvent("\t"), chromedp.KeyEvent("\t"),
+		waitJS(`document.getElementById("drawer").contains(document.activeElement)`),
+		chromedp.KeyEvent("\x1b"),
+		waitJS(fmt.Sprintf(`document.getElementById("drawer").hidden && document.activeElement.getAttribute("data-id") === %q`, ann)),
+	)
+
 	// Unmatched: an event from a stranger, made into a lead.
 	postEvent(t, g.Base, "paid-x", "crm.invoice_paid", "neo@new.test")
 	step(t, tab, "create a lead from an unmatched event",
