@@ -182,3 +182,41 @@ func TestItemNonMoves(t *testing.T) {
 		})
 	}
 }
+
+// The board's cards: contact, responsible, the time the item entered its
+// stage and the event that moved it there; stages with their words.
+func TestBoardCards(t *testing.T) {
+	g := startGateway(t, "{driver: bolt, path: "+filepath.Join(t.TempDir(), "sg.db")+"}", "http://127.0.0.1:9/x", "a")
+	ann := createItem(t, g.Base, "Ann", "ann@client.test", "bob")
+	ben := createItem(t, g.Base, "", "ben@client.test", "")
+	postEvent(t, g.Base, "call-1", "crm.called", "ann@client.test")
+	b := call(t, g.Base, "GET", "/api/v1/board", nil)
+	p := b["pipeline"].(map[string]any)
+	if p["id"] != "sales" || len(p["stages"].([]any)) != 5 {
+		t.Fatalf("pipeline %v", p)
+	}
+	won := p["stages"].([]any)[3].(map[string]any)
+	if won["final"] != "success" || won["triggers"].([]any)[0].(map[string]any)["text"] != "Moves here when the CRM reports invoice paid." {
+		t.Errorf("stage won: %v", won)
+	}
+	cards := map[string]map[string]any{}
+	for _, c := range b["items"].([]any) {
+		cards[c.(map[string]any)["id"].(string)] = c.(map[string]any)
+	}
+	a := cards[ann]
+	if a["stage"] != "contacted" || a["contact_name"] != "Ann" || a["responsible"] != "bob" {
+		t.Errorf("Ann's card: %v", a)
+	}
+	ev, _ := a["last_event"].(map[string]any)
+	if ev["id"] != "api:call-1" || ev["type"] != "crm.called" || ev["connector"] != "api" {
+		t.Errorf("Ann's last event: %v", a["last_event"])
+	}
+	entered, _ := time.Parse(time.RFC3339Nano, a["entered_at"].(string))
+	updated, _ := time.Parse(time.RFC3339Nano, a["updated_at"].(string))
+	if entered.IsZero() || entered.After(updated.Add(time.Second)) {
+		t.Errorf("Ann entered at %v, updated at %v", a["entered_at"], a["updated_at"])
+	}
+	if c := cards[ben]; c["identity"] != "ben@client.test" || c["last_event"] != nil || c["stage"] != "new" {
+		t.Errorf("Ben's card: %v", c)
+	}
+}
