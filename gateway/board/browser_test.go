@@ -160,6 +160,13 @@ func TestBrowserBoard(t *testing.T) {
 		waitJS(fmt.Sprintf(`document.getElementById("drawer").hidden && document.activeElement.getAttribute("data-id") === %q`, ann)),
 	)
 
+	step(t, tab, "a link to an item opens its drawer",
+		chromedp.Navigate(g.Base+"/ui/#/item/"+ann),
+		waitJS(`!document.getElementById("drawer").hidden && document.getElementById("drawer-title").textContent === "Ann Lee"`),
+		waitJS(`location.hash === "#/board"`),
+		chromedp.KeyEvent("\x1b"),
+	)
+
 	// Unmatched: an event from a stranger, made into a lead.
 	postEvent(t, g.Base, "paid-x", "crm.invoice_paid", "neo@new.test")
 	step(t, tab, "create a lead from an unmatched event",

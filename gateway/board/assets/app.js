@@ -276,6 +276,13 @@
 
   function route() {
     var parts = (location.hash || "#/board").slice(2).split("/");
+    if (parts[0] === "item" && parts[1]) {
+      // A link to one item (#/item/<id>): the board, with its drawer open.
+      var id = decodeURIComponent(parts[1]);
+      history.replaceState(null, "", "#/board");
+      parts = ["board"];
+      setTimeout(function () { openDrawer(id); }, 0);
+    }
     var page = ["board", "unmatched", "failed", "health"].indexOf(parts[0]) >= 0 ? parts[0] : "board";
     var changed = page !== state.page;
     state.page = page;
