@@ -215,6 +215,7 @@ func (g *Gateway) apiCreateItem(w http.ResponseWriter, r *http.Request) {
 		g.storeError(w, r, err)
 		return
 	}
+	g.board.Changed() // the engine does not report creations
 	httpx.WriteJSON(w, http.StatusCreated, created)
 }
 

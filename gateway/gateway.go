@@ -21,6 +21,7 @@ import (
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/connectors/tracking"
 	"github.com/stagegate/stagegate/engine"
+	"github.com/stagegate/stagegate/gateway/board"
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
@@ -57,6 +58,7 @@ type Gateway struct {
 	tracker  *tracking.Tracker            // the tracking connector, if any
 	sentBox  map[string]actions.SentSaver // imap connectors, for send_email's save_to
 	handler  http.Handler
+	board    *board.Board
 	maxBody  int64
 	shutdown time.Duration
 
@@ -115,11 +117,17 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 		st.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	g.board = board.New(board.Options{
+		Store: st, Pipelines: func() []engine.Pipeline { return g.eng.Pipelines() },
+		Logger: g.log.With("component", "board"), Now: g.now,
+	})
+	aopts := g.actionOptions()
+	aopts.Observer = g.board.ActionObserver(aopts.Observer)
 	g.eng, err = engine.New(engine.Options{
 		Store: st, Pipelines: cfg.Pipelines, Create: create, DefaultRegion: cfg.Engine.DefaultRegion,
-		Logger: g.log.With("component", "engine"), Now: g.now, Observer: g.m,
+		Logger: g.log.With("component", "engine"), Now: g.now, Observer: g.board.Observer(g.m),
 		BatchSize: cfg.Engine.BatchSize, Consumer: instance,
-		Actions: runner, ActionOptions: g.actionOptions(),
+		Actions: runner, ActionOptions: aopts,
 	})
 	if err != nil {
 		st.Close()
@@ -138,6 +146,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 		runner.UseMailbox(name, s)
 	}
 	g.routes(mux, api)
+	g.board.Routes(mux, api) // the operator's board at /ui/
 	g.handler = mux
 	return g, nil
 }
@@ -181,6 +190,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		Handler: g.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(g.board.Close) // ends the board's streams
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	svcCtx, stopServices := context.WithCancel(ctx)
