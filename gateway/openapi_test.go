@@ -80,6 +80,7 @@ func TestOpenAPIServed(t *testing.T) {
 		"POST /api/v1/visitors/x/link", "GET /api/v1/tracking/stats", "GET /api/v1/calls/x", "GET /api/v1/imap/x/status",
 		"GET /api/v1/imap/x/quarantine", "POST /in/forms", "POST /in/forms/pricing", "GET /in/chat/ws", "GET /t/o/x", "GET /t/c/x",
 		"POST /t/v", "GET /healthz", "GET /readyz", "GET /metrics",
+		"GET /api/v1/board", "GET /api/v1/board/stream", "GET /api/v1/board/items/x/events",
 	} {
 		method, path, _ := strings.Cut(route, " ")
 		req, _ := http.NewRequest(method, path, nil)
