@@ -19,6 +19,7 @@ import (
 	"github.com/stagegate/stagegate/config"
 	"github.com/stagegate/stagegate/gateway"
 	"github.com/stagegate/stagegate/gateway/gatewaytest"
+	browsertest "github.com/stagegate/stagegate/internal/testutil/browser"
 )
 
 const testToken = "test-token-0123456789"
@@ -115,36 +116,10 @@ func postEvent(t *testing.T, base, id, typ, email string) map[string]any {
 	})
 }
 
-// chromiumPath is where Debian's chromium package puts the browser; CI
-// installs it. The flags are the live chat tests': the machine may have no
-// network.
-const chromiumPath = "/usr/bin/chromium"
-
-// browser starts a headless Chromium with a fresh profile and returns a
-// context for its first tab.
+// browser starts the tests' headless Chromium (1280 × 900).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("browser test skipped: %s not found (install the Debian package chromium)", chromiumPath)
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1280, 900),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
+	return browsertest.Start(t, chromedp.WindowSize(1280, 900))
 }
 
 // step runs actions in a tab with a time limit.
