@@ -11,6 +11,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/stagegate/stagegate/internal/group"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -100,19 +101,7 @@ func (c *committer) run() {
 	defer close(c.stopped)
 	batch := make([]*writeReq, 0, maxBatch)
 	for r := range c.reqs {
-		batch = append(batch[:0], r)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r, ok := <-c.reqs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
+		batch = group.Collect(c.reqs, r, maxBatch, batch)
 		c.commit(batch)
 		clear(batch)
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stagegate/stagegate/internal/group"
 )
 
 // The intake's group commit on Redis. Every Append hands its script call
@@ -71,23 +73,11 @@ func (s *Store) groupAppend(ctx context.Context, keys []string, args ...any) (se
 
 func (s *Store) runAppends() {
 	defer func() { s.appendersDone <- struct{}{} }()
-	group := make([]*appendReq, 0, maxAppendGroup)
+	g := make([]*appendReq, 0, maxAppendGroup)
 	for r := range s.appends {
-		group = append(group[:0], r)
-	fill:
-		for len(group) < maxAppendGroup {
-			select {
-			case r, ok := <-s.appends:
-				if !ok {
-					break fill
-				}
-				group = append(group, r)
-			default:
-				break fill
-			}
-		}
-		s.sendAppends(group)
-		clear(group)
+		g = group.Collect(s.appends, r, maxAppendGroup, g)
+		s.sendAppends(g)
+		clear(g)
 	}
 }
 
