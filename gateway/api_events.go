@@ -37,15 +37,8 @@ func (g *Gateway) apiPostEvent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
-	raw, err := io.ReadAll(r.Body)
-	if err != nil {
-		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large", "request body is over the limit")
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(raw))
-	var in normalize.APIInput
-	if !httpx.DecodeJSON(w, r, g.maxBody, &in) {
+	in, raw, ok := g.readAPIEvent(w, r)
+	if !ok {
 		return
 	}
 	ev, err := normalize.FromAPI(in, raw, g.now(), g.cfg.Engine.DefaultRegion)
@@ -158,4 +151,22 @@ func (g *Gateway) apiRetryEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.WriteJSON(w, http.StatusAccepted, map[string]any{"event_id": id, "retried": true})
+}
+
+// readAPIEvent reads the body of POST /api/v1/events (and of the dry run,
+// which takes the same body): the event input and the raw bytes, which
+// become the event's raw input. On failure it has answered.
+func (g *Gateway) readAPIEvent(w http.ResponseWriter, r *http.Request) (normalize.APIInput, []byte, bool) {
+	var in normalize.APIInput
+	r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large", "request body is over the limit")
+		return in, nil, false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	if !httpx.DecodeJSON(w, r, g.maxBody, &in) {
+		return in, nil, false
+	}
+	return in, raw, true
 }

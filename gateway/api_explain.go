@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/stagegate/stagegate/internal/httpx"
@@ -31,15 +29,8 @@ type explainReply struct {
 // written. item.* events are accepted too, to try field.changed and
 // responsible.changed triggers.
 func (g *Gateway) apiExplain(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
-	raw, err := io.ReadAll(r.Body)
-	if err != nil {
-		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large", "request body is over the limit")
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(raw))
-	var in normalize.APIInput
-	if !httpx.DecodeJSON(w, r, g.maxBody, &in) {
+	in, raw, ok := g.readAPIEvent(w, r)
+	if !ok {
 		return
 	}
 	if in.ID == "" {
