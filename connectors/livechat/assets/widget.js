@@ -1,7 +1,8 @@
 /* Stagegate live chat widget. Embed with
    <script src="https://GATEWAY/in/NAME/widget.js" data-channel="sales" async></script>
-   Plain JavaScript, no build step. Reconnects with backoff and resumes from
-   its cursor; unacknowledged messages are kept and sent again with the same
+   Plain JavaScript, no build step. Each page load shows the open
+   conversation's history; reconnects with backoff resume from the page's
+   cursor; unacknowledged messages are kept and sent again with the same
    id, which the gateway stores once. */
 (function () {
   "use strict";
@@ -12,6 +13,10 @@
   var wsURL = base.replace(/^http/, "ws") + "ws";
   var key = "sgchat:" + base;
   var st = load();
+  // A new page shows the conversation from its start: the first hello of
+  // the page asks for every message; later ones resume from this page's
+  // cursor, so a reconnect gets exactly what the page missed.
+  st.last = 0;
   var ws = null, ready = false, backoff = 500, typingAt = 0, ask = [], el = {};
 
   function load() {
