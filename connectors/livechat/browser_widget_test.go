@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
@@ -143,4 +144,87 @@ func TestBrowserWidgetHistoryAcrossPages(t *testing.T) {
 		waitJS(seqs+` === "1,2,3,4,5,6"`),
 		waitJS(`document.querySelectorAll("#sg-chat-log .sg-pending").length === 0`),
 	)
+}
+
+// rect is an element's box in the viewport, as JSON.
+func rect(sel string) string {
+	return `JSON.stringify((function (r) { return {l: Math.round(r.left), t: Math.round(r.top), r: Math.round(r.right), b: Math.round(r.bottom)}; })(document.querySelector("` + sel + `").getBoundingClientRect()))`
+}
+
+type box struct{ L, T, R, B int }
+
+func boxOf(t *testing.T, tab context.Context, sel string) box {
+	t.Helper()
+	s, err := chromedp.Run(tab, chromedp.Evaluate[string](rect(sel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b box
+	if _, err := fmt.Sscanf(strings.NewReplacer(`{"l":`, "", `,"t":`, " ", `,"r":`, " ", `,"b":`, " ", "}", "").Replace(s), "%d %d %d %d", &b.L, &b.T, &b.R, &b.B); err != nil {
+		t.Fatalf("rect %s: %v", s, err)
+	}
+	return b
+}
+
+// The Chat button stays where it is when the panel opens, and the panel
+// fits the window, on a desktop and on a 375 px phone.
+func TestBrowserWidgetLayout(t *testing.T) {
+	tab := browser(t)
+	sh := newShop(t, nil)
+	for _, vp := range []struct {
+		name string
+		w, h int64
+	}{{"desktop", 1280, 800}, {"phone", 375, 667}, {"short", 800, 400}} {
+		step(t, tab, vp.name+": load",
+			chromedp.EmulateViewport(vp.w, vp.h),
+			chromedp.Navigate(sh.site.URL+"/"+vp.name),
+			waitJS(`document.getElementById("sg-chat-status") && document.getElementById("sg-chat-status").textContent === "online"`),
+		)
+		closed := boxOf(t, tab, "#sg-chat-button")
+		step(t, tab, vp.name+": open", chromedp.Click(chromedp.ID("sg-chat-button")), chromedp.WaitVisible(chromedp.ID("sg-chat-input")))
+		opened := boxOf(t, tab, "#sg-chat-button")
+		if closed != opened {
+			t.Errorf("%s: the Chat button moved from %+v to %+v when the panel opened", vp.name, closed, opened)
+		}
+		panel := boxOf(t, tab, "#sg-chat-panel")
+		if panel.L < 0 || panel.T < 0 || panel.R > int(vp.w) || panel.B > int(vp.h) {
+			t.Errorf("%s: the panel %+v does not fit the %dx%d window", vp.name, panel, vp.w, vp.h)
+		}
+		send := boxOf(t, tab, "#sg-chat-send")
+		if send.R > int(vp.w) || send.B > int(vp.h) || send.T < 0 {
+			t.Errorf("%s: the Send button %+v is outside the window", vp.name, send)
+		}
+		shot(t, tab, "widget-open-"+vp.name)
+	}
+}
+
+// "typing…" goes away as soon as a message from the typing side arrives,
+// not 3 s later.
+func TestBrowserWidgetTypingClears(t *testing.T) {
+	tab := browser(t)
+	sh := newShop(t, nil)
+	ag := sh.g.agent()
+	step(t, tab, "write",
+		chromedp.Navigate(sh.site.URL+"/"),
+		chromedp.Click(chromedp.ID("sg-chat-button")),
+		waitJS(`document.getElementById("sg-chat-status").textContent === "online"`),
+		chromedp.SendKeys(chromedp.ID("sg-chat-input"), "Hello"),
+		chromedp.Click(chromedp.ID("sg-chat-send")),
+		waitJS(`document.querySelector('#sg-chat-log .sg-visitor[data-seq="1"]') !== null`),
+	)
+	conv := ag.expect("conversation")["conversation"].(map[string]any)["id"].(string)
+	ag.send(map[string]any{"type": "accept", "conversation_id": conv})
+	ag.expect("history")
+	ag.send(map[string]any{"type": "typing", "conversation_id": conv})
+	step(t, tab, "the agent types", waitJS(`document.getElementById("sg-chat-status").textContent === "typing…"`))
+	ag.send(map[string]any{"type": "message", "conversation_id": conv, "id": "r-1", "text": "Hi there"})
+	ag.expect("ack")
+	ctx, cancel := context.WithTimeout(tab, time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		waitJS(`document.querySelector("#sg-chat-log .sg-agent") !== null && document.getElementById("sg-chat-status").textContent === "online"`),
+	); err != nil {
+		st, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById("sg-chat-status").textContent`))
+		t.Fatalf("a second after the agent's message the status is %q: %v", st, err)
+	}
 }

@@ -17,7 +17,7 @@
   // the page asks for every message; later ones resume from this page's
   // cursor, so a reconnect gets exactly what the page missed.
   st.last = 0;
-  var ws = null, ready = false, backoff = 500, typingAt = 0, ask = [], el = {};
+  var ws = null, ready = false, backoff = 500, typingAt = 0, typingTimer = null, ask = [], el = {};
 
   function load() {
     try {
@@ -37,9 +37,12 @@
   }
 
   function build() {
-    var css = ".sgc{position:fixed;right:16px;bottom:16px;z-index:2147483000;font:14px/1.4 system-ui,sans-serif;color:#222}" +
+    // The root is a column aligned to the right: the Chat button stays put
+    // when the panel opens above it, and the panel shrinks to fit small
+    // windows (16 px margins, the button below it).
+    var css = ".sgc{position:fixed;right:16px;bottom:16px;z-index:2147483000;font:14px/1.4 system-ui,sans-serif;color:#222;display:flex;flex-direction:column;align-items:flex-end}" +
       ".sgc button{cursor:pointer;border:0;border-radius:6px;background:#2563eb;color:#fff;padding:8px 12px;font:inherit}" +
-      ".sgc-p{display:none;flex-direction:column;width:320px;height:420px;background:#fff;border:1px solid #ccc;border-radius:8px;box-shadow:0 4px 16px rgba(0,0,0,.2);margin-bottom:8px}" +
+      ".sgc-p{display:none;flex-direction:column;box-sizing:border-box;width:320px;max-width:calc(100vw - 32px);height:420px;max-height:calc(100vh - 84px);background:#fff;border:1px solid #ccc;border-radius:8px;box-shadow:0 4px 16px rgba(0,0,0,.2);margin-bottom:8px}" +
       ".sgc.open .sgc-p{display:flex}.sgc-h{padding:8px 12px;background:#2563eb;color:#fff;border-radius:8px 8px 0 0}" +
       ".sgc-s{font-size:12px;opacity:.8}.sgc-l{flex:1;overflow-y:auto;padding:8px}" +
       ".sg-msg{margin:4px 0;padding:6px 8px;border-radius:6px;max-width:85%;white-space:pre-wrap;word-wrap:break-word}" +
@@ -112,8 +115,15 @@
       if (p) p.remove();
       st.outbox = st.outbox.filter(function (o) { return o.id !== m.id; });
     }
+    if (m.from === "agent") typed();
     render(m);
     save();
+  }
+
+  // typed ends "typing…": the agent's message is there, or 3 s passed.
+  function typed() {
+    clearTimeout(typingTimer); typingTimer = null;
+    if (el.status.textContent === "typing…") el.status.textContent = ready ? "online" : "connecting…";
   }
 
   function send(text) {
@@ -147,7 +157,7 @@
         break;
       case "typing":
         el.status.textContent = "typing…";
-        setTimeout(function () { el.status.textContent = ready ? "online" : "connecting…"; }, 3000);
+        clearTimeout(typingTimer); typingTimer = setTimeout(typed, 3000);
         break;
       case "error":
         if (f.retryable && st.outbox.length) setTimeout(flush, 2000);
