@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // shop is a site of another (allowed) origin whose every page embeds the
@@ -226,5 +227,42 @@ func TestBrowserWidgetTypingClears(t *testing.T) {
 	); err != nil {
 		st, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById("sg-chat-status").textContent`))
 		t.Fatalf("a second after the agent's message the status is %q: %v", st, err)
+	}
+}
+
+// A visitor who writes first and gives an email afterwards (typed in the
+// widget's field, Enter) without writing again: the gateway learns the
+// email at once, and the conversation's next event (the agent's
+// acceptance) reaches the existing lead of that email.
+func TestBrowserWidgetIdentifyLater(t *testing.T) {
+	tab := browser(t)
+	sh := newShop(t, nil)
+	lead := sh.g.createLead("ann@client.test")
+	ag := sh.g.agent()
+	step(t, tab, "write without giving anything",
+		chromedp.Navigate(sh.site.URL+"/"),
+		chromedp.Click(chromedp.ID("sg-chat-button")),
+		waitJS(`document.getElementById("sg-chat-status").textContent === "online"`),
+		chromedp.SendKeys(chromedp.ID("sg-chat-input"), "Hello"),
+		chromedp.Click(chromedp.ID("sg-chat-send")),
+		waitJS(`document.querySelector('#sg-chat-log .sg-visitor[data-seq="1"]') !== null`),
+	)
+	conv := ag.expect("conversation")["conversation"].(map[string]any)["id"].(string)
+	step(t, tab, "then the email",
+		chromedp.SendKeys(chromedp.ID("sg-chat-email"), "Ann@Client.test"+kb.Enter),
+		waitJS(`document.getElementById("sg-chat-email") === null && document.getElementById("sg-chat-name") !== null`),
+	)
+	ag.expectWhere("conversation", func(f map[string]any) bool {
+		c := f["conversation"].(map[string]any)
+		return c["id"] == conv && c["email"] == "ann@client.test"
+	})
+	ag.send(map[string]any{"type": "accept", "conversation_id": conv})
+	sh.g.applied("chat:"+conv+":accepted", lead.ID)
+	rec, decisions, err := sh.g.g.Store().GetEvent(context.Background(), "chat:"+conv+":accepted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(decisions) != 1 || decisions[0].ItemID != lead.ID {
+		t.Fatalf("chat.accepted (subject %+v) went to %+v, want the lead %s", rec.Event.Subject, decisions, lead.ID)
 	}
 }

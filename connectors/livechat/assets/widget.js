@@ -75,12 +75,19 @@
     el.root = root;
   }
 
+  // showAsk shows a field for each thing asked for and not yet given; a
+  // field the visitor is typing in stays as it is. A field is sent when
+  // the visitor leaves it or presses Enter, not only with the next message.
   function showAsk() {
-    el.ident.textContent = "";
     var missing = ask.filter(function (k) { return !(st.ident || {})[k]; });
+    el.ident.querySelectorAll("input").forEach(function (n) { if (missing.indexOf(n.name) < 0) n.remove(); });
     el.ident.style.display = missing.length ? "flex" : "none";
-    missing.forEach(function (k) {
-      el.ident.appendChild(h("input", { id: "sg-chat-" + k, name: k, placeholder: "Your " + k, type: k === "email" ? "email" : k === "phone" ? "tel" : "text" }));
+    missing.forEach(function (k, i) {
+      if (document.getElementById("sg-chat-" + k)) return;
+      var n = h("input", { id: "sg-chat-" + k, name: k, placeholder: "Your " + k, type: k === "email" ? "email" : k === "phone" ? "tel" : "text" });
+      n.onchange = identify;
+      n.onkeydown = function (e) { if (e.key === "Enter") { e.preventDefault(); identify(); } };
+      el.ident.insertBefore(n, el.ident.children[i] || null);
     });
   }
 
@@ -162,7 +169,11 @@
       case "error":
         if (f.retryable && st.outbox.length) setTimeout(flush, 2000);
         else if (f.code !== "rate_limited") el.status.textContent = f.message || f.code;
-        if (f.code === "bad_field") { st.ident = {}; save(); showAsk(); }
+        if (f.code === "bad_field") {
+          var bad = String(f.message || "").split(":")[0];
+          if (st.ident && bad in st.ident) delete st.ident[bad]; else st.ident = {};
+          save(); showAsk();
+        }
         break;
     }
   }
@@ -172,6 +183,7 @@
     try { ws = new WebSocket(wsURL); } catch (e) { return retry(); }
     ws.onopen = function () {
       var hello = { type: "hello", visitor_token: st.token, channel: ds.channel, page: String(location.href).slice(0, 2000) };
+      ["name", "email", "phone"].forEach(function (k) { if ((st.ident || {})[k]) hello[k] = st.ident[k]; }); // given while offline, too
       if (st.conv) hello.cursor = { conversation_id: st.conv, last_seq: st.last || 0 };
       tx(hello);
     };
