@@ -2,10 +2,14 @@ package livechat
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -15,12 +19,15 @@ import (
 //go:embed assets
 var assets embed.FS
 
-// asset is one embedded file with its validator.
+// asset is one embedded file with its validator, and its gzip-compressed
+// copy (made once, at start-up) with a validator of its own.
 type asset struct {
-	data  []byte
-	ctype string
-	etag  string
-	cache string
+	data   []byte
+	gz     []byte
+	ctype  string
+	etag   string
+	gzEtag string
+	cache  string
 }
 
 func loadAssets() (map[string]asset, error) {
@@ -32,10 +39,23 @@ func loadAssets() (map[string]asset, error) {
 	for name, a := range files {
 		b, err := assets.ReadFile("assets/" + name)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read asset %s: %w", name, err)
+		}
+		var gz bytes.Buffer
+		zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		if err != nil {
+			return nil, fmt.Errorf("compress asset %s: %w", name, err)
+		}
+		if _, err := zw.Write(b); err != nil {
+			return nil, fmt.Errorf("compress asset %s: %w", name, err)
+		}
+		if err := zw.Close(); err != nil {
+			return nil, fmt.Errorf("compress asset %s: %w", name, err)
 		}
 		sum := sha256.Sum256(b)
-		a.data, a.etag = b, `"`+hex.EncodeToString(sum[:8])+`"`
+		tag := hex.EncodeToString(sum[:8])
+		a.data, a.etag = b, `"`+tag+`"`
+		a.gz, a.gzEtag = gz.Bytes(), `"`+tag+`-gz"`
 		files[name] = a
 	}
 	return files, nil
@@ -47,12 +67,47 @@ func (c *Connector) serveAsset(name string) http.HandlerFunc {
 		h := w.Header()
 		h.Set("Content-Type", a.ctype)
 		h.Set("Cache-Control", a.cache)
-		h.Set("ETag", a.etag)
+		h.Set("Vary", "Accept-Encoding")
 		h.Set("X-Content-Type-Options", "nosniff")
 		if name == "console.html" {
 			h.Set("X-Frame-Options", "DENY")
 			h.Set("Referrer-Policy", "no-referrer")
 		}
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.data))
+		body, etag := a.data, a.etag
+		if acceptsGzip(r.Header.Values("Accept-Encoding")) {
+			body, etag = a.gz, a.gzEtag
+			h.Set("Content-Encoding", "gzip")
+		}
+		h.Set("ETag", etag)
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
 	}
+}
+
+// acceptsGzip reports whether Accept-Encoding allows gzip: named (or
+// "*") with a q-value above 0 (RFC 9110 §12.5.3).
+func acceptsGzip(values []string) bool {
+	star := false
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			coding = strings.ToLower(strings.TrimSpace(coding))
+			if coding != "gzip" && coding != "x-gzip" && coding != "*" {
+				continue
+			}
+			ok := true
+			for p := range strings.SplitSeq(params, ";") {
+				k, val, found := strings.Cut(strings.TrimSpace(p), "=")
+				if found && strings.EqualFold(strings.TrimSpace(k), "q") {
+					q, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+					ok = err == nil && q > 0
+				}
+			}
+			if coding == "*" {
+				star = star || ok
+				continue
+			}
+			return ok
+		}
+	}
+	return star
 }

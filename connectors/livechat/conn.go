@@ -2,6 +2,7 @@ package livechat
 
 import (
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -166,9 +167,14 @@ func (c *conn) closing() bool {
 	return c.closeCode != 0
 }
 
+// closeWait bounds how long a connection the gateway closes waits for
+// the client's close frame before it drops the TCP connection.
+const closeWait = time.Second
+
 // finish ends the connection: after closeWith it first lets the writer
-// send the queue and the close frame (within the write wait); then it
-// kills the connection and waits for the writer to return.
+// send the queue and the close frame (within the write wait) and waits
+// for the client's close (see drain); then it kills the connection and
+// waits for the writer to return. It runs on the reading goroutine.
 func (c *conn) finish() {
 	if c.closing() {
 		if w := c.runningWriter(); w != nil {
@@ -179,10 +185,42 @@ func (c *conn) finish() {
 			}
 			t.Stop()
 		}
+		if c.sentClose() {
+			c.drain(closeWait)
+		}
 	}
 	c.kill()
 	if w := c.runningWriter(); w != nil {
 		<-w
+	}
+}
+
+// sentClose reports whether the close frame was written and the
+// connection is still up.
+func (c *conn) sentClose() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeSent && !c.dead && c.writer == nil
+}
+
+// drain reads and discards what the client sends after the gateway's
+// close frame until the client's close frame arrives, the client goes
+// away, or wait passes. Closing the TCP connection with the client's
+// frames unread (a flooding client writes on) would send a reset, and the
+// client could see the reset instead of the close frame.
+func (c *conn) drain(wait time.Duration) {
+	deadline := time.Now().Add(wait)
+	_ = c.ws.SetReadDeadline(deadline)
+	c.ws.SetReadLimit(0)                                         // what comes now is discarded anyway
+	c.ws.SetCloseHandler(func(int, string) error { return nil }) // ours is sent: no reply
+	for {                                                        // until the client's close, its end, or the deadline
+		_, r, err := c.ws.NextReader()
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
 	}
 }
 

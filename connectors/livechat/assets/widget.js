@@ -1,7 +1,8 @@
 /* Stagegate live chat widget. Embed with
    <script src="https://GATEWAY/in/NAME/widget.js" data-channel="sales" async></script>
-   Plain JavaScript, no build step. Reconnects with backoff and resumes from
-   its cursor; unacknowledged messages are kept and sent again with the same
+   Plain JavaScript, no build step. Each page load shows the open
+   conversation's history; reconnects with backoff resume from the page's
+   cursor; unacknowledged messages are kept and sent again with the same
    id, which the gateway stores once. */
 (function () {
   "use strict";
@@ -12,7 +13,11 @@
   var wsURL = base.replace(/^http/, "ws") + "ws";
   var key = "sgchat:" + base;
   var st = load();
-  var ws = null, ready = false, backoff = 500, typingAt = 0, ask = [], el = {};
+  // A new page shows the conversation from its start: the first hello of
+  // the page asks for every message; later ones resume from this page's
+  // cursor, so a reconnect gets exactly what the page missed.
+  st.last = 0;
+  var ws = null, ready = false, backoff = 500, typingAt = 0, typingTimer = null, ask = [], el = {};
 
   function load() {
     try {
@@ -32,9 +37,12 @@
   }
 
   function build() {
-    var css = ".sgc{position:fixed;right:16px;bottom:16px;z-index:2147483000;font:14px/1.4 system-ui,sans-serif;color:#222}" +
+    // The root is a column aligned to the right: the Chat button stays put
+    // when the panel opens above it, and the panel shrinks to fit small
+    // windows (16 px margins, the button below it).
+    var css = ".sgc{position:fixed;right:16px;bottom:16px;z-index:2147483000;font:14px/1.4 system-ui,sans-serif;color:#222;display:flex;flex-direction:column;align-items:flex-end}" +
       ".sgc button{cursor:pointer;border:0;border-radius:6px;background:#2563eb;color:#fff;padding:8px 12px;font:inherit}" +
-      ".sgc-p{display:none;flex-direction:column;width:320px;height:420px;background:#fff;border:1px solid #ccc;border-radius:8px;box-shadow:0 4px 16px rgba(0,0,0,.2);margin-bottom:8px}" +
+      ".sgc-p{display:none;flex-direction:column;box-sizing:border-box;width:320px;max-width:calc(100vw - 32px);height:420px;max-height:calc(100vh - 84px);background:#fff;border:1px solid #ccc;border-radius:8px;box-shadow:0 4px 16px rgba(0,0,0,.2);margin-bottom:8px}" +
       ".sgc.open .sgc-p{display:flex}.sgc-h{padding:8px 12px;background:#2563eb;color:#fff;border-radius:8px 8px 0 0}" +
       ".sgc-s{font-size:12px;opacity:.8}.sgc-l{flex:1;overflow-y:auto;padding:8px}" +
       ".sg-msg{margin:4px 0;padding:6px 8px;border-radius:6px;max-width:85%;white-space:pre-wrap;word-wrap:break-word}" +
@@ -67,12 +75,19 @@
     el.root = root;
   }
 
+  // showAsk shows a field for each thing asked for and not yet given; a
+  // field the visitor is typing in stays as it is. A field is sent when
+  // the visitor leaves it or presses Enter, not only with the next message.
   function showAsk() {
-    el.ident.textContent = "";
     var missing = ask.filter(function (k) { return !(st.ident || {})[k]; });
+    el.ident.querySelectorAll("input").forEach(function (n) { if (missing.indexOf(n.name) < 0) n.remove(); });
     el.ident.style.display = missing.length ? "flex" : "none";
-    missing.forEach(function (k) {
-      el.ident.appendChild(h("input", { id: "sg-chat-" + k, name: k, placeholder: "Your " + k, type: k === "email" ? "email" : k === "phone" ? "tel" : "text" }));
+    missing.forEach(function (k, i) {
+      if (document.getElementById("sg-chat-" + k)) return;
+      var n = h("input", { id: "sg-chat-" + k, name: k, placeholder: "Your " + k, type: k === "email" ? "email" : k === "phone" ? "tel" : "text" });
+      n.onchange = identify;
+      n.onkeydown = function (e) { if (e.key === "Enter") { e.preventDefault(); identify(); } };
+      el.ident.insertBefore(n, el.ident.children[i] || null);
     });
   }
 
@@ -107,8 +122,15 @@
       if (p) p.remove();
       st.outbox = st.outbox.filter(function (o) { return o.id !== m.id; });
     }
+    if (m.from === "agent") typed();
     render(m);
     save();
+  }
+
+  // typed ends "typing…": the agent's message is there, or 3 s passed.
+  function typed() {
+    clearTimeout(typingTimer); typingTimer = null;
+    if (el.status.textContent === "typing…") el.status.textContent = ready ? "online" : "connecting…";
   }
 
   function send(text) {
@@ -142,12 +164,16 @@
         break;
       case "typing":
         el.status.textContent = "typing…";
-        setTimeout(function () { el.status.textContent = ready ? "online" : "connecting…"; }, 3000);
+        clearTimeout(typingTimer); typingTimer = setTimeout(typed, 3000);
         break;
       case "error":
         if (f.retryable && st.outbox.length) setTimeout(flush, 2000);
         else if (f.code !== "rate_limited") el.status.textContent = f.message || f.code;
-        if (f.code === "bad_field") { st.ident = {}; save(); showAsk(); }
+        if (f.code === "bad_field") {
+          var bad = String(f.message || "").split(":")[0];
+          if (st.ident && bad in st.ident) delete st.ident[bad]; else st.ident = {};
+          save(); showAsk();
+        }
         break;
     }
   }
@@ -157,6 +183,7 @@
     try { ws = new WebSocket(wsURL); } catch (e) { return retry(); }
     ws.onopen = function () {
       var hello = { type: "hello", visitor_token: st.token, channel: ds.channel, page: String(location.href).slice(0, 2000) };
+      ["name", "email", "phone"].forEach(function (k) { if ((st.ident || {})[k]) hello[k] = st.ident[k]; }); // given while offline, too
       if (st.conv) hello.cursor = { conversation_id: st.conv, last_seq: st.last || 0 };
       tx(hello);
     };
