@@ -226,7 +226,13 @@ func newEnv(t *testing.T, recs store.Records, tweak func(*Config)) *env {
 // newEnvClock is newEnv on the clock clk.
 func newEnvClock(t *testing.T, clk *clock, recs store.Records, tweak func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, clk: clk, in: &fakeIntake{}, recs: recs, logs: &countHandler{n: map[slog.Level]int{}}}
+	return newEnvIntake(t, clk, &fakeIntake{}, recs, tweak)
+}
+
+// newEnvIntake is newEnvClock feeding the intake in.
+func newEnvIntake(t *testing.T, clk *clock, in *fakeIntake, recs store.Records, tweak func(*Config)) *env {
+	t.Helper()
+	e := &env{t: t, clk: clk, in: in, recs: recs, logs: &countHandler{n: map[slog.Level]int{}}}
 	if recs == nil {
 		e.fake = newFakeRecords(e.clk.Now)
 		e.recs = e.fake

@@ -81,8 +81,9 @@ func (t *Tracker) serveScript(w http.ResponseWriter, r *http.Request) {
 
 // serveVisit answers POST /t/v (and its CORS preflight): 204 once the page
 // view is counted and, for a known visitor, its events are durable; 400
-// for a malformed report; 403 for an origin not allowed; 503 when the
-// store fails.
+// for a malformed report; 403 for an origin not allowed; 405 for another
+// method; 413 for a report over 4 KiB; 503 with Retry-After when the store
+// or the intake fails.
 func (t *Tracker) serveVisit(w http.ResponseWriter, r *http.Request) {
 	if !t.cfg.Site.Enabled {
 		http.NotFound(w, r)
@@ -106,6 +107,11 @@ func (t *Tracker) serveVisit(w http.ResponseWriter, r *http.Request) {
 	}
 	var pv PageView
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxVisitBody))
+	if connectors.IsTooLarge(err) {
+		t.Refuse(w, r, http.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("page view report larger than %d bytes", maxVisitBody))
+		return
+	}
 	if err == nil {
 		err = json.Unmarshal(body, &pv)
 	}

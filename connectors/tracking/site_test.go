@@ -118,7 +118,8 @@ func TestSiteVisitors(t *testing.T) {
 		"bad visitor":    {`{"v":"x","u":"https://www.seller.test/"}`, siteOrigin, http.StatusBadRequest},
 		"bad url":        {`{"v":"` + visitorA + `","u":"javascript:alert(1)"}`, siteOrigin, http.StatusBadRequest},
 		"not json":       {`v=1`, siteOrigin, http.StatusBadRequest},
-		"too big":        {`{"v":"` + visitorA + `","u":"https://www.seller.test/` + strings.Repeat("a", 5000) + `"}`, siteOrigin, http.StatusBadRequest},
+		"too big":        {`{"v":"` + visitorA + `","u":"https://www.seller.test/` + strings.Repeat("a", 5000) + `"}`, siteOrigin, http.StatusRequestEntityTooLarge},
+		"url too long":   {`{"v":"` + visitorA + `","u":"https://www.seller.test/` + strings.Repeat("a", 2100) + `"}`, siteOrigin, http.StatusBadRequest},
 		"foreign origin": {`{"v":"` + visitorA + `","u":"https://www.seller.test/"}`, "https://evil.test", http.StatusForbidden},
 	} {
 		a := e.do("POST", "/t/v", c.body, map[string]string{"Origin": c.origin})
