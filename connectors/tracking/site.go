@@ -307,5 +307,3 @@ func NormalizeVisit(connector string, v *Visitor, typ normalize.Type, pv PageVie
 		Raw:        normalize.Excerpt(raw),
 	}
 }
-
-var _ connectors.Connector = (*Tracker)(nil)
