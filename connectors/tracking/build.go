@@ -59,7 +59,7 @@ type MessageRequest struct {
 type built struct {
 	raw       []byte
 	messageID string // without angle brackets
-	msg       Message
+	msg       msgRecord
 }
 
 // buildInput is everything build needs besides the request.
@@ -146,7 +146,7 @@ func build(req *MessageRequest, in buildInput) (*built, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	b.raw = out.Bytes()
-	b.msg = Message{
+	b.msg = msgRecord{
 		ID: in.id.String(), MessageID: b.messageID, ItemID: req.ItemID, From: from.Address,
 		To: addrs(to), Subject: req.Subject, CreatedAt: in.now, Links: l.links,
 	}

@@ -35,7 +35,7 @@ func richRequest() *MessageRequest {
 	}
 }
 
-func buildFor(t *testing.T, req *MessageRequest) (*built, *Signer, MsgID) {
+func buildFor(t *testing.T, req *MessageRequest) (*built, *tokenSigner, MsgID) {
 	t.Helper()
 	s := mustSigner(t, testKey)
 	id := MsgID{9, 8, 7, 6, 5, 4, 3, 2, 1}
@@ -187,7 +187,7 @@ func TestBuildParsesBack(t *testing.T) {
 }
 
 // checkParsed checks what a parser read against what was built.
-func checkParsed(t *testing.T, parser, subject, messageID, ct, to string, parts map[string]string, s *Signer, id MsgID, b *built) {
+func checkParsed(t *testing.T, parser, subject, messageID, ct, to string, parts map[string]string, s *tokenSigner, id MsgID, b *built) {
 	t.Helper()
 	if subject != "Ihr Angebot — 价格 ✓" {
 		t.Errorf("%s: subject %q", parser, subject)
@@ -233,7 +233,7 @@ func checkParsed(t *testing.T, parser, subject, messageID, ct, to string, parts 
 	if !strings.Contains(text, "unsubscribe (https://example.com/unsubscribe)") {
 		t.Errorf("%s: text tracks the no-track link:\n%s", parser, text)
 	}
-	wantLinks := []Link{{URL: "https://example.com/pricing?a=1&b=2"}, {URL: "http://Example.com/Demo#top"}}
+	wantLinks := []msgLink{{URL: "https://example.com/pricing?a=1&b=2"}, {URL: "http://Example.com/Demo#top"}}
 	if len(b.msg.Links) != len(wantLinks) || b.msg.Links[0] != wantLinks[0] || b.msg.Links[1] != wantLinks[1] {
 		t.Errorf("%s: stored links %+v", parser, b.msg.Links)
 	}
@@ -317,7 +317,7 @@ func TestBuildRefuses(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			req := base()
 			mod(req)
-			_, err := build(req, buildInput{id: NewMsgID(), now: t0, maxLinks: 50, click: func(int) string { return "u" }, pixel: "p"})
+			_, err := build(req, buildInput{id: newMsgID(), now: t0, maxLinks: 50, click: func(int) string { return "u" }, pixel: "p"})
 			if !errors.Is(err, ErrBadRequest) {
 				t.Errorf("err %v, want ErrBadRequest", err)
 			}

@@ -80,9 +80,9 @@ const maxRecent = 64
 // msgState is a cached message with what the hit paths remember of it.
 // msg never changes once loaded; the rest is guarded by mu.
 type msgState struct {
-	msg      *Message
+	msg      *msgRecord
 	idPrefix string    // "<connector>:<message>:" of its event ids
-	openIDs  [2]string // OpenEventID, human and machine
+	openIDs  [2]string // openEventID, human and machine
 	hitsKey  string    // key of the message's hit list
 
 	sync sync.Mutex // held by the one request catching up with the store
@@ -98,7 +98,7 @@ type msgState struct {
 	fired    map[string]bool // event ids known durable
 }
 
-func newMsgState(connector, hitsKey string, m *Message) *msgState {
+func newMsgState(connector, hitsKey string, m *msgRecord) *msgState {
 	s := &msgState{msg: m, idPrefix: normalize.MakeID(connector, m.ID) + ":", hitsKey: hitsKey,
 		sentAt: m.SentAt, own: map[int64]bool{}, fired: map[string]bool{}}
 	s.openIDs = [2]string{s.idPrefix + "open:" + class(false), s.idPrefix + "open:" + class(true)}
@@ -119,9 +119,9 @@ func (s *msgState) remember(h recentHit) {
 }
 
 // recentOf converts a stored hit for scoring.
-func recentOf(m *Message, h *Hit) recentHit {
+func recentOf(m *msgRecord, h *scoredHit) recentHit {
 	l, _ := m.link(h.Link)
-	return recentHit{at: h.At.UnixNano(), click: h.Kind == KindClick, link: h.Link, honeypot: l.Honeypot,
+	return recentHit{at: h.At.UnixNano(), click: h.Kind == kindClick, link: h.Link, honeypot: l.Honeypot,
 		client: clientKey(h.IP, h.UA), score: h.Score}
 }
 
@@ -164,7 +164,7 @@ func (s *msgState) appended(seq int64) {
 	}
 }
 
-// openID is OpenEventID of the message, and clickID ClickEventID: the
+// openID is openEventID of the message, and clickID clickEventID: the
 // same strings (their other parts are always safe id characters), built
 // without MakeID's checks on the hot path.
 func (s *msgState) openID(machine bool) string {

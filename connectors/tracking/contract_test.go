@@ -21,7 +21,7 @@ func TestContract(t *testing.T) {
 	var msgs map[int]*Prepared
 	build := func(t *testing.T, in connectors.Intake) http.Handler {
 		e = newEnvIntake(t, newClock(), in.(*fakeIntake), nil, func(c *Config) {
-			c.Site = Site{Enabled: true, AllowedOrigins: []string{siteOrigin}, ReturnGap: DefaultReturnGap, Identify: true}
+			c.Site = Site{Enabled: true, AllowedOrigins: []string{siteOrigin}, ReturnGap: defaultReturnGap, Identify: true}
 		})
 		msgs = map[int]*Prepared{}
 		mux := http.NewServeMux()

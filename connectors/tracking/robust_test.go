@@ -86,7 +86,7 @@ func TestBadTokens(t *testing.T) {
 	if w := e.logs.count(slog.LevelWarn) + e.logs.count(slog.LevelError); w != 0 {
 		t.Errorf("%d warnings for bad tokens", w)
 	}
-	if s := e.tr.Stats(); s.BadTokens == 0 || s.UnsignedClicks != 1 {
+	if s := e.tr.statsNow(); s.BadTokens == 0 || s.UnsignedClicks != 1 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -97,7 +97,7 @@ func TestUnsignedClick(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	p := e.prepare(basicMessage)
 	other := mustSigner(t, "some-other-key-0123456789")
-	id, _ := ParseMsgID(p.ID)
+	id, _ := parseMsgID(p.ID)
 	a := e.do("GET", "/t/c/"+other.Token(id, 2), "", nil)
 	if a.code != http.StatusFound || a.header.Get("Location") != "https://example.com/demo" {
 		t.Fatalf("answer %d %v", a.code, a.header)
@@ -106,7 +106,7 @@ func TestUnsignedClick(t *testing.T) {
 	if a.code != http.StatusNotFound || a.header.Get("Location") != "" || !strings.Contains(a.body, "not valid") {
 		t.Fatalf("unknown link: %d %v %q", a.code, a.header, a.body)
 	}
-	a = e.do("GET", "/t/c/"+e.tr.signer.Token(NewMsgID(), 1), "", nil)
+	a = e.do("GET", "/t/c/"+e.tr.signer.Token(newMsgID(), 1), "", nil)
 	if a.code != http.StatusNotFound {
 		t.Fatalf("unknown message: %d", a.code)
 	}
@@ -137,7 +137,7 @@ func TestKeyRotationOverHTTP(t *testing.T) {
 
 func mustParse(t *testing.T, s string) MsgID {
 	t.Helper()
-	id, ok := ParseMsgID(s)
+	id, ok := parseMsgID(s)
 	if !ok {
 		t.Fatalf("bad id %q", s)
 	}
@@ -169,7 +169,7 @@ func TestStoreDown(t *testing.T) {
 	for range 50 { // a flood of hits while down logs a few lines, not fifty
 		e.do("GET", path(p.PixelURL), "", nil)
 	}
-	if s := e.tr.Stats(); s.HitsLost < 50 || s.EventsLost < 50 {
+	if s := e.tr.statsNow(); s.HitsLost < 50 || s.EventsLost < 50 {
 		t.Errorf("stats while down %+v", s)
 	}
 	if w := e.logs.count(slog.LevelWarn); w == 0 || w > 3 {
@@ -183,7 +183,7 @@ func TestStoreDown(t *testing.T) {
 	e.in.SetDown(false)
 	e.clk.Add(flagWindow + time.Second) // the HEAD above flagged this client for a while
 	e.do("GET", path(p.PixelURL), "", nil)
-	if got := e.in.IDs(); len(got) != 1 || got[0] != OpenEventID("track", p.ID, false) {
+	if got := e.in.IDs(); len(got) != 1 || got[0] != openEventID("track", p.ID, false) {
 		t.Errorf("after recovery: events %q", got)
 	}
 	// Preparing while down is a 503.

@@ -85,7 +85,7 @@ func (s *scorer) score(f facts) verdict {
 	if f.Since >= 0 && f.Since < s.quick {
 		add(weightQuick, "quick:"+strconv.FormatFloat(f.Since.Seconds(), 'f', 1, 64)+"s")
 	}
-	if f.Kind == KindClick && !f.Honeypot {
+	if f.Kind == kindClick && !f.Honeypot {
 		if n := s.burstLinks(f); n > 0 {
 			add(weightBurst, "burst:"+strconv.Itoa(n)+"_links")
 		}

@@ -12,7 +12,7 @@ func testScorer(t *testing.T, extra ...string) *scorer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &scorer{threshold: DefaultThreshold, quick: DefaultQuick, burst: DefaultBurstWindow, agents: agents}
+	return &scorer{threshold: defaultThreshold, quick: defaultQuick, burst: defaultBurstWindow, agents: agents}
 }
 
 // TestScoreSignals checks each signal alone and in the combinations that
@@ -21,7 +21,7 @@ func TestScoreSignals(t *testing.T) {
 	s := testScorer(t, "95 acme_gateway contains AcmeScan")
 	const ip = "203.0.113.7"
 	human := func() facts {
-		return facts{Kind: KindOpen, Method: "GET", UA: humanUA, Client: clientKey(ip, humanUA), At: t0, Since: time.Hour, Links: 3}
+		return facts{Kind: kindOpen, Method: "GET", UA: humanUA, Client: clientKey(ip, humanUA), At: t0, Since: time.Hour, Links: 3}
 	}
 	click := func(link int, ago time.Duration) recentHit {
 		return recentHit{at: t0.Add(-ago).UnixNano(), click: true, link: link, client: clientKey("198.51.100.1", "x")}
@@ -50,36 +50,36 @@ func TestScoreSignals(t *testing.T) {
 		{"no user agent", func(f *facts) { f.UA = ""; f.Client = clientKey(ip, "") }, true, []string{"no_user_agent"}},
 		{"HEAD", func(f *facts) { f.Method = "HEAD" }, true, []string{"head_request"}},
 		{"within seconds of sending", func(f *facts) { f.Since = 1500 * time.Millisecond }, true, []string{"quick:1.5s"}},
-		{"after the quick window", func(f *facts) { f.Since = DefaultQuick }, false, nil},
-		{"honeypot", func(f *facts) { f.Kind, f.Link, f.Honeypot = KindClick, 1, true }, true, []string{"honeypot"}},
+		{"after the quick window", func(f *facts) { f.Since = defaultQuick }, false, nil},
+		{"honeypot", func(f *facts) { f.Kind, f.Link, f.Honeypot = kindClick, 1, true }, true, []string{"honeypot"}},
 		{"all links within seconds", func(f *facts) {
-			f.Kind, f.Link, f.Links = KindClick, 3, 3
+			f.Kind, f.Link, f.Links = kindClick, 3, 3
 			f.Recent = []recentHit{click(1, 2*time.Second), click(2, time.Second)}
 		}, true, []string{"burst:3_links"}},
 		{"both links of a two-link message", func(f *facts) {
-			f.Kind, f.Link, f.Links = KindClick, 2, 2
+			f.Kind, f.Link, f.Links = kindClick, 2, 2
 			f.Recent = []recentHit{click(1, 500*time.Millisecond)}
 		}, true, []string{"burst:2_links"}},
 		{"two of three links is a person", func(f *facts) {
-			f.Kind, f.Link, f.Links = KindClick, 2, 3
+			f.Kind, f.Link, f.Links = kindClick, 2, 3
 			f.Recent = []recentHit{click(1, 5*time.Second)}
 		}, false, nil},
 		{"same link twice is not a burst", func(f *facts) {
-			f.Kind, f.Link, f.Links = KindClick, 1, 2
+			f.Kind, f.Link, f.Links = kindClick, 1, 2
 			f.Recent = []recentHit{click(1, time.Second)}
 		}, false, nil},
 		{"clicks spread over minutes", func(f *facts) {
-			f.Kind, f.Link, f.Links = KindClick, 3, 3
+			f.Kind, f.Link, f.Links = kindClick, 3, 3
 			f.Recent = []recentHit{click(1, 3*time.Minute), click(2, time.Minute)}
 		}, false, nil},
 		{"honeypot clicks do not make a burst", func(f *facts) {
-			f.Kind, f.Link, f.Links = KindClick, 2, 1
+			f.Kind, f.Link, f.Links = kindClick, 2, 1
 			hp := click(1, time.Second)
 			hp.honeypot, hp.client = true, clientKey("other", "")
 			f.Recent = []recentHit{hp}
 		}, false, nil},
 		{"client flagged by an earlier hit", func(f *facts) {
-			f.Kind, f.Link = KindClick, 2
+			f.Kind, f.Link = kindClick, 2
 			f.Recent = []recentHit{{at: t0.Add(-time.Minute).UnixNano(), click: true, link: 1, honeypot: true, client: clientKey(ip, humanUA), score: 100}}
 		}, true, []string{"flagged_client"}},
 		{"flag expires", func(f *facts) {
@@ -99,7 +99,7 @@ func TestScoreSignals(t *testing.T) {
 			if v.Machine != c.machine || !slices.Equal(v.Reasons, c.reasons) {
 				t.Errorf("score %d machine %v reasons %q; want machine %v reasons %q", v.Score, v.Machine, v.Reasons, c.machine, c.reasons)
 			}
-			if v.Score < 0 || v.Score > 100 || (v.Score >= DefaultThreshold) != v.Machine {
+			if v.Score < 0 || v.Score > 100 || (v.Score >= defaultThreshold) != v.Machine {
 				t.Errorf("score %d inconsistent with machine %v", v.Score, v.Machine)
 			}
 		})

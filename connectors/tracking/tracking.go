@@ -36,7 +36,7 @@ type Tracker struct {
 	cfg     *Config
 	records store.Records
 	items   connectors.ItemGetter // nil: item ids are not checked
-	signer  *Signer
+	signer  *tokenSigner
 	scorer  *scorer
 	public  string // the gateway's public URL, without a trailing slash
 	prefix  string // "tracking/<name>/"
@@ -64,7 +64,7 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Tracker, err
 	if !strings.HasPrefix(deps.PublicURL, "http://") && !strings.HasPrefix(deps.PublicURL, "https://") {
 		return nil, fmt.Errorf("tracking %s: public_url %q is not an absolute http(s) URL", base.Name, deps.PublicURL)
 	}
-	signer, err := NewSigner(cfg.Keys)
+	signer, err := newSigner(cfg.Keys)
 	if err != nil {
 		return nil, fmt.Errorf("tracking %s: %w", base.Name, err)
 	}
@@ -100,10 +100,10 @@ type route struct {
 // never the router's plain-text 404. t may be nil (for the patterns only).
 func (t *Tracker) publicRoutes() []route {
 	return []route{
-		{"GET /t/o", t.ServePixel},
-		{"GET /t/o/{token...}", t.ServePixel},
-		{"GET /t/c", t.ServeClick},
-		{"GET /t/c/{token...}", t.ServeClick},
+		{"GET /t/o", t.servePixel},
+		{"GET /t/o/{token...}", t.servePixel},
+		{"GET /t/c", t.serveClick},
+		{"GET /t/c/{token...}", t.serveClick},
 		{"GET /t/v.js", t.serveScript},
 		{"POST /t/v", t.serveVisit},
 		{"OPTIONS /t/v", t.serveVisit},
@@ -148,11 +148,11 @@ func (t *Tracker) APIRoutes(mux *http.ServeMux) {
 	}
 }
 
-// PixelURL returns the open pixel URL of message m.
-func (t *Tracker) PixelURL(m MsgID) string { return t.public + "/t/o/" + t.signer.Token(m, 0) }
+// pixelURL returns the open pixel URL of message m.
+func (t *Tracker) pixelURL(m MsgID) string { return t.public + "/t/o/" + t.signer.Token(m, 0) }
 
-// ClickURL returns the click URL of link idx (from 1) of message m.
-func (t *Tracker) ClickURL(m MsgID, idx int) string {
+// clickURL returns the click URL of link idx (from 1) of message m.
+func (t *Tracker) clickURL(m MsgID, idx int) string {
 	return t.public + "/t/c/" + t.signer.Token(m, idx)
 }
 
