@@ -72,7 +72,7 @@ func (t *Tracker) prepare(ctx context.Context, req *MessageRequest, id MsgID, no
 	if err := t.saveMessage(ctx, &b.msg); err != nil {
 		return nil, err
 	}
-	t.msgs.add(id, newMsgState(t.Name(), t.hitsKey(b.msg.ID), &b.msg))
+	t.msgs.Add(id, newMsgState(t.Name(), t.hitsKey(b.msg.ID), &b.msg))
 	p := &Prepared{ID: b.msg.ID, MessageID: "<" + b.messageID + ">", ItemID: req.ItemID, PixelURL: t.pixelURL(id), Raw: string(b.raw)}
 	for i, l := range b.msg.Links {
 		p.Links = append(p.Links, PreparedLink{ID: linkID(b.msg.ID, i+1), Index: i + 1, URL: l.URL, ClickURL: t.clickURL(id, i+1), Honeypot: l.Honeypot})
@@ -195,7 +195,7 @@ func (t *Tracker) Sent(ctx context.Context, id string, at time.Time) (*normalize
 		return nil, err
 	}
 	if mid, ok := parseMsgID(id); ok {
-		if st, ok := t.msgs.get(mid); ok {
+		if st, ok := t.msgs.Get(mid); ok {
 			st.mu.Lock()
 			st.sentAt = m.SentAt
 			st.mu.Unlock()

@@ -61,7 +61,7 @@ func benchTracker(b *testing.B, recs store.Records, in connectors.Intake) (*Trac
 	if err != nil {
 		b.Fatal(err)
 	}
-	tr.msgs.get(mustParse2(b, p.ID)) // cached, as after the first hit
+	tr.msgs.Get(mustParse2(b, p.ID)) // cached, as after the first hit
 	return tr, path(p.PixelURL)[len("/t/o/"):], path(p.Links[0].ClickURL)[len("/t/c/"):]
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/tracking/botscore"
 	"github.com/stagegate/stagegate/validate"
 )
 
@@ -179,7 +180,7 @@ func (s *Scoring) validate() validate.Errors {
 		errs.Add("burst_window", "must not be negative")
 	}
 	for i, line := range s.Agents {
-		if _, err := parseAgentRule(line); err != nil {
+		if err := botscore.CheckAgentRule(line); err != nil {
 			errs.Add(validate.Index("agents", i), "%v", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stagegate/stagegate/connectors/tracking/botscore"
 	"github.com/stagegate/stagegate/normalize"
 )
 
@@ -34,9 +35,9 @@ func (t *Tracker) observe(ctx context.Context, r *http.Request, st *msgState, ki
 
 	st.mu.Lock()
 	since := now.Sub(st.sentAt)
-	v := t.scorer.score(facts{
-		Kind: kind, Link: link, Honeypot: l.Honeypot, Method: h.Method, UA: h.UA,
-		Client: clientKey(h.IP, h.UA), At: now, Since: since, Links: st.msg.trackedLinks(), Recent: st.recent,
+	v := t.scorer.Score(botscore.Facts{
+		Click: kind == kindClick, Link: link, Honeypot: l.Honeypot, Method: h.Method, UA: h.UA,
+		Client: botscore.ClientKey(h.IP, h.UA), At: now, Since: since, Links: st.msg.trackedLinks(), Recent: st.recent,
 	})
 	h.SinceS = float64(since.Milliseconds()) / 1000
 	h.Score, h.Machine, h.Reasons = v.Score, v.Machine, v.Reasons

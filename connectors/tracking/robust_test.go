@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/tracking/botscore"
 )
 
 // badTokens are what scanners, truncating mail clients and attackers send.
@@ -181,7 +182,7 @@ func TestStoreDown(t *testing.T) {
 
 	e.fake.setDown(false)
 	e.in.SetDown(false)
-	e.clk.Add(flagWindow + time.Second) // the HEAD above flagged this client for a while
+	e.clk.Add(botscore.FlagWindow + time.Second) // the HEAD above flagged this client for a while
 	e.do("GET", path(p.PixelURL), "", nil)
 	if got := e.in.IDs(); len(got) != 1 || got[0] != openEventID("track", p.ID, false) {
 		t.Errorf("after recovery: events %q", got)

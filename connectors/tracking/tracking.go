@@ -23,6 +23,8 @@ import (
 	"strings"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/tracking/botscore"
+	"github.com/stagegate/stagegate/connectors/tracking/internal/gencache"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -37,10 +39,10 @@ type Tracker struct {
 	records store.Records
 	items   connectors.ItemGetter // nil: item ids are not checked
 	signer  *tokenSigner
-	scorer  *scorer
+	scorer  *botscore.Scorer
 	public  string // the gateway's public URL, without a trailing slash
 	prefix  string // "tracking/<name>/"
-	msgs    *cache[MsgID, *msgState]
+	msgs    *gencache.Cache[MsgID, *msgState]
 	stats   stats
 	limit   connectors.WarnLimiter
 	origins map[string]bool // site origins allowed to report visits; "*" any
@@ -68,16 +70,16 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Tracker, err
 	if err != nil {
 		return nil, fmt.Errorf("tracking %s: %w", base.Name, err)
 	}
-	agents, err := newAgentList(cfg.Scoring.Agents)
+	scorer, err := botscore.New(cfg.Scoring.Threshold, cfg.Scoring.Quick, cfg.Scoring.BurstWindow, cfg.Scoring.Agents)
 	if err != nil {
 		return nil, fmt.Errorf("tracking %s: %w", base.Name, err)
 	}
 	t := &Tracker{
 		Push: p, cfg: cfg, records: deps.Records, items: deps.Items, signer: signer,
-		scorer:  &scorer{threshold: cfg.Scoring.Threshold, quick: cfg.Scoring.Quick, burst: cfg.Scoring.BurstWindow, agents: agents},
+		scorer:  scorer,
 		public:  strings.TrimRight(deps.PublicURL, "/"),
 		prefix:  "tracking/" + base.Name + "/",
-		msgs:    newCache[MsgID, *msgState](cfg.CacheSize),
+		msgs:    gencache.New[MsgID, *msgState](cfg.CacheSize),
 		origins: map[string]bool{},
 	}
 	for _, o := range cfg.Site.AllowedOrigins {
@@ -160,7 +162,7 @@ func (t *Tracker) clickURL(m MsgID, idx int) string {
 // on a miss. A message unknown to the store is store.ErrNotFound.
 // A cached message past its retention is gone, as it is from the store.
 func (t *Tracker) state(ctx context.Context, id MsgID) (*msgState, error) {
-	st, cached := t.msgs.get(id)
+	st, cached := t.msgs.Get(id)
 	if cached {
 		st.mu.Lock()
 		expired := t.Now().After(st.sentAt.Add(t.cfg.Retention))
@@ -175,10 +177,10 @@ func (t *Tracker) state(ctx context.Context, id MsgID) (*msgState, error) {
 	}
 	st = newMsgState(t.Name(), t.hitsKey(m.ID), m)
 	if cached { // reloaded after its retention: the store kept it longer
-		t.msgs.set(id, st)
+		t.msgs.Set(id, st)
 		return st, nil
 	}
-	return t.msgs.add(id, st), nil
+	return t.msgs.Add(id, st), nil
 }
 
 // storeCtx bounds a store call of the hit paths. It is not cancelled when
