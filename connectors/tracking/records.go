@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagegate/stagegate/connectors/tracking/compose"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -21,15 +22,9 @@ func (t *Tracker) msgKey(id string) string     { return t.prefix + "msg/" + id }
 func (t *Tracker) hitsKey(id string) string    { return t.prefix + "hits/" + id }
 func (t *Tracker) visitorKey(id string) string { return t.prefix + "visitor/" + id }
 
-// honeypotDest is the stored destination of a honeypot link: none. A click
-// on it answers a blank page.
-const honeypotDest = ""
-
 // msgLink is one tracked link of a message; link i of a token is Links[i-1].
-type msgLink struct {
-	URL      string `json:"url"`
-	Honeypot bool   `json:"honeypot,omitempty"`
-}
+// A honeypot link has no destination: a click on it answers a blank page.
+type msgLink = compose.Link
 
 // msgRecord is a tracked message as stored.
 type msgRecord struct {

@@ -1,4 +1,4 @@
-package tracking
+package compose
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ var errTooManyLinks = errors.New("too many links")
 // linker hands out link indexes (from 1) and their click URLs while a
 // message is rewritten.
 type linker struct {
-	links []msgLink            // links[i] has index i+1
+	links []Link               // links[i] has index i+1
 	click func(idx int) string // click URL of a link index
 	max   int                  // most links allowed
 	byURL map[string]int       // first index of each destination
@@ -31,7 +31,7 @@ func (l *linker) add(dest string, honeypot bool) (int, error) {
 	if len(l.links) >= l.max {
 		return 0, fmt.Errorf("%w: more than %d", errTooManyLinks, l.max)
 	}
-	l.links = append(l.links, msgLink{URL: dest, Honeypot: honeypot})
+	l.links = append(l.links, Link{URL: dest, Honeypot: honeypot})
 	idx := len(l.links)
 	if _, ok := l.byURL[dest]; !ok && !honeypot {
 		l.byURL[dest] = idx
