@@ -152,7 +152,7 @@ func TestPrepareUnknownItem(t *testing.T) {
 	items := &fakeItems{ids: map[string]bool{"i_1": true}}
 	e.tr.items = items
 	e.prepare(basicMessage) // i_1 exists
-	stored := len(e.fake.recs)
+	stored := e.fake.Len()
 
 	a := e.do("POST", "/api/v1/messages", strings.Replace(basicMessage, `"i_1"`, `"i_nope"`, 1), nil)
 	var eb httpx.ErrorBody
@@ -160,7 +160,7 @@ func TestPrepareUnknownItem(t *testing.T) {
 		!strings.Contains(eb.Error.Message, `"i_nope"`) {
 		t.Errorf("unknown item: %d %s", a.code, a.body)
 	}
-	if n := len(e.fake.recs); n != stored {
+	if n := e.fake.Len(); n != stored {
 		t.Errorf("the refused message stored %d records", n-stored)
 	}
 	items.down = true

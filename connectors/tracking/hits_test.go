@@ -61,7 +61,7 @@ func TestOpenAndClick(t *testing.T) {
 		click.Attrs["link_id"] != p.Links[0].ID || click.Attrs["machine"] != "false" || click.Attrs["user_agent"] != humanUA {
 		t.Errorf("click event %+v", click)
 	}
-	if n := e.fake.listLen(e.tr.hitsKey(p.ID)); n != 3 {
+	if n := e.fake.ListLen(e.tr.hitsKey(p.ID)); n != 3 {
 		t.Errorf("%d hits stored, want 3 (every hit is kept)", n)
 	}
 	if s := e.tr.statsNow(); s.Opens != 2 || s.Clicks != 1 || s.HitsRecorded != 3 || s.MachineHits != 0 {
@@ -225,7 +225,7 @@ func TestMaxHits(t *testing.T) {
 	for range 5 {
 		checkGIF(t, e.do("GET", path(p.PixelURL), "", nil), false)
 	}
-	if n := e.fake.listLen(e.tr.hitsKey(p.ID)); n != 3 {
+	if n := e.fake.ListLen(e.tr.hitsKey(p.ID)); n != 3 {
 		t.Errorf("%d hits stored, want max_hits 3", n)
 	}
 	if s := e.tr.statsNow(); s.HitsOverCap != 2 || s.Opens != 5 {

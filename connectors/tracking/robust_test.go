@@ -81,7 +81,7 @@ func TestBadTokens(t *testing.T) {
 	if n := len(e.in.Events()); n != 0 {
 		t.Errorf("bad tokens made %d events", n)
 	}
-	if n := e.fake.listLen(e.tr.hitsKey(p.ID)); n != 0 {
+	if n := e.fake.ListLen(e.tr.hitsKey(p.ID)); n != 0 {
 		t.Errorf("bad tokens stored %d hits", n)
 	}
 	if w := e.logs.count(slog.LevelWarn) + e.logs.count(slog.LevelError); w != 0 {
@@ -111,7 +111,7 @@ func TestUnsignedClick(t *testing.T) {
 	if a.code != http.StatusNotFound {
 		t.Fatalf("unknown message: %d", a.code)
 	}
-	if len(e.in.Events()) != 0 || e.fake.listLen(e.tr.hitsKey(p.ID)) != 0 {
+	if len(e.in.Events()) != 0 || e.fake.ListLen(e.tr.hitsKey(p.ID)) != 0 {
 		t.Errorf("unsigned click recorded: %q", e.in.IDs())
 	}
 }
@@ -153,7 +153,7 @@ func TestStoreDown(t *testing.T) {
 	p := e.prepare(basicMessage)
 	cold := newEnv(t, e.fake, nil) // another process: nothing cached
 	e.clk.Add(time.Hour)
-	e.fake.setDown(true)
+	e.fake.SetDown(true)
 	e.in.SetDown(true)
 
 	checkGIF(t, e.do("GET", path(p.PixelURL), "", nil), false)
@@ -180,7 +180,7 @@ func TestStoreDown(t *testing.T) {
 		t.Errorf("lost hits not counted in metrics: %q", e.in.Rejects())
 	}
 
-	e.fake.setDown(false)
+	e.fake.SetDown(false)
 	e.in.SetDown(false)
 	e.clk.Add(botscore.FlagWindow + time.Second) // the HEAD above flagged this client for a while
 	e.do("GET", path(p.PixelURL), "", nil)
@@ -188,7 +188,7 @@ func TestStoreDown(t *testing.T) {
 		t.Errorf("after recovery: events %q", got)
 	}
 	// Preparing while down is a 503.
-	e.fake.setDown(true)
+	e.fake.SetDown(true)
 	if a := e.do("POST", "/api/v1/messages", basicMessage, nil); a.code != http.StatusServiceUnavailable {
 		t.Errorf("prepare while down: %d %s", a.code, a.body)
 	}

@@ -2,7 +2,8 @@
 // request: addresses and headers checked, links rewritten to the click URLs
 // it is given, an open pixel in the HTML, a text part derived from the HTML
 // when none is given. It is pure (no store, no clock: the caller gives the
-// time and the URLs), so its output is golden-tested.
+// time and the URLs), so it is tested on its output alone (read back by
+// go-message and by Python's email package).
 package compose
 
 import (
