@@ -4,7 +4,8 @@
 // to make a valid input, plus flags for the differences its README
 // documents (the pixel that always answers its GIF, Twilio's bodyless 204).
 //
-// The suite checks what connectors.Push and DESIGN §1 promise the sender:
+// The suite checks what connectors.Push and the intake promise the sender
+// (the contract in the connectors package documentation):
 //
 //   - an accepted input answers AcceptStatus once its events are durable,
 //     and each of its events reaches the intake exactly once;
