@@ -2,6 +2,56 @@
 // and the dependencies the gateway hands to each. One sub-package per kind
 // (webhook, imap, tracking, telephony, livechat) implements it; the gateway
 // wires them in one map from kind to constructor.
+//
+// # Lifecycle
+//
+// The gateway drives every connector through the same steps, in order:
+//
+//  1. Config: Kind.NewConfig, YAML decoding into it, UseSecrets (a
+//     SecretsUser) and Validate. `stagegate check` stops here.
+//  2. New: Kind.New once per configured instance, with the validated config
+//     and Deps, while the gateway is being built: the store is open, nothing
+//     listens yet. New checks its Deps and builds state; it starts no
+//     goroutine and opens no connection (that is Run's), and returns an
+//     error that names the connector for anything it cannot work with —
+//     the gateway then does not start.
+//  3. Mounting, right after New and before anything is served: an
+//     HTTPConnector is mounted under /in/{name}/, PublicRoutes and APIRoutes
+//     are called once each to register handlers (nothing else), a
+//     MetricsConnector's Collector is registered, a HealthConnector is
+//     listed for /readyz.
+//  4. Serving: the listener and every Service's Run start together, with
+//     no order between them: ServeHTTP (and the registered handlers) may be
+//     called before Run begins and concurrently with it, from many
+//     goroutines at once. A connector whose HTTP part needs Run (the live
+//     chat's broadcasts) must still answer correctly without it. Health may
+//     be called at any time and must not block.
+//  5. Shutdown: the listener stops first and requests in flight finish
+//     (connections a handler hijacked, such as websockets, are the
+//     connector's: Run's end closes them); then Run's context is cancelled,
+//     and the gateway waits for every Run to return. The intake and the
+//     store stay usable until all of them have returned, so what a
+//     connector submits while stopping is still recorded. There is no Close:
+//     whatever New holds is released when Run returns, or by the garbage
+//     collector for a gateway that was built but never run (tests).
+//
+// # What a connector may assume about the intake
+//
+// Deps.Intake is safe for concurrent use and outlives the connector's Run.
+// Submit returns once the event is durable (or known: Duplicate), and only
+// then may the source be acknowledged. An error wrapping ErrUnavailable is
+// an outage: answer 503 with Retry-After (Push.Submit does), leave the
+// source unacknowledged, and expect the sender's retry, which Submit takes
+// as new because nothing was recorded. Any other error is not retryable in
+// the same form (500). Submit deduplicates on Event.ID, so ids must be
+// derived from the source (a retry has the same id) and never be random; a
+// connector does not keep its own dedup for correctness. Submit may keep the
+// event: do not change it afterwards. Reject only counts a refused input
+// for metrics and never fails.
+//
+// The push connectors' shared answers (413 over max_body, 405 with Allow,
+// 503 with Retry-After, 200 {"event_id","duplicate"}) come from Push; the
+// suite in connectors/connectortest checks every push connector keeps them.
 package connectors
 
 import (
@@ -30,7 +80,9 @@ type Result struct {
 }
 
 // Intake records events durably and deduplicated. A nil error means the
-// event is durable (or was already): only then may the source be acknowledged.
+// event is durable (or was already): only then may the source be
+// acknowledged. See the package documentation for what a connector may
+// assume about it.
 type Intake interface {
 	Submit(ctx context.Context, ev *normalize.Event) (Result, error)
 	// Reject counts an input refused before it became an event (bad
@@ -78,13 +130,22 @@ type ItemGetter interface {
 	GetItem(ctx context.Context, id string) (store.Item, error)
 }
 
-// Connector is one configured connector instance.
+// Connector is one configured connector instance. The optional interfaces
+// below add what the gateway mounts or runs; each implementation states the
+// ones it means with compile-time guards (var _ connectors.Service =
+// (*Connector)(nil)), so a changed signature fails the build instead of
+// silently dropping the part.
 type Connector interface {
+	// Name is the instance name from the config (Base.Name).
 	Name() string
 }
 
 // HTTPConnector is a connector that receives requests under /in/{name}/.
 // The gateway strips that prefix: the handler sees "/" or "/sub/path".
+// ServeHTTP is called concurrently, possibly before Run (lifecycle, step 4).
+// A push connector embeds Push for its answers: a method its routes do not
+// take is 405 with Allow, a body over max_body 413, an unavailable intake
+// 503 with Retry-After.
 type HTTPConnector interface {
 	Connector
 	http.Handler
@@ -92,7 +153,9 @@ type HTTPConnector interface {
 
 // RouteConnector is a connector that also serves public routes outside
 // /in/{name}/ (the tracking pixel at /t/o/{token}). Patterns are
-// http.ServeMux patterns with methods, such as "GET /t/o/{token}".
+// http.ServeMux patterns with methods, such as "GET /t/o/{token}", and
+// must be the kind's Kind.Routes. PublicRoutes is called once, after New,
+// and only registers handlers.
 type RouteConnector interface {
 	Connector
 	PublicRoutes(mux *http.ServeMux)
@@ -100,7 +163,8 @@ type RouteConnector interface {
 
 // APIConnector is a connector that adds routes to the REST API (for example
 // GET /api/v1/calls/{id}). The gateway mounts them behind bearer-token
-// auth; patterns start with "/api/v1/".
+// auth; patterns start with "/api/v1/". APIRoutes is called once, after
+// New, and only registers handlers.
 type APIConnector interface {
 	Connector
 	APIRoutes(mux *http.ServeMux)
@@ -109,21 +173,30 @@ type APIConnector interface {
 // HealthConnector reports the state of a connector's sources (an IMAP
 // account that cannot log in). /readyz shows the detail; a connector that
 // is not ok makes readiness "degraded", not failed, so one broken mailbox
-// does not take the instance out of rotation.
+// does not take the instance out of rotation. Health is called by every
+// /readyz request, concurrently and at any time after New: it reads state
+// the connector keeps, and never waits for a source.
 type HealthConnector interface {
 	Connector
 	Health() (ok bool, detail any)
 }
 
 // MetricsConnector exposes its own Prometheus collector, registered with
-// the gateway's /metrics.
+// the gateway's /metrics once, after New. Two connectors' collectors must
+// not describe the same metric with the same labels.
 type MetricsConnector interface {
 	Connector
 	Collector() prometheus.Collector
 }
 
 // Service is a connector with a long-running part (a poller, a listener).
-// Run returns when ctx is done, or with an error that stops the gateway.
+// The gateway calls Run once, in its own goroutine, when it starts serving
+// (lifecycle, step 4). Run returns nil after ctx is done and everything it
+// started has stopped (its goroutines, its connections, hijacked ones
+// included). A non-nil error means the connector cannot go on: it stops
+// the whole gateway (gracefully), so a source that fails for a while (a
+// mailbox that refuses the login) is reported through Health and retried,
+// not returned.
 type Service interface {
 	Connector
 	Run(ctx context.Context) error
@@ -169,7 +242,8 @@ func NewKind[C Config, K Connector](kind string, newConfig func() C, build func(
 type Kind struct {
 	// NewConfig returns a pointer to a config value with defaults set.
 	NewConfig func() Config
-	// New builds the connector from its validated config.
+	// New builds the connector from its validated config (lifecycle,
+	// step 2: no goroutine, no connection).
 	New func(base Base, cfg Config, deps Deps) (Connector, error)
 	// Routes are the fixed http.ServeMux patterns outside /in/{name}/ that
 	// every connector of the kind serves (its PublicRoutes and APIRoutes).

@@ -19,7 +19,6 @@ import (
 	"github.com/stagegate/stagegate/connectors/webhook"
 	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/internal/httpx"
-	"github.com/stagegate/stagegate/store"
 )
 
 // Kinds maps each connector kind named in the config to its constructor.
@@ -33,6 +32,10 @@ var Kinds = map[string]connectors.Kind{
 	"imap":      imap.Kind,
 }
 
+// send_email's save_to takes the imap connectors, found by the assertion
+// in mountConnectors.
+var _ actions.SentSaver = (*imap.Connector)(nil)
+
 // ActionTypes lists the action types the gateway can run, for the config
 // loader.
 func ActionTypes() map[string]engine.ActionKind { return actions.Kinds() }
@@ -45,7 +48,6 @@ func (g *Gateway) routes(mux, api *http.ServeMux) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
 	g.routesAPI(mux, api)
 	mux.Handle("/", fallback(mux, "/")) // unknown paths: JSON 404, or 405 with Allow
-
 }
 
 // readyz answers 200 when the store answers a ping within two seconds,
@@ -82,13 +84,7 @@ func (g *Gateway) mountConnectors(mux, api *http.ServeMux) error {
 		}
 		deps := connectors.Deps{
 			Logger: g.log.With("connector", c.Name), Intake: g.intake, Now: g.now, PublicURL: g.cfg.PublicURL,
-			Region: g.cfg.Engine.DefaultRegion, Items: g.st,
-		}
-		if r, ok := g.st.(store.Records); ok {
-			deps.Records = r
-		}
-		if b, ok := g.st.(store.Broadcaster); ok {
-			deps.Broadcast = b
+			Records: g.st, Broadcast: g.st, Region: g.cfg.Engine.DefaultRegion, Items: g.st,
 		}
 		conn, err := kind.New(c.Base, c.Settings, deps)
 		if err != nil {

@@ -52,8 +52,10 @@ type Connector struct {
 }
 
 var (
-	_ connectors.Service      = (*Connector)(nil)
-	_ connectors.APIConnector = (*Connector)(nil)
+	_ connectors.Service          = (*Connector)(nil)
+	_ connectors.APIConnector     = (*Connector)(nil)
+	_ connectors.HealthConnector  = (*Connector)(nil)
+	_ connectors.MetricsConnector = (*Connector)(nil)
 )
 
 // New builds an imap connector from its validated config.

@@ -19,7 +19,7 @@ func checkRefused(t *testing.T, e *env, w *httptest.ResponseRecorder, status int
 	if w.Code != status || errorCode(t, w) != code {
 		t.Fatalf("answer %d %s, want %d %s", w.Code, w.Body, status, code)
 	}
-	if k := e.fake.keys(); len(k) != 0 || len(e.in.Events()) != 0 {
+	if k := keys(e.fake); len(k) != 0 || len(e.in.Events()) != 0 {
 		t.Fatalf("recorded %v, events %v", k, e.in.Events())
 	}
 	if rj := e.in.Rejects(); !slices.Equal(rj, []string{"tel/" + code}) {

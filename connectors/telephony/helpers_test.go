@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,134 +63,27 @@ func (nopIntake) Submit(_ context.Context, ev *normalize.Event) (connectors.Resu
 
 func (nopIntake) Reject(string, string) {}
 
-// fakeRecords is an in-memory store.Records (TTLs are ignored) that can be
-// taken down, and can run a hook before each PutRecord to simulate a
-// concurrent writer.
-type fakeRecords struct {
-	mu        sync.Mutex
-	down      bool
-	recs      map[string]store.Record
-	lists     map[string][]store.ListElem
-	beforePut func(key string)
-}
+// fakeRecords is the shared in-memory store.Records, without TTLs.
+type fakeRecords = fakes.Records
 
-func newFakeRecords() *fakeRecords {
-	return &fakeRecords{recs: map[string]store.Record{}, lists: map[string][]store.ListElem{}}
-}
+func newFakeRecords() *fakeRecords { return fakes.NewRecords(nil) }
 
-var _ store.Records = (*fakeRecords)(nil)
-
-func (f *fakeRecords) GetRecord(_ context.Context, key string) (store.Record, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.down {
-		return store.Record{}, fmt.Errorf("fake records: %w", store.ErrUnavailable)
-	}
-	r, ok := f.recs[key]
-	if !ok {
-		return store.Record{}, fmt.Errorf("fake records: %s: %w", key, store.ErrNotFound)
-	}
-	return store.Record{Value: slices.Clone(r.Value), Version: r.Version}, nil
-}
-
-func (f *fakeRecords) PutRecord(_ context.Context, key string, value []byte, expect int64, _ time.Duration) (int64, error) {
-	f.mu.Lock()
-	hook := f.beforePut
-	f.mu.Unlock()
-	if hook != nil {
-		hook(key)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.down {
-		return 0, fmt.Errorf("fake records: %w", store.ErrUnavailable)
-	}
-	if f.recs[key].Version != expect {
-		return 0, fmt.Errorf("fake records: %s: %w", key, store.ErrConflict)
-	}
-	v := expect + 1
-	f.recs[key] = store.Record{Value: slices.Clone(value), Version: v}
-	return v, nil
-}
-
-func (f *fakeRecords) DeleteRecord(_ context.Context, key string, expect int64) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.down {
-		return fmt.Errorf("fake records: %w", store.ErrUnavailable)
-	}
-	r, ok := f.recs[key]
-	switch {
-	case !ok:
-		return store.ErrNotFound
-	case r.Version != expect:
-		return store.ErrConflict
-	}
-	delete(f.recs, key)
-	return nil
-}
-
-func (f *fakeRecords) AppendList(_ context.Context, key, id string, value []byte, _ time.Duration) (int64, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.down {
-		return 0, false, fmt.Errorf("fake records: %w", store.ErrUnavailable)
-	}
-	for _, e := range f.lists[key] {
-		if e.ID == id {
-			return e.Seq, true, nil
-		}
-	}
-	seq := int64(len(f.lists[key]) + 1)
-	f.lists[key] = append(f.lists[key], store.ListElem{Seq: seq, ID: id, Value: slices.Clone(value)})
-	return seq, false, nil
-}
-
-func (f *fakeRecords) ReadList(_ context.Context, key string, after int64, limit int) ([]store.ListElem, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.down {
-		return nil, fmt.Errorf("fake records: %w", store.ErrUnavailable)
-	}
-	var out []store.ListElem
-	for _, e := range f.lists[key] {
-		if e.Seq > after && len(out) < limit {
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-
-func (f *fakeRecords) setDown(down bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.down = down
-}
-
-// keys lists every record and list key but the sweep cursor: what
+// keys lists every record and list key of f but the sweep cursor: what
 // callbacks recorded.
-func (f *fakeRecords) keys() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func keys(f *fakeRecords) []string {
 	var ks []string
-	for k := range f.recs {
+	for _, k := range f.Keys() {
 		if !strings.HasSuffix(k, "/sweep") {
 			ks = append(ks, k)
 		}
 	}
-	for k := range f.lists {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
 	return ks
 }
 
-// call returns the stored state of call id of connector name.
-func (f *fakeRecords) call(t testing.TB, name, id string) (Call, bool) {
+// storedCall returns the stored state of call id of connector name in f.
+func storedCall(t testing.TB, f *fakeRecords, name, id string) (Call, bool) {
 	t.Helper()
-	f.mu.Lock()
-	r, ok := f.recs[callKey(name, id)]
-	f.mu.Unlock()
+	r, ok := f.Peek(callKey(name, id))
 	if !ok {
 		return Call{}, false
 	}

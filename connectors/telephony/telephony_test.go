@@ -74,7 +74,7 @@ func TestSequencesThroughHandler(t *testing.T) {
 			if c := parseStep(t, 0, tc.steps[0], newNumbers("US")); c != nil {
 				root = c.RootID()
 			}
-			call, ok := e.fake.call(t, e.name, root)
+			call, ok := storedCall(t, e.fake, e.name, root)
 			if !ok || call.Outcome != tc.outcome || call.Reason != tc.reason {
 				t.Errorf("stored call %v: outcome %q reason %q, want %q %q", ok, call.Outcome, call.Reason, tc.outcome, tc.reason)
 			}
@@ -89,7 +89,7 @@ func TestDuplicateCallbackRecordedOnce(t *testing.T) {
 			t.Fatalf("%d %s", w.Code, w.Body)
 		}
 	}
-	if n := len(e.fake.lists[callbacksKey("tel", "CA100")]); n != 1 {
+	if n := e.fake.ListLen(callbacksKey("tel", "CA100")); n != 1 {
 		t.Errorf("%d callbacks stored, want 1", n)
 	}
 	if evs := e.in.Events(); len(evs) != 1 || e.in.Submits() != 1 {
@@ -121,7 +121,7 @@ func TestIntakeDownWritesNoState(t *testing.T) {
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || errorCode(t, w) != "unavailable" {
 		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
 	}
-	if _, ok := e.fake.call(t, "tel", "CA100"); ok {
+	if _, ok := storedCall(t, e.fake, "tel", "CA100"); ok {
 		t.Fatal("call state written although its events are not durable")
 	}
 	e.in.SetDown(false)
@@ -135,7 +135,7 @@ func TestIntakeDownWritesNoState(t *testing.T) {
 
 func TestRecordsDown(t *testing.T) {
 	e := newEnv(t, ProviderTwilio, nil)
-	e.fake.setDown(true)
+	e.fake.SetDown(true)
 	w := e.postTwilio(t, in("ringing", 0))
 	if w.Code != http.StatusServiceUnavailable || errorCode(t, w) != "unavailable" {
 		t.Fatalf("%d %s", w.Code, w.Body)
@@ -150,17 +150,17 @@ func TestRecordsDown(t *testing.T) {
 func TestConflictRefolds(t *testing.T) {
 	e := newEnv(t, ProviderTwilio, nil)
 	var fired atomic.Bool
-	e.fake.beforePut = func(key string) {
+	e.fake.SetBeforePut(func(key string) {
 		if key == callKey("tel", "CA100") && fired.CompareAndSwap(false, true) {
 			if w := e.postTwilio(t, child("CA201", agentA, "in-progress", 1)); w.Code != http.StatusNoContent {
 				t.Errorf("concurrent writer: %d %s", w.Code, w.Body)
 			}
 		}
-	}
+	})
 	if w := e.postTwilio(t, in("ringing", 0)); w.Code != http.StatusNoContent {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
-	call, _ := e.fake.call(t, "tel", "CA100")
+	call, _ := storedCall(t, e.fake, "tel", "CA100")
 	if len(call.Legs) != 2 || call.Outcome != OutcomeAnswered || len(call.Events) != 1 {
 		t.Fatalf("call %+v", call)
 	}
@@ -197,11 +197,11 @@ func TestConcurrentCallbacks(t *testing.T) {
 	if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
 		t.Errorf("events %v", got)
 	}
-	call, _ := e.fake.call(t, "tel", "CA100")
+	call, _ := storedCall(t, e.fake, "tel", "CA100")
 	if len(call.Legs) != 3 || call.Outcome != OutcomeAnswered {
 		t.Errorf("call %+v", call)
 	}
-	if n := len(e.fake.lists[callbacksKey("tel", "CA100")]); n != 7 {
+	if n := e.fake.ListLen(callbacksKey("tel", "CA100")); n != 7 {
 		t.Errorf("%d callbacks stored, want 7", n)
 	}
 }
@@ -239,7 +239,7 @@ func TestSweeperTiming(t *testing.T) {
 	if e.in.Submits() != 2 {
 		t.Errorf("%d submits", e.in.Submits())
 	}
-	call, _ := e.fake.call(t, "tel", "CA100")
+	call, _ := storedCall(t, e.fake, "tel", "CA100")
 	if call.Outcome != OutcomeMissed || !call.SettleAt.IsZero() {
 		t.Errorf("call %+v", call)
 	}
@@ -327,7 +327,7 @@ func TestCallsAPI(t *testing.T) {
 	if w := get("/api/v1/calls/CA777"); w.Code != http.StatusOK {
 		t.Errorf("second connector's call: %d %s", w.Code, w.Body)
 	}
-	e.fake.setDown(true)
+	e.fake.SetDown(true)
 	if w := get("/api/v1/calls/CA100"); w.Code != http.StatusServiceUnavailable {
 		t.Errorf("store down: %d %s", w.Code, w.Body)
 	}
@@ -374,7 +374,7 @@ func TestTwoGatewaysShareCalls(t *testing.T) {
 	if err := a.c.sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	call, _ := a.fake.call(t, "tel", "CA100")
+	call, _ := storedCall(t, a.fake, "tel", "CA100")
 	if len(call.Legs) != 3 || call.Outcome != OutcomeAnswered || call.Legs[1].Status != StatusNoAnswer ||
 		call.Legs[2].Status != StatusCompleted || call.Legs[2].Duration != 31 {
 		t.Fatalf("call %+v", call)

@@ -123,7 +123,7 @@ func TestTwilioTamperedIsForbidden(t *testing.T) {
 			if w.Code != http.StatusForbidden || errorCode(t, w) != "bad_signature" {
 				t.Fatalf("%d %s", w.Code, w.Body)
 			}
-			if k := e.fake.keys(); len(k) != 0 || len(e.in.Events()) != 0 {
+			if k := keys(e.fake); len(k) != 0 || len(e.in.Events()) != 0 {
 				t.Fatalf("recorded %v, events %v", k, e.in.Events())
 			}
 			if rj := e.in.Rejects(); !slices.Equal(rj, []string{"tel/bad_signature"}) {

@@ -33,19 +33,19 @@ type PreparedLink struct {
 	Honeypot bool   `json:"honeypot,omitempty"`
 }
 
-// ErrUnknownItem is returned by Prepare for an item_id that names no item:
+// ErrUnknownItem is returned by PrepareKeyed (and POST /api/v1/messages) for an item_id that names no item:
 // nothing is stored.
 var ErrUnknownItem = errors.New("no item")
 
-// Prepare builds a tracked message for req, stores it with its links and
+// prepareMsg builds a tracked message for req, stores it with its links and
 // its Message-ID → item reference, and returns it. Errors wrap
 // ErrBadRequest (the request), ErrUnknownItem (no such item; nothing is
 // stored) or come from the store.
-func (t *Tracker) Prepare(ctx context.Context, req *MessageRequest) (*Prepared, error) {
-	return t.prepare(ctx, req, NewMsgID(), t.Now())
+func (t *Tracker) prepareMsg(ctx context.Context, req *MessageRequest) (*Prepared, error) {
+	return t.prepare(ctx, req, newMsgID(), t.Now())
 }
 
-// PrepareKeyed is Prepare under the message id MsgIDFor(key), dated at:
+// PrepareKeyed is prepareMsg under the message id MsgIDFor(key), dated at:
 // the same key gives the same tracking id, Message-ID, pixel and click
 // URLs, so a sender that retries (the send_email action, keyed by its
 // outbox entry) sends the same message each time. A message already
@@ -57,7 +57,7 @@ func (t *Tracker) PrepareKeyed(ctx context.Context, req *MessageRequest, key str
 func (t *Tracker) prepare(ctx context.Context, req *MessageRequest, id MsgID, now time.Time) (*Prepared, error) {
 	b, err := build(req, buildInput{
 		id: id, now: now, domain: t.cfg.MessageIDDomain, maxLinks: t.cfg.MaxLinks,
-		click: func(idx int) string { return t.ClickURL(id, idx) }, pixel: t.PixelURL(id),
+		click: func(idx int) string { return t.clickURL(id, idx) }, pixel: t.pixelURL(id),
 	})
 	if err != nil {
 		return nil, err
@@ -72,10 +72,10 @@ func (t *Tracker) prepare(ctx context.Context, req *MessageRequest, id MsgID, no
 	if err := t.saveMessage(ctx, &b.msg); err != nil {
 		return nil, err
 	}
-	t.msgs.add(id, newMsgState(t.Name(), t.hitsKey(b.msg.ID), &b.msg))
-	p := &Prepared{ID: b.msg.ID, MessageID: "<" + b.messageID + ">", ItemID: req.ItemID, PixelURL: t.PixelURL(id), Raw: string(b.raw)}
+	t.msgs.Add(id, newMsgState(t.Name(), t.hitsKey(b.msg.ID), &b.msg))
+	p := &Prepared{ID: b.msg.ID, MessageID: "<" + b.messageID + ">", ItemID: req.ItemID, PixelURL: t.pixelURL(id), Raw: string(b.raw)}
 	for i, l := range b.msg.Links {
-		p.Links = append(p.Links, PreparedLink{ID: LinkID(b.msg.ID, i+1), Index: i + 1, URL: l.URL, ClickURL: t.ClickURL(id, i+1), Honeypot: l.Honeypot})
+		p.Links = append(p.Links, PreparedLink{ID: linkID(b.msg.ID, i+1), Index: i + 1, URL: l.URL, ClickURL: t.clickURL(id, i+1), Honeypot: l.Honeypot})
 	}
 	return p, nil
 }
@@ -91,7 +91,7 @@ func (t *Tracker) servePrepare(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := t.storeCtx(r)
 	defer cancel()
-	p, err := t.Prepare(ctx, &req)
+	p, err := t.prepareMsg(ctx, &req)
 	if err != nil {
 		t.writeErr(w, r, err)
 		return
@@ -194,18 +194,18 @@ func (t *Tracker) Sent(ctx context.Context, id string, at time.Time) (*normalize
 	if err != nil {
 		return nil, err
 	}
-	if mid, ok := ParseMsgID(id); ok {
-		if st, ok := t.msgs.get(mid); ok {
+	if mid, ok := parseMsgID(id); ok {
+		if st, ok := t.msgs.Get(mid); ok {
 			st.mu.Lock()
 			st.sentAt = m.SentAt
 			st.mu.Unlock()
 		}
 	}
-	return NormalizeSent(t.Name(), m, m.SentAt, t.Now()), nil
+	return normalizeSent(t.Name(), m, m.SentAt, t.Now()), nil
 }
 
 // serveReplied answers POST /api/v1/messages/{id}/replied: a reply to the
-// message was received, so it was read; see Replied.
+// message was received, so it was read; see recordReply.
 func (t *Tracker) serveReplied(w http.ResponseWriter, r *http.Request) {
 	id, ok := t.pathMessage(w, r)
 	if !ok {
@@ -222,18 +222,18 @@ func (t *Tracker) serveReplied(w http.ResponseWriter, r *http.Request) {
 		t.writeErr(w, r, err)
 		return
 	}
-	res, ok := t.Submit(w, r, NormalizeOpen(t.Name(), m, nil, InferredReply, at, t.Now()))
+	res, ok := t.Submit(w, r, normalizeOpen(t.Name(), m, nil, inferredReply, at, t.Now()))
 	if ok {
 		connectors.WriteAccepted(w, res)
 	}
 }
 
-// Replied infers the human open of a tracked message from a reply to it
+// recordReply infers the human open of a tracked message from a reply to it
 // (ref: the tracked message id or its Message-ID, as found in the reply's
 // In-Reply-To or References). The event shares its id with a real human
 // open, so it changes nothing when one was seen. It returns
 // store.ErrNotFound for a message that is not ours.
-func (t *Tracker) Replied(ctx context.Context, ref string, at time.Time) (connectors.Result, error) {
+func (t *Tracker) recordReply(ctx context.Context, ref string, at time.Time) (connectors.Result, error) {
 	id, ok := msgIDFromRef(ref)
 	if !ok {
 		return connectors.Result{}, fmt.Errorf("tracking %s: %q: %w", t.Name(), ref, errNotOurs)
@@ -242,10 +242,10 @@ func (t *Tracker) Replied(ctx context.Context, ref string, at time.Time) (connec
 	if err != nil {
 		return connectors.Result{}, err
 	}
-	return t.Intake().Submit(ctx, NormalizeOpen(t.Name(), m, nil, InferredReply, at, t.Now()))
+	return t.Intake().Submit(ctx, normalizeOpen(t.Name(), m, nil, inferredReply, at, t.Now()))
 }
 
 // serveStats answers GET /api/v1/tracking/stats with the counters.
 func (t *Tracker) serveStats(w http.ResponseWriter, _ *http.Request) {
-	httpx.WriteJSON(w, http.StatusOK, t.Stats())
+	httpx.WriteJSON(w, http.StatusOK, t.statsNow())
 }

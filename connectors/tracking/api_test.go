@@ -60,7 +60,7 @@ func TestMessageReport(t *testing.T) {
 
 	for _, ref := range []string{p.ID, url.PathEscape(p.MessageID)} {
 		a := e.do("GET", "/api/v1/messages/"+ref, "", nil)
-		var rep Report
+		var rep msgReport
 		if a.code != http.StatusOK || json.Unmarshal([]byte(a.body), &rep) != nil {
 			t.Fatalf("%s: %d %s", ref, a.code, a.body)
 		}
@@ -74,7 +74,7 @@ func TestMessageReport(t *testing.T) {
 			t.Errorf("first hit %+v", h)
 		}
 	}
-	for _, ref := range []string{"nope", e.tr.signer.Token(NewMsgID(), 0), NewMsgID().String()} {
+	for _, ref := range []string{"nope", e.tr.signer.Token(newMsgID(), 0), newMsgID().String()} {
 		if a := e.do("GET", "/api/v1/messages/"+ref, "", nil); a.code != http.StatusNotFound ||
 			!strings.Contains(a.body, `no tracked message \"`+ref+`\"`) {
 			t.Errorf("%s: %d %s", ref, a.code, a.body)
@@ -87,7 +87,7 @@ func TestSentAndReplied(t *testing.T) {
 	p := e.prepare(basicMessage)
 	e.clk.Add(10 * time.Minute) // sent long after it was prepared
 	a := e.do("POST", "/api/v1/messages/"+p.ID+"/sent", "", nil)
-	if a.code != http.StatusOK || !strings.Contains(a.body, SentEventID("track", p.ID)) {
+	if a.code != http.StatusOK || !strings.Contains(a.body, sentEventID("track", p.ID)) {
 		t.Fatalf("sent: %d %s", a.code, a.body)
 	}
 	if a := e.do("POST", "/api/v1/messages/"+p.ID+"/sent", "", nil); !strings.Contains(a.body, `"duplicate":true`) {
@@ -111,17 +111,17 @@ func TestSentAndReplied(t *testing.T) {
 		t.Fatalf("replied: %d %s", a.code, a.body)
 	}
 	open := e.in.Events()[2]
-	if open.ID != OpenEventID("track", p.ID, false) || open.Attrs["inferred"] != "reply" || open.OccurredAt.Format(time.RFC3339) != at {
+	if open.ID != openEventID("track", p.ID, false) || open.Attrs["inferred"] != "reply" || open.OccurredAt.Format(time.RFC3339) != at {
 		t.Errorf("inferred open %+v", open)
 	}
-	res, err := e.tr.Replied(context.Background(), p.MessageID, e.clk.Now())
+	res, err := e.tr.recordReply(context.Background(), p.MessageID, e.clk.Now())
 	if err != nil || !res.Duplicate {
 		t.Errorf("Replied again: %+v %v", res, err)
 	}
-	if _, err := e.tr.Replied(context.Background(), "<foreign@else.test>", e.clk.Now()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.tr.recordReply(context.Background(), "<foreign@else.test>", e.clk.Now()); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("foreign reply: %v", err)
 	}
-	if a := e.do("POST", "/api/v1/messages/"+NewMsgID().String()+"/sent", "", nil); a.code != http.StatusNotFound {
+	if a := e.do("POST", "/api/v1/messages/"+newMsgID().String()+"/sent", "", nil); a.code != http.StatusNotFound {
 		t.Errorf("unknown sent: %d", a.code)
 	}
 	if a := e.do("GET", "/api/v1/tracking/stats", "", nil); a.code != http.StatusOK || !strings.Contains(a.body, `"opens":1`) {
@@ -152,7 +152,7 @@ func TestPrepareUnknownItem(t *testing.T) {
 	items := &fakeItems{ids: map[string]bool{"i_1": true}}
 	e.tr.items = items
 	e.prepare(basicMessage) // i_1 exists
-	stored := len(e.fake.recs)
+	stored := e.fake.Len()
 
 	a := e.do("POST", "/api/v1/messages", strings.Replace(basicMessage, `"i_1"`, `"i_nope"`, 1), nil)
 	var eb httpx.ErrorBody
@@ -160,7 +160,7 @@ func TestPrepareUnknownItem(t *testing.T) {
 		!strings.Contains(eb.Error.Message, `"i_nope"`) {
 		t.Errorf("unknown item: %d %s", a.code, a.body)
 	}
-	if n := len(e.fake.recs); n != stored {
+	if n := e.fake.Len(); n != stored {
 		t.Errorf("the refused message stored %d records", n-stored)
 	}
 	items.down = true

@@ -40,11 +40,11 @@ func benchRedis(b *testing.B, click bool) {
 	tr, pixel, clickTok := benchTracker(b, st, storeIntake{st})
 	b.SetParallelism(64 / max(1, runtime.GOMAXPROCS(0))) // 64 requests in flight, as wrk -c 64
 	if click {
-		runHandler(b, tr.ServeClick, clickTok)
+		runHandler(b, tr.serveClick, clickTok)
 	} else {
-		runHandler(b, tr.ServePixel, pixel)
+		runHandler(b, tr.servePixel, pixel)
 	}
-	if s := tr.Stats(); s.HitsLost > 0 || s.EventsLost > 0 {
+	if s := tr.statsNow(); s.HitsLost > 0 || s.EventsLost > 0 {
 		b.Fatalf("lost hits: %+v", s)
 	}
 }

@@ -56,17 +56,17 @@ func benchTracker(b *testing.B, recs store.Records, in connectors.Intake) (*Trac
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := tr.Prepare(context.Background(), &MessageRequest{ItemID: "i_1", From: "bob@seller.test", To: AddressList{"ann@client.test"},
+	p, err := tr.prepareMsg(context.Background(), &MessageRequest{ItemID: "i_1", From: "bob@seller.test", To: AddressList{"ann@client.test"},
 		Subject: "x", HTML: `<a href="https://example.com/pricing">p</a>`})
 	if err != nil {
 		b.Fatal(err)
 	}
-	tr.msgs.get(mustParse2(b, p.ID)) // cached, as after the first hit
+	tr.msgs.Get(mustParse2(b, p.ID)) // cached, as after the first hit
 	return tr, path(p.PixelURL)[len("/t/o/"):], path(p.Links[0].ClickURL)[len("/t/c/"):]
 }
 
 func mustParse2(b *testing.B, s string) MsgID {
-	id, ok := ParseMsgID(s)
+	id, ok := parseMsgID(s)
 	if !ok {
 		b.Fatalf("bad id %q", s)
 	}
@@ -100,17 +100,17 @@ func runHandler(b *testing.B, h http.HandlerFunc, tok string) {
 // caches) per request.
 func BenchmarkPixel(b *testing.B) {
 	tr, pixel, _ := benchTracker(b, &nopRecords{}, nopIntake{})
-	runHandler(b, tr.ServePixel, pixel)
+	runHandler(b, tr.servePixel, pixel)
 }
 
 // BenchmarkClick: the click handler, same setup.
 func BenchmarkClick(b *testing.B) {
 	tr, _, click := benchTracker(b, &nopRecords{}, nopIntake{})
-	runHandler(b, tr.ServeClick, click)
+	runHandler(b, tr.serveClick, click)
 }
 
 // BenchmarkPixelBadToken: a flood of forged tokens.
 func BenchmarkPixelBadToken(b *testing.B) {
 	tr, pixel, _ := benchTracker(b, &nopRecords{}, nopIntake{})
-	runHandler(b, tr.ServePixel, pixel[:len(pixel)-2]+"AA")
+	runHandler(b, tr.servePixel, pixel[:len(pixel)-2]+"AA")
 }

@@ -1,78 +1,13 @@
 package tracking
 
 import (
-	"hash/maphash"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/stagegate/stagegate/connectors/tracking/botscore"
 	"github.com/stagegate/stagegate/normalize"
 )
-
-// cache is a bounded map with two generations: entries used since the last
-// rotation survive the next one. It approximates LRU at O(1) per call
-// without per-entry bookkeeping; it holds at most size entries.
-type cache[K comparable, V any] struct {
-	mu   sync.Mutex
-	half int
-	cur  map[K]V
-	old  map[K]V
-}
-
-func newCache[K comparable, V any](size int) *cache[K, V] {
-	half := max(size/2, 1)
-	return &cache[K, V]{half: half, cur: make(map[K]V, half), old: map[K]V{}}
-}
-
-// get returns the value of k, promoting it to the current generation.
-func (c *cache[K, V]) get(k K) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if v, ok := c.cur[k]; ok {
-		return v, true
-	}
-	v, ok := c.old[k]
-	if ok {
-		delete(c.old, k)
-		c.putLocked(k, v)
-	}
-	return v, ok
-}
-
-// add stores v under k unless k is there already; it returns the value
-// kept, so concurrent loaders of one key share one value.
-func (c *cache[K, V]) add(k K, v V) V {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old, ok := c.cur[k]; ok {
-		return old
-	}
-	if old, ok := c.old[k]; ok {
-		delete(c.old, k)
-		v = old
-	}
-	c.putLocked(k, v)
-	return v
-}
-
-// set stores v under k, replacing any value.
-func (c *cache[K, V]) set(k K, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.old, k)
-	if _, ok := c.cur[k]; ok {
-		c.cur[k] = v
-		return
-	}
-	c.putLocked(k, v)
-}
-
-func (c *cache[K, V]) putLocked(k K, v V) {
-	if len(c.cur) >= c.half {
-		c.old, c.cur = c.cur, make(map[K]V, c.half)
-	}
-	c.cur[k] = v
-}
 
 // maxRecent bounds the hits a message remembers for scoring.
 const maxRecent = 64
@@ -80,25 +15,25 @@ const maxRecent = 64
 // msgState is a cached message with what the hit paths remember of it.
 // msg never changes once loaded; the rest is guarded by mu.
 type msgState struct {
-	msg      *Message
+	msg      *msgRecord
 	idPrefix string    // "<connector>:<message>:" of its event ids
-	openIDs  [2]string // OpenEventID, human and machine
+	openIDs  [2]string // openEventID, human and machine
 	hitsKey  string    // key of the message's hit list
 
 	sync sync.Mutex // held by the one request catching up with the store
 
 	mu       sync.Mutex
-	sentAt   time.Time       // send time, else the time prepared
-	recent   []recentHit     // a ring of at most maxRecent hits
-	next     int             // where the ring writes once full
-	lastSeq  int64           // catch-up cursor: hits up to it are in recent
-	syncedAt time.Time       // last catch-up
-	maxSeq   int64           // highest sequence seen: the list's length, at least
-	own      map[int64]bool  // sequences of hits this process appended past lastSeq
-	fired    map[string]bool // event ids known durable
+	sentAt   time.Time         // send time, else the time prepared
+	recent   []botscore.Recent // a ring of at most maxRecent hits
+	next     int               // where the ring writes once full
+	lastSeq  int64             // catch-up cursor: hits up to it are in recent
+	syncedAt time.Time         // last catch-up
+	maxSeq   int64             // highest sequence seen: the list's length, at least
+	own      map[int64]bool    // sequences of hits this process appended past lastSeq
+	fired    map[string]bool   // event ids known durable
 }
 
-func newMsgState(connector, hitsKey string, m *Message) *msgState {
+func newMsgState(connector, hitsKey string, m *msgRecord) *msgState {
 	s := &msgState{msg: m, idPrefix: normalize.MakeID(connector, m.ID) + ":", hitsKey: hitsKey,
 		sentAt: m.SentAt, own: map[int64]bool{}, fired: map[string]bool{}}
 	s.openIDs = [2]string{s.idPrefix + "open:" + class(false), s.idPrefix + "open:" + class(true)}
@@ -109,7 +44,7 @@ func newMsgState(connector, hitsKey string, m *Message) *msgState {
 }
 
 // remember adds a hit; the caller holds mu.
-func (s *msgState) remember(h recentHit) {
+func (s *msgState) remember(h botscore.Recent) {
 	if len(s.recent) < maxRecent {
 		s.recent = append(s.recent, h)
 		return
@@ -119,23 +54,10 @@ func (s *msgState) remember(h recentHit) {
 }
 
 // recentOf converts a stored hit for scoring.
-func recentOf(m *Message, h *Hit) recentHit {
+func recentOf(m *msgRecord, h *scoredHit) botscore.Recent {
 	l, _ := m.link(h.Link)
-	return recentHit{at: h.At.UnixNano(), click: h.Kind == KindClick, link: h.Link, honeypot: l.Honeypot,
-		client: clientKey(h.IP, h.UA), score: h.Score}
-}
-
-// clientSeed keys client hashes; they never leave the process.
-var clientSeed = maphash.MakeSeed()
-
-// clientKey identifies a client (address and user agent) by a hash.
-func clientKey(ip, ua string) uint64 {
-	var h maphash.Hash
-	h.SetSeed(clientSeed)
-	h.WriteString(ip)
-	h.WriteByte(0)
-	h.WriteString(ua)
-	return h.Sum64()
+	return botscore.Recent{At: h.At.UnixNano(), Click: h.Kind == kindClick, Link: h.Link, Honeypot: l.Honeypot,
+		Client: botscore.ClientKey(h.IP, h.UA), Score: h.Score}
 }
 
 // maxOwn bounds msgState.own; past it the set is dropped (a few hits may
@@ -164,7 +86,7 @@ func (s *msgState) appended(seq int64) {
 	}
 }
 
-// openID is OpenEventID of the message, and clickID ClickEventID: the
+// openID is openEventID of the message, and clickID clickEventID: the
 // same strings (their other parts are always safe id characters), built
 // without MakeID's checks on the hot path.
 func (s *msgState) openID(machine bool) string {

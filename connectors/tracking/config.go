@@ -7,22 +7,23 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/tracking/botscore"
 	"github.com/stagegate/stagegate/validate"
 )
 
 // Defaults of the tracking section.
 const (
-	DefaultRetention    = 180 * 24 * time.Hour
-	DefaultMaxLinks     = 200
+	defaultRetention    = 180 * 24 * time.Hour
+	defaultMaxLinks     = 200
 	DefaultMaxBody      = 2 << 20 // 2 MiB of JSON for POST /api/v1/messages
-	DefaultMaxHits      = 1000
-	DefaultStoreTimeout = 2 * time.Second
-	DefaultCacheSize    = 10000
-	DefaultThreshold    = 50
-	DefaultQuick        = 10 * time.Second
-	DefaultBurstWindow  = 10 * time.Second
-	DefaultReturnGap    = 30 * time.Minute
-	MinKeyLength        = 16 // bytes of a signing key
+	defaultMaxHits      = 1000
+	defaultStoreTimeout = 2 * time.Second
+	defaultCacheSize    = 10000
+	defaultThreshold    = 50
+	defaultQuick        = 10 * time.Second
+	defaultBurstWindow  = 10 * time.Second
+	defaultReturnGap    = 30 * time.Minute
+	minKeyLength        = 16 // bytes of a signing key
 )
 
 var domainPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`)
@@ -108,14 +109,14 @@ var _ connectors.SecretsUser = (*Config)(nil)
 // NewConfig returns a Config with defaults set.
 func NewConfig() *Config {
 	return &Config{
-		Retention:    DefaultRetention,
-		MaxLinks:     DefaultMaxLinks,
+		Retention:    defaultRetention,
+		MaxLinks:     defaultMaxLinks,
 		MaxBody:      DefaultMaxBody,
-		MaxHits:      DefaultMaxHits,
-		StoreTimeout: DefaultStoreTimeout,
-		CacheSize:    DefaultCacheSize,
-		Scoring:      Scoring{Threshold: DefaultThreshold, Quick: DefaultQuick, BurstWindow: DefaultBurstWindow},
-		Site:         Site{ReturnGap: DefaultReturnGap, Identify: true},
+		MaxHits:      defaultMaxHits,
+		StoreTimeout: defaultStoreTimeout,
+		CacheSize:    defaultCacheSize,
+		Scoring:      Scoring{Threshold: defaultThreshold, Quick: defaultQuick, BurstWindow: defaultBurstWindow},
+		Site:         Site{ReturnGap: defaultReturnGap, Identify: true},
 	}
 }
 
@@ -137,8 +138,8 @@ func (c *Config) Validate() validate.Errors {
 	// Keys taken from secrets.tracking_keys are checked there, where the
 	// file sets them: once, at their own path.
 	for i, k := range c.Keys {
-		if !c.sharedKeys && len(k) < MinKeyLength {
-			errs.Add(validate.Index("keys", i), "must be at least %d bytes", MinKeyLength)
+		if !c.sharedKeys && len(k) < minKeyLength {
+			errs.Add(validate.Index("keys", i), "must be at least %d bytes", minKeyLength)
 		}
 	}
 	if c.Retention < time.Hour {
@@ -179,7 +180,7 @@ func (s *Scoring) validate() validate.Errors {
 		errs.Add("burst_window", "must not be negative")
 	}
 	for i, line := range s.Agents {
-		if _, err := parseAgentRule(line); err != nil {
+		if err := botscore.CheckAgentRule(line); err != nil {
 			errs.Add(validate.Index("agents", i), "%v", err)
 		}
 	}

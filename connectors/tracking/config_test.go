@@ -47,8 +47,8 @@ site:
 	if errs := cfg.Validate(); len(errs) > 0 {
 		t.Fatalf("valid section: %v", errs)
 	}
-	if cfg.Retention != 720*time.Hour || cfg.Scoring.Quick != 5*time.Second || cfg.Scoring.Threshold != DefaultThreshold ||
-		cfg.Site.ReturnGap != DefaultReturnGap || !cfg.Site.Identify || cfg.MaxHits != DefaultMaxHits {
+	if cfg.Retention != 720*time.Hour || cfg.Scoring.Quick != 5*time.Second || cfg.Scoring.Threshold != defaultThreshold ||
+		cfg.Site.ReturnGap != defaultReturnGap || !cfg.Site.Identify || cfg.MaxHits != defaultMaxHits {
 		t.Errorf("decoded %+v", cfg)
 	}
 

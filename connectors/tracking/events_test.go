@@ -15,13 +15,13 @@ import (
 
 // eventCase is one input of the event normalizers under testdata/events.
 type eventCase struct {
-	Kind     string    `json:"kind"` // open, click, sent, site.visit, site.return
-	Inferred string    `json:"inferred"`
-	At       time.Time `json:"at"`
-	Message  Message   `json:"message"`
-	Hit      *Hit      `json:"hit"`
-	Visitor  Visitor   `json:"visitor"`
-	View     PageView  `json:"view"`
+	Kind     string        `json:"kind"` // open, click, sent, site.visit, site.return
+	Inferred string        `json:"inferred"`
+	At       time.Time     `json:"at"`
+	Message  msgRecord     `json:"message"`
+	Hit      *scoredHit    `json:"hit"`
+	Visitor  visitorRecord `json:"visitor"`
+	View     pageView      `json:"view"`
 }
 
 // goldenEvent shows Raw as text rather than base64.
@@ -51,13 +51,13 @@ func TestNormalizeGolden(t *testing.T) {
 			var ev *normalize.Event
 			switch c.Kind {
 			case "open":
-				ev = NormalizeOpen("track", &c.Message, c.Hit, c.Inferred, c.At, now)
+				ev = normalizeOpen("track", &c.Message, c.Hit, c.Inferred, c.At, now)
 			case "click":
-				ev = NormalizeClick("track", &c.Message, c.Hit, now)
+				ev = normalizeClick("track", &c.Message, c.Hit, now)
 			case "sent":
-				ev = NormalizeSent("track", &c.Message, c.At, now)
+				ev = normalizeSent("track", &c.Message, c.At, now)
 			case "site.visit", "site.return":
-				ev = NormalizeVisit("track", &c.Visitor, normalize.Type(c.Kind), c.View, c.At)
+				ev = normalizeVisit("track", &c.Visitor, normalize.Type(c.Kind), c.View, c.At)
 			default:
 				t.Fatalf("kind %q", c.Kind)
 			}

@@ -3,12 +3,10 @@ package tracking
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,149 +34,11 @@ type (
 
 func newClock() *clock { return fakes.NewClock(t0) }
 
-// fakeRecords is an in-memory store.Records with TTLs on the test clock;
-// while down every call fails with store.ErrUnavailable.
-type fakeRecords struct {
-	mu    sync.Mutex
-	now   func() time.Time
-	down  bool
-	recs  map[string]fakeRec
-	lists map[string]*fakeList
-	calls int
-}
+// fakeRecords is the shared in-memory store.Records, with TTLs on the
+// test clock.
+type fakeRecords = fakes.Records
 
-type fakeRec struct {
-	store.Record
-	expires time.Time
-}
-
-type fakeList struct {
-	elems   []store.ListElem
-	ids     map[string]int64
-	expires time.Time
-}
-
-func newFakeRecords(now func() time.Time) *fakeRecords {
-	return &fakeRecords{now: now, recs: map[string]fakeRec{}, lists: map[string]*fakeList{}}
-}
-
-var _ store.Records = (*fakeRecords)(nil)
-
-func (f *fakeRecords) setDown(down bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.down = down
-}
-
-func (f *fakeRecords) enter() error {
-	f.calls++
-	if f.down {
-		return fmt.Errorf("fake records: %w", store.ErrUnavailable)
-	}
-	return nil
-}
-
-func (f *fakeRecords) live(exp time.Time) bool { return exp.IsZero() || f.now().Before(exp) }
-
-func (f *fakeRecords) expiry(ttl time.Duration) time.Time {
-	if ttl <= 0 {
-		return time.Time{}
-	}
-	return f.now().Add(ttl)
-}
-
-func (f *fakeRecords) GetRecord(_ context.Context, key string) (store.Record, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter(); err != nil {
-		return store.Record{}, err
-	}
-	r, ok := f.recs[key]
-	if !ok || !f.live(r.expires) {
-		return store.Record{}, fmt.Errorf("record %s: %w", key, store.ErrNotFound)
-	}
-	return store.Record{Value: slices.Clone(r.Value), Version: r.Version}, nil
-}
-
-func (f *fakeRecords) PutRecord(_ context.Context, key string, value []byte, expect int64, ttl time.Duration) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter(); err != nil {
-		return 0, err
-	}
-	r, ok := f.recs[key]
-	var cur int64
-	if ok && f.live(r.expires) {
-		cur = r.Version
-	}
-	if cur != expect {
-		return 0, fmt.Errorf("record %s: %w", key, store.ErrConflict)
-	}
-	f.recs[key] = fakeRec{Record: store.Record{Value: slices.Clone(value), Version: cur + 1}, expires: f.expiry(ttl)}
-	return cur + 1, nil
-}
-
-func (f *fakeRecords) DeleteRecord(_ context.Context, key string, expect int64) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter(); err != nil {
-		return err
-	}
-	r, ok := f.recs[key]
-	if !ok || !f.live(r.expires) {
-		return store.ErrNotFound
-	}
-	if r.Version != expect {
-		return store.ErrConflict
-	}
-	delete(f.recs, key)
-	return nil
-}
-
-func (f *fakeRecords) AppendList(_ context.Context, key, id string, value []byte, ttl time.Duration) (int64, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter(); err != nil {
-		return 0, false, err
-	}
-	l, ok := f.lists[key]
-	if !ok || !f.live(l.expires) {
-		l = &fakeList{ids: map[string]int64{}}
-		f.lists[key] = l
-	}
-	if seq, dup := l.ids[id]; dup {
-		return seq, true, nil
-	}
-	seq := int64(len(l.elems) + 1)
-	l.elems = append(l.elems, store.ListElem{Seq: seq, ID: id, Value: slices.Clone(value)})
-	l.ids[id] = seq
-	l.expires = f.expiry(ttl)
-	return seq, false, nil
-}
-
-func (f *fakeRecords) ReadList(_ context.Context, key string, after int64, limit int) ([]store.ListElem, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter(); err != nil {
-		return nil, err
-	}
-	l, ok := f.lists[key]
-	if !ok || !f.live(l.expires) || after >= int64(len(l.elems)) {
-		return nil, nil
-	}
-	end := min(int64(len(l.elems)), after+int64(limit))
-	return slices.Clone(l.elems[after:end]), nil
-}
-
-// listLen returns the length of the list at key.
-func (f *fakeRecords) listLen(key string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if l, ok := f.lists[key]; ok {
-		return len(l.elems)
-	}
-	return 0
-}
+func newFakeRecords(now func() time.Time) *fakeRecords { return fakes.NewRecords(now) }
 
 // env is a tracker with its fakes, and its routes on an httptest server.
 type env struct {
@@ -226,7 +86,13 @@ func newEnv(t *testing.T, recs store.Records, tweak func(*Config)) *env {
 // newEnvClock is newEnv on the clock clk.
 func newEnvClock(t *testing.T, clk *clock, recs store.Records, tweak func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, clk: clk, in: &fakeIntake{}, recs: recs, logs: &countHandler{n: map[slog.Level]int{}}}
+	return newEnvIntake(t, clk, &fakeIntake{}, recs, tweak)
+}
+
+// newEnvIntake is newEnvClock feeding the intake in.
+func newEnvIntake(t *testing.T, clk *clock, in *fakeIntake, recs store.Records, tweak func(*Config)) *env {
+	t.Helper()
+	e := &env{t: t, clk: clk, in: in, recs: recs, logs: &countHandler{n: map[slog.Level]int{}}}
 	if recs == nil {
 		e.fake = newFakeRecords(e.clk.Now)
 		e.recs = e.fake

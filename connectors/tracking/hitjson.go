@@ -8,9 +8,9 @@ import (
 )
 
 // appendHit appends h as JSON, as json.Marshal would write it (the field
-// names and omissions of Hit's tags), without reflection: the pixel and
+// names and omissions of scoredHit's tags), without reflection: the pixel and
 // click paths encode one hit per request.
-func appendHit(b []byte, h *Hit) []byte {
+func appendHit(b []byte, h *scoredHit) []byte {
 	b = append(b, `{"at":"`...)
 	b = h.At.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","kind":`...)

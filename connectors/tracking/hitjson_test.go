@@ -8,15 +8,15 @@ import (
 
 // TestAppendHit: the hand-written encoder writes what json.Marshal writes.
 func TestAppendHit(t *testing.T) {
-	hits := []Hit{
-		{At: t0, Kind: KindOpen, Method: "GET"},
-		{At: t0.Add(123456789 * time.Nanosecond).In(time.FixedZone("x", 3600)), Kind: KindClick, Link: 7, Method: "HEAD",
+	hits := []scoredHit{
+		{At: t0, Kind: kindOpen, Method: "GET"},
+		{At: t0.Add(123456789 * time.Nanosecond).In(time.FixedZone("x", 3600)), Kind: kindClick, Link: 7, Method: "HEAD",
 			UA: "Mozilla/5.0 \"quoted\" \\ <b>&amp; \x01\t\n\u2028 Grüße \xff\xfe 价格", IP: "2001:db8::1",
 			SinceS: 1.5, Machine: true, Score: 100, Reasons: []string{"honeypot", "quick:1.5s"}},
-		{At: t0, Kind: KindOpen, Method: "GET", SinceS: -3.25, Score: 25, Reasons: []string{"ua:google_image_proxy"}},
-		{At: t0, Kind: KindOpen, Method: "GET", SinceS: 1e-9},
-		{At: t0, Kind: KindOpen, Method: "GET", SinceS: 3e22},
-		{At: t0, Kind: KindOpen, Method: "GET", SinceS: 15552000.001},
+		{At: t0, Kind: kindOpen, Method: "GET", SinceS: -3.25, Score: 25, Reasons: []string{"ua:google_image_proxy"}},
+		{At: t0, Kind: kindOpen, Method: "GET", SinceS: 1e-9},
+		{At: t0, Kind: kindOpen, Method: "GET", SinceS: 3e22},
+		{At: t0, Kind: kindOpen, Method: "GET", SinceS: 15552000.001},
 	}
 	for i, h := range hits {
 		want, err := json.Marshal(&h)

@@ -24,11 +24,11 @@ var (
 // maxUserAgent bounds the user agent kept with a hit.
 const maxUserAgent = 512
 
-// ServePixel answers GET and HEAD /t/o/{token}: always the 43-byte GIF with
+// servePixel answers GET and HEAD /t/o/{token}: always the 43-byte GIF with
 // Cache-Control: no-store, whatever the token and whether or not the store
 // answers. A valid token's hit is scored and recorded first (bounded by
 // store_timeout); a failure is counted and logged, never shown.
-func (t *Tracker) ServePixel(w http.ResponseWriter, r *http.Request) {
+func (t *Tracker) servePixel(w http.ResponseWriter, r *http.Request) {
 	t.recordOpen(r)
 	h := w.Header()
 	h["Content-Type"] = hdrGIF
@@ -60,18 +60,18 @@ func (t *Tracker) recordOpen(r *http.Request) {
 		return
 	}
 	t.stats.opens.Add(1)
-	t.observe(ctx, r, st, KindOpen, 0)
+	t.observe(ctx, r, st, kindOpen, 0)
 }
 
-// ServeClick answers GET and HEAD /t/c/{token} with a 302 to the link's
+// serveClick answers GET and HEAD /t/c/{token} with a 302 to the link's
 // stored destination. A token whose signature fails but whose link is
 // known redirects there without recording anything (mail scanners rewrite
 // links); a token naming no stored link gets a small 404 page; when the
 // store is down and the link is not cached, a 503 page. The destination
 // only ever comes from the store or the cache of it.
-func (t *Tracker) ServeClick(w http.ResponseWriter, r *http.Request) {
+func (t *Tracker) serveClick(w http.ResponseWriter, r *http.Request) {
 	p, err := t.signer.Decode(r.PathValue("token"))
-	if errors.Is(err, ErrMalformedToken) {
+	if errors.Is(err, errMalformedToken) {
 		t.badToken(r, "click token is malformed")
 		t.page(w, http.StatusNotFound, notFoundPage)
 		return
@@ -87,7 +87,7 @@ func (t *Tracker) ServeClick(w http.ResponseWriter, r *http.Request) {
 		t.page(w, http.StatusServiceUnavailable, unavailablePage)
 		return
 	}
-	var l Link
+	var l msgLink
 	ok := err == nil && p.Link > 0
 	if ok {
 		l, ok = st.msg.link(p.Link)
@@ -111,7 +111,7 @@ func (t *Tracker) ServeClick(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.stats.clicks.Add(1)
-	t.observe(ctx, r, st, KindClick, p.Link)
+	t.observe(ctx, r, st, kindClick, p.Link)
 	if l.Honeypot { // no destination: a blank page
 		t.page(w, http.StatusOK, blankPage)
 		return

@@ -47,7 +47,7 @@ func TestOpenAndClick(t *testing.T) {
 	if a.code != http.StatusFound || a.header.Get("Location") != "https://example.com/pricing" || a.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("click answer %d %v", a.code, a.header)
 	}
-	want := []string{OpenEventID("track", p.ID, false), ClickEventID("track", p.ID, 1, false)}
+	want := []string{openEventID("track", p.ID, false), clickEventID("track", p.ID, 1, false)}
 	if got := e.in.IDs(); !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
 	}
@@ -61,10 +61,10 @@ func TestOpenAndClick(t *testing.T) {
 		click.Attrs["link_id"] != p.Links[0].ID || click.Attrs["machine"] != "false" || click.Attrs["user_agent"] != humanUA {
 		t.Errorf("click event %+v", click)
 	}
-	if n := e.fake.listLen(e.tr.hitsKey(p.ID)); n != 3 {
+	if n := e.fake.ListLen(e.tr.hitsKey(p.ID)); n != 3 {
 		t.Errorf("%d hits stored, want 3 (every hit is kept)", n)
 	}
-	if s := e.tr.Stats(); s.Opens != 2 || s.Clicks != 1 || s.HitsRecorded != 3 || s.MachineHits != 0 {
+	if s := e.tr.statsNow(); s.Opens != 2 || s.Clicks != 1 || s.HitsRecorded != 3 || s.MachineHits != 0 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -79,7 +79,7 @@ func TestMachineThenHumanOpen(t *testing.T) {
 	e.clk.Add(time.Hour)
 	checkGIF(t, e.do("GET", path(p.PixelURL), "", nil), false)
 	evs := e.in.Events()
-	if len(evs) != 2 || evs[0].ID != OpenEventID("track", p.ID, true) || evs[1].ID != OpenEventID("track", p.ID, false) {
+	if len(evs) != 2 || evs[0].ID != openEventID("track", p.ID, true) || evs[1].ID != openEventID("track", p.ID, false) {
 		t.Fatalf("events %q", e.in.IDs())
 	}
 	if evs[0].Attrs["machine"] != "true" || evs[0].Attrs["reasons"] != "ua:apple_privacy_proxy,quick:2.0s" || evs[0].Attrs["score"] != "100" {
@@ -98,7 +98,7 @@ func TestOpenInferredFromClick(t *testing.T) {
 	e.clk.Add(time.Hour)
 	e.do("GET", path(p.Links[1].ClickURL), "", nil)
 	evs := e.in.Events()
-	if len(evs) != 2 || evs[1].ID != OpenEventID("track", p.ID, false) || evs[1].Attrs["inferred"] != "click" {
+	if len(evs) != 2 || evs[1].ID != openEventID("track", p.ID, false) || evs[1].Attrs["inferred"] != "click" {
 		t.Fatalf("events %q", e.in.IDs())
 	}
 	// A later real open is the same event: a duplicate, nothing new.
@@ -110,7 +110,7 @@ func TestOpenInferredFromClick(t *testing.T) {
 	e2 := newEnv(t, nil, nil)
 	p2 := e2.prepare(basicMessage)
 	e2.do("GET", path(p2.Links[0].ClickURL), "", map[string]string{"User-Agent": "curl/8.5.0"})
-	if ids := e2.in.IDs(); !slices.Equal(ids, []string{ClickEventID("track", p2.ID, 1, true)}) {
+	if ids := e2.in.IDs(); !slices.Equal(ids, []string{clickEventID("track", p2.ID, 1, true)}) {
 		t.Errorf("machine click events %q", ids)
 	}
 }
@@ -188,8 +188,8 @@ func TestBurstOfClicks(t *testing.T) {
 	}
 	got := e.in.IDs()
 	want := []string{
-		ClickEventID("track", p.ID, 1, false), OpenEventID("track", p.ID, false), ClickEventID("track", p.ID, 2, false),
-		ClickEventID("track", p.ID, 3, true),
+		clickEventID("track", p.ID, 1, false), openEventID("track", p.ID, false), clickEventID("track", p.ID, 2, false),
+		clickEventID("track", p.ID, 3, true),
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
@@ -213,7 +213,7 @@ func TestBurstAcrossProcesses(t *testing.T) {
 	a.do("GET", path(p.Links[1].ClickURL), "", nil)
 	evs := a.in.Events()
 	last := evs[len(evs)-1]
-	if last.ID != ClickEventID("track", p.ID, 2, true) || last.Attrs["reasons"] != "burst:2_links" {
+	if last.ID != clickEventID("track", p.ID, 2, true) || last.Attrs["reasons"] != "burst:2_links" {
 		t.Fatalf("events %q, last attrs %q", a.in.IDs(), last.Attrs)
 	}
 }
@@ -225,10 +225,10 @@ func TestMaxHits(t *testing.T) {
 	for range 5 {
 		checkGIF(t, e.do("GET", path(p.PixelURL), "", nil), false)
 	}
-	if n := e.fake.listLen(e.tr.hitsKey(p.ID)); n != 3 {
+	if n := e.fake.ListLen(e.tr.hitsKey(p.ID)); n != 3 {
 		t.Errorf("%d hits stored, want max_hits 3", n)
 	}
-	if s := e.tr.Stats(); s.HitsOverCap != 2 || s.Opens != 5 {
+	if s := e.tr.statsNow(); s.HitsOverCap != 2 || s.Opens != 5 {
 		t.Errorf("stats %+v", s)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stagegate/stagegate/connectors/tracking/botscore"
 	"github.com/stagegate/stagegate/normalize"
 )
 
@@ -25,18 +26,18 @@ const (
 // answer to the client.
 func (t *Tracker) observe(ctx context.Context, r *http.Request, st *msgState, kind string, link int) {
 	now := t.Now()
-	if kind == KindClick {
+	if kind == kindClick {
 		t.catchUp(ctx, st, now)
 	}
 	l, _ := st.msg.link(link)
-	h := Hit{At: now, Kind: kind, Link: link, Method: r.Method, UA: userAgent(r), IP: t.clientIP(r)}
+	h := scoredHit{At: now, Kind: kind, Link: link, Method: r.Method, UA: userAgent(r), IP: t.clientIP(r)}
 	id := strconv.FormatUint(rand.Uint64(), 36)
 
 	st.mu.Lock()
 	since := now.Sub(st.sentAt)
-	v := t.scorer.score(facts{
-		Kind: kind, Link: link, Honeypot: l.Honeypot, Method: h.Method, UA: h.UA,
-		Client: clientKey(h.IP, h.UA), At: now, Since: since, Links: st.msg.trackedLinks(), Recent: st.recent,
+	v := t.scorer.Score(botscore.Facts{
+		Click: kind == kindClick, Link: link, Honeypot: l.Honeypot, Method: h.Method, UA: h.UA,
+		Client: botscore.ClientKey(h.IP, h.UA), At: now, Since: since, Links: st.msg.trackedLinks(), Recent: st.recent,
 	})
 	h.SinceS = float64(since.Milliseconds()) / 1000
 	h.Score, h.Machine, h.Reasons = v.Score, v.Machine, v.Reasons
@@ -62,12 +63,12 @@ func (t *Tracker) observe(ctx context.Context, r *http.Request, st *msgState, ki
 		return // a honeypot click is never a customer action
 	}
 	switch kind {
-	case KindOpen:
-		t.fire(ctx, st, st.openID(h.Machine), func() *normalize.Event { return NormalizeOpen(t.Name(), st.msg, &h, "", now, now) })
-	case KindClick:
-		t.fire(ctx, st, st.clickID(link, h.Machine), func() *normalize.Event { return NormalizeClick(t.Name(), st.msg, &h, now) })
+	case kindOpen:
+		t.fire(ctx, st, st.openID(h.Machine), func() *normalize.Event { return normalizeOpen(t.Name(), st.msg, &h, "", now, now) })
+	case kindClick:
+		t.fire(ctx, st, st.clickID(link, h.Machine), func() *normalize.Event { return normalizeClick(t.Name(), st.msg, &h, now) })
 		if !h.Machine {
-			t.fire(ctx, st, st.openID(false), func() *normalize.Event { return NormalizeOpen(t.Name(), st.msg, &h, InferredClick, now, now) })
+			t.fire(ctx, st, st.openID(false), func() *normalize.Event { return normalizeOpen(t.Name(), st.msg, &h, inferredClick, now, now) })
 		}
 	}
 }
@@ -116,7 +117,7 @@ func (t *Tracker) catchUp(ctx context.Context, st *msgState, now time.Time) {
 				delete(st.own, el.Seq)
 				continue
 			}
-			var h Hit
+			var h scoredHit
 			if json.Unmarshal(el.Value, &h) == nil {
 				st.remember(recentOf(st.msg, &h))
 			}

@@ -44,7 +44,7 @@ func TestRealStores(t *testing.T) {
 			clk := newClock()
 			recs := open(t, clk.Now)
 			e := newEnvClock(t, clk, recs, func(c *Config) {
-				c.Site = Site{Enabled: true, AllowedOrigins: []string{"*"}, ReturnGap: DefaultReturnGap, Identify: true}
+				c.Site = Site{Enabled: true, AllowedOrigins: []string{"*"}, ReturnGap: defaultReturnGap, Identify: true}
 			})
 			p := e.prepare(`{"item_id":"i_1","from":"bob@seller.test","to":"ann@client.test","subject":"x",
 				"html":"<a href=\"https://e.test/1\">1</a><a href=\"https://e.test/2\">2</a>"}`)
@@ -64,8 +64,8 @@ func TestRealStores(t *testing.T) {
 			clk.Add(time.Second)
 			e.do("GET", path(p.Links[1].ClickURL), "", nil)
 			ids := e.in.IDs()
-			want := []string{SentEventID("track", p.ID), OpenEventID("track", p.ID, false),
-				ClickEventID("track", p.ID, 1, false), ClickEventID("track", p.ID, 2, true)}
+			want := []string{sentEventID("track", p.ID), openEventID("track", p.ID, false),
+				clickEventID("track", p.ID, 1, false), clickEventID("track", p.ID, 2, true)}
 			if len(ids) != len(want) {
 				t.Fatalf("events %q, want %q", ids, want)
 			}
@@ -75,7 +75,7 @@ func TestRealStores(t *testing.T) {
 				}
 			}
 			a := e.do("GET", "/api/v1/messages/"+p.ID, "", nil)
-			var rep Report
+			var rep msgReport
 			if err := json.Unmarshal([]byte(a.body), &rep); err != nil || len(rep.Hits) != 3 || rep.Message.SentAt.IsZero() ||
 				rep.Opens.Human != 1 || rep.Links[1].Clicks.Machine != 1 {
 				t.Fatalf("report %d %s", a.code, a.body)

@@ -7,32 +7,27 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagegate/stagegate/connectors/tracking/compose"
 	"github.com/stagegate/stagegate/store"
 )
 
 // Records layout, under "tracking/<connector>/":
 //
 //	msg/<id>      Message (JSON), TTL retention
-//	hits/<id>     list of Hit (JSON), one element per hit, TTL retention
-//	visitor/<id>  Visitor (JSON), TTL retention
+//	hits/<id>     list of scoredHit (JSON), one element per hit, TTL retention
+//	visitor/<id>  visitorRecord (JSON), TTL retention
 //
 // and, shared with the engine, store.MessageKey(Message-ID) → the item.
 func (t *Tracker) msgKey(id string) string     { return t.prefix + "msg/" + id }
 func (t *Tracker) hitsKey(id string) string    { return t.prefix + "hits/" + id }
 func (t *Tracker) visitorKey(id string) string { return t.prefix + "visitor/" + id }
 
-// honeypotDest is the stored destination of a honeypot link: none. A click
-// on it answers a blank page.
-const honeypotDest = ""
+// msgLink is one tracked link of a message; link i of a token is Links[i-1].
+// A honeypot link has no destination: a click on it answers a blank page.
+type msgLink = compose.Link
 
-// Link is one tracked link of a message; link i of a token is Links[i-1].
-type Link struct {
-	URL      string `json:"url"`
-	Honeypot bool   `json:"honeypot,omitempty"`
-}
-
-// Message is a tracked message as stored.
-type Message struct {
+// msgRecord is a tracked message as stored.
+type msgRecord struct {
 	ID        string    `json:"id"`
 	MessageID string    `json:"message_id"` // without angle brackets
 	ItemID    string    `json:"item_id"`
@@ -41,19 +36,19 @@ type Message struct {
 	Subject   string    `json:"subject"`
 	CreatedAt time.Time `json:"created_at"`
 	SentAt    time.Time `json:"sent_at,omitzero"`
-	Links     []Link    `json:"links"`
+	Links     []msgLink `json:"links"`
 }
 
 // link returns link idx (from 1), if the message has it.
-func (m *Message) link(idx int) (Link, bool) {
+func (m *msgRecord) link(idx int) (msgLink, bool) {
 	if idx < 1 || idx > len(m.Links) {
-		return Link{}, false
+		return msgLink{}, false
 	}
 	return m.Links[idx-1], true
 }
 
 // trackedLinks counts the links a human can see (not the honeypot).
-func (m *Message) trackedLinks() int {
+func (m *msgRecord) trackedLinks() int {
 	n := 0
 	for _, l := range m.Links {
 		if !l.Honeypot {
@@ -63,15 +58,15 @@ func (m *Message) trackedLinks() int {
 	return n
 }
 
-// Hit kinds.
+// scoredHit kinds.
 const (
-	KindOpen  = "open"
-	KindClick = "click"
+	kindOpen  = "open"
+	kindClick = "click"
 )
 
-// Hit is one request to the pixel or a click URL, with its score. Hits are
+// scoredHit is one request to the pixel or a click URL, with its score. Hits are
 // statistics: all are kept (up to max_hits per message), machine ones too.
-type Hit struct {
+type scoredHit struct {
 	At      time.Time `json:"at"`
 	Kind    string    `json:"kind"`
 	Link    int       `json:"link,omitempty"`
@@ -85,8 +80,8 @@ type Hit struct {
 }
 
 // loadMessage reads a message from the store, or store.ErrNotFound.
-func (t *Tracker) loadMessage(ctx context.Context, id string) (*Message, error) {
-	var m Message
+func (t *Tracker) loadMessage(ctx context.Context, id string) (*msgRecord, error) {
+	var m msgRecord
 	ver, err := store.GetJSON(ctx, t.records, t.msgKey(id), &m)
 	if err == nil && ver == 0 {
 		err = store.ErrNotFound
@@ -99,7 +94,7 @@ func (t *Tracker) loadMessage(ctx context.Context, id string) (*Message, error) 
 
 // saveMessage stores a new message and its Message-ID reference. A
 // message already stored under its id (PrepareKeyed again) is kept.
-func (t *Tracker) saveMessage(ctx context.Context, m *Message) error {
+func (t *Tracker) saveMessage(ctx context.Context, m *msgRecord) error {
 	if _, err := store.PutJSON(ctx, t.records, t.msgKey(m.ID), m, 0, t.cfg.Retention); err != nil && !errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("tracking %s: store message %s: %w", t.Name(), m.ID, err)
 	}
@@ -109,8 +104,8 @@ func (t *Tracker) saveMessage(ctx context.Context, m *Message) error {
 
 // markSent records the first send time of a message (store.UpdateJSON),
 // so that "quick" is measured from the send.
-func (t *Tracker) markSent(ctx context.Context, id string, at time.Time) (*Message, error) {
-	m, _, err := store.UpdateJSON(ctx, t.records, t.msgKey(id), t.cfg.Retention, func(m *Message, version int64) (bool, error) {
+func (t *Tracker) markSent(ctx context.Context, id string, at time.Time) (*msgRecord, error) {
+	m, _, err := store.UpdateJSON(ctx, t.records, t.msgKey(id), t.cfg.Retention, func(m *msgRecord, version int64) (bool, error) {
 		switch {
 		case version == 0:
 			return false, store.ErrNotFound
@@ -133,7 +128,7 @@ func msgIDFromRef(s string) (string, bool) {
 	if at := strings.LastIndexByte(s, '@'); at >= 0 {
 		s = strings.TrimPrefix(s[:at], "sg.")
 	}
-	if _, ok := ParseMsgID(s); !ok {
+	if _, ok := parseMsgID(s); !ok {
 		return "", false
 	}
 	return s, true

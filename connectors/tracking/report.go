@@ -9,37 +9,37 @@ import (
 	"github.com/stagegate/stagegate/internal/httpx"
 )
 
-// Report is the answer of GET /api/v1/messages/{id}: the message, counts
+// msgReport is the answer of GET /api/v1/messages/{id}: the message, counts
 // of its opens and clicks by class, and every stored hit with its score.
-type Report struct {
-	Message Message      `json:"message"`
-	Opens   Counts       `json:"opens"`
-	Links   []LinkReport `json:"links"`
-	Hits    []StoredHit  `json:"hits"`
+type msgReport struct {
+	Message msgRecord    `json:"message"`
+	Opens   hitCounts    `json:"opens"`
+	Links   []linkReport `json:"links"`
+	Hits    []storedHit  `json:"hits"`
 	// Truncated is true when the message has more hits than were read.
 	Truncated bool `json:"truncated,omitempty"`
 }
 
-// Counts counts hits by class, with the first human one.
-type Counts struct {
+// hitCounts counts hits by class, with the first human one.
+type hitCounts struct {
 	Human        int        `json:"human"`
 	Machine      int        `json:"machine"`
 	FirstHumanAt *time.Time `json:"first_human_at,omitempty"`
 }
 
-// LinkReport is one link with its clicks.
-type LinkReport struct {
-	ID       string `json:"id"`
-	Index    int    `json:"index"`
-	URL      string `json:"url,omitempty"`
-	Honeypot bool   `json:"honeypot,omitempty"`
-	Clicks   Counts `json:"clicks"`
+// linkReport is one link with its clicks.
+type linkReport struct {
+	ID       string    `json:"id"`
+	Index    int       `json:"index"`
+	URL      string    `json:"url,omitempty"`
+	Honeypot bool      `json:"honeypot,omitempty"`
+	Clicks   hitCounts `json:"clicks"`
 }
 
-// StoredHit is a hit with its place in the message's hit list.
-type StoredHit struct {
+// storedHit is a hit with its place in the message's hit list.
+type storedHit struct {
 	Seq int64 `json:"seq"`
-	Hit
+	scoredHit
 }
 
 // maxReportHits bounds the hits one report reads.
@@ -68,10 +68,10 @@ func (t *Tracker) serveMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 // report reads the message's hits and counts them.
-func (t *Tracker) report(ctx context.Context, m *Message) (*Report, error) {
-	rep := &Report{Message: *m, Hits: []StoredHit{}, Links: make([]LinkReport, len(m.Links))}
+func (t *Tracker) report(ctx context.Context, m *msgRecord) (*msgReport, error) {
+	rep := &msgReport{Message: *m, Hits: []storedHit{}, Links: make([]linkReport, len(m.Links))}
 	for i, l := range m.Links {
-		rep.Links[i] = LinkReport{ID: LinkID(m.ID, i+1), Index: i + 1, URL: l.URL, Honeypot: l.Honeypot}
+		rep.Links[i] = linkReport{ID: linkID(m.ID, i+1), Index: i + 1, URL: l.URL, Honeypot: l.Honeypot}
 	}
 	var after int64
 	for len(rep.Hits) < maxReportHits {
@@ -81,13 +81,13 @@ func (t *Tracker) report(ctx context.Context, m *Message) (*Report, error) {
 		}
 		for _, el := range els {
 			after = el.Seq
-			var h Hit
+			var h scoredHit
 			if json.Unmarshal(el.Value, &h) != nil {
 				continue
 			}
-			rep.Hits = append(rep.Hits, StoredHit{Seq: el.Seq, Hit: h})
+			rep.Hits = append(rep.Hits, storedHit{Seq: el.Seq, scoredHit: h})
 			c := &rep.Opens
-			if h.Kind == KindClick {
+			if h.Kind == kindClick {
 				if h.Link < 1 || h.Link > len(rep.Links) {
 					continue
 				}
@@ -103,7 +103,7 @@ func (t *Tracker) report(ctx context.Context, m *Message) (*Report, error) {
 	return rep, nil
 }
 
-func (c *Counts) count(h Hit) {
+func (c *hitCounts) count(h scoredHit) {
 	if h.Machine {
 		c.Machine++
 		return

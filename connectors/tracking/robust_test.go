@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/tracking/botscore"
 )
 
 // badTokens are what scanners, truncating mail clients and attackers send.
@@ -80,13 +81,13 @@ func TestBadTokens(t *testing.T) {
 	if n := len(e.in.Events()); n != 0 {
 		t.Errorf("bad tokens made %d events", n)
 	}
-	if n := e.fake.listLen(e.tr.hitsKey(p.ID)); n != 0 {
+	if n := e.fake.ListLen(e.tr.hitsKey(p.ID)); n != 0 {
 		t.Errorf("bad tokens stored %d hits", n)
 	}
 	if w := e.logs.count(slog.LevelWarn) + e.logs.count(slog.LevelError); w != 0 {
 		t.Errorf("%d warnings for bad tokens", w)
 	}
-	if s := e.tr.Stats(); s.BadTokens == 0 || s.UnsignedClicks != 1 {
+	if s := e.tr.statsNow(); s.BadTokens == 0 || s.UnsignedClicks != 1 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -97,7 +98,7 @@ func TestUnsignedClick(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	p := e.prepare(basicMessage)
 	other := mustSigner(t, "some-other-key-0123456789")
-	id, _ := ParseMsgID(p.ID)
+	id, _ := parseMsgID(p.ID)
 	a := e.do("GET", "/t/c/"+other.Token(id, 2), "", nil)
 	if a.code != http.StatusFound || a.header.Get("Location") != "https://example.com/demo" {
 		t.Fatalf("answer %d %v", a.code, a.header)
@@ -106,11 +107,11 @@ func TestUnsignedClick(t *testing.T) {
 	if a.code != http.StatusNotFound || a.header.Get("Location") != "" || !strings.Contains(a.body, "not valid") {
 		t.Fatalf("unknown link: %d %v %q", a.code, a.header, a.body)
 	}
-	a = e.do("GET", "/t/c/"+e.tr.signer.Token(NewMsgID(), 1), "", nil)
+	a = e.do("GET", "/t/c/"+e.tr.signer.Token(newMsgID(), 1), "", nil)
 	if a.code != http.StatusNotFound {
 		t.Fatalf("unknown message: %d", a.code)
 	}
-	if len(e.in.Events()) != 0 || e.fake.listLen(e.tr.hitsKey(p.ID)) != 0 {
+	if len(e.in.Events()) != 0 || e.fake.ListLen(e.tr.hitsKey(p.ID)) != 0 {
 		t.Errorf("unsigned click recorded: %q", e.in.IDs())
 	}
 }
@@ -137,7 +138,7 @@ func TestKeyRotationOverHTTP(t *testing.T) {
 
 func mustParse(t *testing.T, s string) MsgID {
 	t.Helper()
-	id, ok := ParseMsgID(s)
+	id, ok := parseMsgID(s)
 	if !ok {
 		t.Fatalf("bad id %q", s)
 	}
@@ -152,7 +153,7 @@ func TestStoreDown(t *testing.T) {
 	p := e.prepare(basicMessage)
 	cold := newEnv(t, e.fake, nil) // another process: nothing cached
 	e.clk.Add(time.Hour)
-	e.fake.setDown(true)
+	e.fake.SetDown(true)
 	e.in.SetDown(true)
 
 	checkGIF(t, e.do("GET", path(p.PixelURL), "", nil), false)
@@ -169,7 +170,7 @@ func TestStoreDown(t *testing.T) {
 	for range 50 { // a flood of hits while down logs a few lines, not fifty
 		e.do("GET", path(p.PixelURL), "", nil)
 	}
-	if s := e.tr.Stats(); s.HitsLost < 50 || s.EventsLost < 50 {
+	if s := e.tr.statsNow(); s.HitsLost < 50 || s.EventsLost < 50 {
 		t.Errorf("stats while down %+v", s)
 	}
 	if w := e.logs.count(slog.LevelWarn); w == 0 || w > 3 {
@@ -179,15 +180,15 @@ func TestStoreDown(t *testing.T) {
 		t.Errorf("lost hits not counted in metrics: %q", e.in.Rejects())
 	}
 
-	e.fake.setDown(false)
+	e.fake.SetDown(false)
 	e.in.SetDown(false)
-	e.clk.Add(flagWindow + time.Second) // the HEAD above flagged this client for a while
+	e.clk.Add(botscore.FlagWindow + time.Second) // the HEAD above flagged this client for a while
 	e.do("GET", path(p.PixelURL), "", nil)
-	if got := e.in.IDs(); len(got) != 1 || got[0] != OpenEventID("track", p.ID, false) {
+	if got := e.in.IDs(); len(got) != 1 || got[0] != openEventID("track", p.ID, false) {
 		t.Errorf("after recovery: events %q", got)
 	}
 	// Preparing while down is a 503.
-	e.fake.setDown(true)
+	e.fake.SetDown(true)
 	if a := e.do("POST", "/api/v1/messages", basicMessage, nil); a.code != http.StatusServiceUnavailable {
 		t.Errorf("prepare while down: %d %s", a.code, a.body)
 	}

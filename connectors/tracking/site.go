@@ -24,11 +24,11 @@ import (
 //go:embed data/v.js
 var siteScript []byte
 
-// Ways a visitor becomes known (Visitor.LinkedBy).
+// Ways a visitor becomes known (visitorRecord.LinkedBy).
 const (
-	LinkedByClick = "email_click"
-	LinkedByForm  = "form"
-	LinkedByAPI   = "api"
+	linkedByClick = "email_click"
+	linkedByForm  = "form"
+	linkedByAPI   = "api"
 )
 
 // Limits of a page view report.
@@ -41,8 +41,8 @@ const (
 // (sg_vid: letters, digits and -) and the live chat's ("v_" and base32).
 var visitorIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 
-// Visitor is a known site visitor as stored: the item or email it is tied to.
-type Visitor struct {
+// visitorRecord is a known site visitor as stored: the item or email it is tied to.
+type visitorRecord struct {
 	ID        string    `json:"id"`
 	ItemID    string    `json:"item_id,omitempty"`
 	Email     string    `json:"email,omitempty"`
@@ -53,8 +53,8 @@ type Visitor struct {
 	Views     int64     `json:"views"`
 }
 
-// PageView is what the site script posts to /t/v.
-type PageView struct {
+// pageView is what the site script posts to /t/v.
+type pageView struct {
 	Visitor  string `json:"v"`
 	URL      string `json:"u"`
 	Referrer string `json:"r,omitempty"`
@@ -81,8 +81,9 @@ func (t *Tracker) serveScript(w http.ResponseWriter, r *http.Request) {
 
 // serveVisit answers POST /t/v (and its CORS preflight): 204 once the page
 // view is counted and, for a known visitor, its events are durable; 400
-// for a malformed report; 403 for an origin not allowed; 503 when the
-// store fails.
+// for a malformed report; 403 for an origin not allowed; 405 for another
+// method; 413 for a report over 4 KiB; 503 with Retry-After when the store
+// or the intake fails.
 func (t *Tracker) serveVisit(w http.ResponseWriter, r *http.Request) {
 	if !t.cfg.Site.Enabled {
 		http.NotFound(w, r)
@@ -104,8 +105,13 @@ func (t *Tracker) serveVisit(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	var pv PageView
+	var pv pageView
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxVisitBody))
+	if connectors.IsTooLarge(err) {
+		t.Refuse(w, r, http.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("page view report larger than %d bytes", maxVisitBody))
+		return
+	}
 	if err == nil {
 		err = json.Unmarshal(body, &pv)
 	}
@@ -118,14 +124,14 @@ func (t *Tracker) serveVisit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := t.storeCtx(r)
 	defer cancel()
-	if err := t.Visit(ctx, pv); err != nil {
+	if err := t.recordVisit(ctx, pv); err != nil {
 		t.writeErr(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (pv *PageView) validate() error {
+func (pv *pageView) validate() error {
 	if !visitorIDPattern.MatchString(pv.Visitor) {
 		return errors.New("visitor id")
 	}
@@ -139,11 +145,11 @@ func (pv *PageView) validate() error {
 	return nil
 }
 
-// Visit counts a page view. A visitor tied to a customer (now, by the
+// recordVisit counts a page view. A visitor tied to a customer (now, by the
 // view's click token or form email, or before) is known: its view makes
 // site.visit (one per visitor and day) and, after return_gap without
 // views, site.return. Anonymous views are only counted.
-func (t *Tracker) Visit(ctx context.Context, pv PageView) error {
+func (t *Tracker) recordVisit(ctx context.Context, pv pageView) error {
 	now := t.Now()
 	l := t.viewLink(ctx, pv)
 	v, prev, err := t.updateVisitor(ctx, pv.Visitor, l, now, true)
@@ -151,11 +157,11 @@ func (t *Tracker) Visit(ctx context.Context, pv PageView) error {
 		return err
 	}
 	t.stats.viewsKnown.Add(1)
-	if _, err := t.Intake().Submit(ctx, NormalizeVisit(t.Name(), v, normalize.SiteVisit, pv, now)); err != nil {
+	if _, err := t.Intake().Submit(ctx, normalizeVisit(t.Name(), v, normalize.SiteVisit, pv, now)); err != nil {
 		return fmt.Errorf("tracking %s: site visit: %w", t.Name(), err)
 	}
 	if !prev.IsZero() && now.Sub(prev) >= t.cfg.Site.ReturnGap {
-		if _, err := t.Intake().Submit(ctx, NormalizeVisit(t.Name(), v, normalize.SiteReturn, pv, now)); err != nil {
+		if _, err := t.Intake().Submit(ctx, normalizeVisit(t.Name(), v, normalize.SiteReturn, pv, now)); err != nil {
 			return fmt.Errorf("tracking %s: site return: %w", t.Name(), err)
 		}
 	}
@@ -164,17 +170,17 @@ func (t *Tracker) Visit(ctx context.Context, pv PageView) error {
 
 // viewLink returns what a page view says about who the visitor is: a
 // valid click token names the email's item, a form email the contact.
-func (t *Tracker) viewLink(ctx context.Context, pv PageView) *link {
+func (t *Tracker) viewLink(ctx context.Context, pv pageView) *link {
 	if pv.Token != "" {
 		if p, err := t.signer.Decode(pv.Token); err == nil && p.Link > 0 {
 			if st, err := t.state(ctx, p.Msg); err == nil {
-				return &link{itemID: st.msg.ItemID, by: LinkedByClick}
+				return &link{itemID: st.msg.ItemID, by: linkedByClick}
 			}
 		}
 	}
 	if pv.Email != "" && t.cfg.Site.Identify {
 		if em := normalize.NormalizeEmail(pv.Email); em != "" {
-			return &link{email: em, by: LinkedByForm}
+			return &link{email: em, by: linkedByForm}
 		}
 	}
 	return nil
@@ -183,10 +189,10 @@ func (t *Tracker) viewLink(ctx context.Context, pv PageView) *link {
 // updateVisitor applies l (may be nil) and, for a view, the view to the
 // visitor's record (store.UpdateJSON). It returns nil for an anonymous
 // visitor (no record, no link), and the previous last view.
-func (t *Tracker) updateVisitor(ctx context.Context, id string, l *link, now time.Time, view bool) (*Visitor, time.Time, error) {
+func (t *Tracker) updateVisitor(ctx context.Context, id string, l *link, now time.Time, view bool) (*visitorRecord, time.Time, error) {
 	var prev time.Time
 	anonymous := false
-	v, _, err := store.UpdateJSON(ctx, t.records, t.visitorKey(id), t.cfg.Retention, func(v *Visitor, version int64) (bool, error) {
+	v, _, err := store.UpdateJSON(ctx, t.records, t.visitorKey(id), t.cfg.Retention, func(v *visitorRecord, version int64) (bool, error) {
 		anonymous = version == 0 && l == nil
 		if anonymous {
 			return false, nil
@@ -248,7 +254,7 @@ func (t *Tracker) serveLinkVisitor(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := t.storeCtx(r)
 	defer cancel()
-	v, _, err := t.updateVisitor(ctx, id, &link{itemID: b.ItemID, email: em, by: LinkedByAPI}, t.Now(), false)
+	v, _, err := t.updateVisitor(ctx, id, &link{itemID: b.ItemID, email: em, by: linkedByAPI}, t.Now(), false)
 	if err != nil {
 		t.writeErr(w, r, err)
 		return
@@ -285,9 +291,9 @@ func (t *Tracker) siteLink(dest, token string) string {
 	return dest
 }
 
-// NormalizeVisit builds the site.visit or site.return event of a known
+// normalizeVisit builds the site.visit or site.return event of a known
 // visitor's page view: one per visitor, type and day.
-func NormalizeVisit(connector string, v *Visitor, typ normalize.Type, pv PageView, now time.Time) *normalize.Event {
+func normalizeVisit(connector string, v *visitorRecord, typ normalize.Type, pv pageView, now time.Time) *normalize.Event {
 	kind := strings.TrimPrefix(string(typ), "site.")
 	raw, _ := json.Marshal(pv)
 	return &normalize.Event{
@@ -301,5 +307,3 @@ func NormalizeVisit(connector string, v *Visitor, typ normalize.Type, pv PageVie
 		Raw:        normalize.Excerpt(raw),
 	}
 }
-
-var _ connectors.Connector = (*Tracker)(nil)

@@ -16,7 +16,7 @@ const (
 
 func siteEnv(t *testing.T) *env {
 	return newEnv(t, nil, func(c *Config) {
-		c.Site = Site{Enabled: true, AllowedOrigins: []string{siteOrigin}, ReturnGap: DefaultReturnGap,
+		c.Site = Site{Enabled: true, AllowedOrigins: []string{siteOrigin}, ReturnGap: defaultReturnGap,
 			LinkDomains: []string{"seller.test"}, Identify: true}
 	})
 }
@@ -65,7 +65,7 @@ func TestSiteVisitFromEmailClick(t *testing.T) {
 	}
 	evs := e.in.Events()[before:]
 	if len(evs) != 1 || evs[0].Type != "site.visit" || evs[0].Subject.ItemID != "i_7" || evs[0].Subject.VisitorID != visitorA ||
-		evs[0].Attrs["linked_by"] != LinkedByClick || evs[0].ID != "track:visit:"+visitorA+":2026-03-01" {
+		evs[0].Attrs["linked_by"] != linkedByClick || evs[0].ID != "track:visit:"+visitorA+":2026-03-01" {
 		t.Fatalf("visit events %+v", evs)
 	}
 	// More pages the same day: the same site.visit, no return yet.
@@ -75,7 +75,7 @@ func TestSiteVisitFromEmailClick(t *testing.T) {
 		t.Errorf("%d events after a second page", n-before)
 	}
 	// Back after the gap: site.return.
-	e.clk.Add(DefaultReturnGap + time.Minute)
+	e.clk.Add(defaultReturnGap + time.Minute)
 	e.view(`{"v":"` + visitorA + `","u":"https://www.seller.test/"}`)
 	evs = e.in.Events()[before:]
 	if len(evs) != 2 || evs[1].Type != "site.return" || evs[1].Subject.ItemID != "i_7" {
@@ -91,13 +91,13 @@ func TestSiteVisitors(t *testing.T) {
 			t.Fatalf("anonymous view: %d %s", a.code, a.body)
 		}
 	}
-	if len(e.in.Events()) != 0 || e.tr.Stats().SiteViewsAnon != 3 {
-		t.Fatalf("anonymous views: events %q stats %+v", e.in.IDs(), e.tr.Stats())
+	if len(e.in.Events()) != 0 || e.tr.statsNow().SiteViewsAnon != 3 {
+		t.Fatalf("anonymous views: events %q stats %+v", e.in.IDs(), e.tr.statsNow())
 	}
 	// A form submission with an email makes the visitor known.
 	e.view(`{"v":"` + visitorA + `","u":"https://www.seller.test/contact","e":"Ann@Client.test"}`)
 	evs := e.in.Events()
-	if len(evs) != 1 || evs[0].Subject.Email != "ann@client.test" || evs[0].Attrs["linked_by"] != LinkedByForm {
+	if len(evs) != 1 || evs[0].Subject.Email != "ann@client.test" || evs[0].Attrs["linked_by"] != linkedByForm {
 		t.Fatalf("identified visit %+v", evs)
 	}
 	// The API ties a chat visitor to an item.
@@ -118,7 +118,8 @@ func TestSiteVisitors(t *testing.T) {
 		"bad visitor":    {`{"v":"x","u":"https://www.seller.test/"}`, siteOrigin, http.StatusBadRequest},
 		"bad url":        {`{"v":"` + visitorA + `","u":"javascript:alert(1)"}`, siteOrigin, http.StatusBadRequest},
 		"not json":       {`v=1`, siteOrigin, http.StatusBadRequest},
-		"too big":        {`{"v":"` + visitorA + `","u":"https://www.seller.test/` + strings.Repeat("a", 5000) + `"}`, siteOrigin, http.StatusBadRequest},
+		"too big":        {`{"v":"` + visitorA + `","u":"https://www.seller.test/` + strings.Repeat("a", 5000) + `"}`, siteOrigin, http.StatusRequestEntityTooLarge},
+		"url too long":   {`{"v":"` + visitorA + `","u":"https://www.seller.test/` + strings.Repeat("a", 2100) + `"}`, siteOrigin, http.StatusBadRequest},
 		"foreign origin": {`{"v":"` + visitorA + `","u":"https://www.seller.test/"}`, "https://evil.test", http.StatusForbidden},
 	} {
 		a := e.do("POST", "/t/v", c.body, map[string]string{"Origin": c.origin})

@@ -2,10 +2,10 @@ package tracking
 
 import "sync/atomic"
 
-// Stats are the connector's counters since it started (GET
+// statsReport are the connector's counters since it started (GET
 // /api/v1/tracking/stats). Refusals and lost hits are also counted by the
 // gateway's stagegate_events_rejected_total{reason=…} through Intake.Reject.
-type Stats struct {
+type statsReport struct {
 	Opens          int64 `json:"opens"`           // pixel hits with a valid token
 	Clicks         int64 `json:"clicks"`          // click hits with a valid token
 	MachineHits    int64 `json:"machine_hits"`    // of those, scored machine-made
@@ -27,8 +27,8 @@ type stats struct {
 	badTokens, unknownLinks, unsigned, storeDown, viewsKnown, viewsAnon atomic.Int64
 }
 
-func (s *stats) snapshot() Stats {
-	return Stats{
+func (s *stats) snapshot() statsReport {
+	return statsReport{
 		Opens: s.opens.Load(), Clicks: s.clicks.Load(), MachineHits: s.machine.Load(),
 		HitsRecorded: s.recorded.Load(), HitsOverCap: s.overCap.Load(), HitsLost: s.hitsLost.Load(),
 		EventsLost: s.eventsLost.Load(), BadTokens: s.badTokens.Load(), UnknownLinks: s.unknownLinks.Load(),
@@ -37,8 +37,8 @@ func (s *stats) snapshot() Stats {
 	}
 }
 
-// Stats returns the connector's counters.
-func (t *Tracker) Stats() Stats { return t.stats.snapshot() }
+// statsNow returns the connector's counters.
+func (t *Tracker) statsNow() statsReport { return t.stats.snapshot() }
 
 // warn logs a store or intake failure without flooding.
 func (t *Tracker) warn(msg string, args ...any) {

@@ -28,8 +28,8 @@ const (
 	maxLinkIndex = 1<<21 - 1 // three uvarint bytes at most
 	minTokenRaw  = 1 + msgIDLen + 1 + macLen
 	maxTokenRaw  = 1 + msgIDLen + 3 + macLen
-	// MaxTokenLen is the longest token text the handlers try to decode.
-	MaxTokenLen = (maxTokenRaw*8 + 5) / 6
+	// maxTokenLen is the longest token text the handlers try to decode.
+	maxTokenLen = (maxTokenRaw*8 + 5) / 6
 )
 
 var macDomain = []byte("stagegate/t\x00")
@@ -38,11 +38,11 @@ var macDomain = []byte("stagegate/t\x00")
 // so one token has one spelling.
 var tokenEncoding = base64.RawURLEncoding.Strict()
 
-// Token errors. A token that fails with ErrBadSignature still names its
+// Token errors. A token that fails with errBadSignature still names its
 // message and link.
 var (
-	ErrMalformedToken = errors.New("malformed tracking token")
-	ErrBadSignature   = errors.New("tracking token signature does not verify")
+	errMalformedToken = errors.New("malformed tracking token")
+	errBadSignature   = errors.New("tracking token signature does not verify")
 )
 
 // MsgID is a tracked message's id: 9 random bytes.
@@ -55,9 +55,9 @@ var msgIDEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithP
 // String returns the id's text form.
 func (m MsgID) String() string { return msgIDEncoding.EncodeToString(m[:]) }
 
-// ParseMsgID reads the text form of a MsgID; only the form String writes
+// parseMsgID reads the text form of a MsgID; only the form String writes
 // is accepted.
-func ParseMsgID(s string) (MsgID, bool) {
+func parseMsgID(s string) (MsgID, bool) {
 	var m MsgID
 	if len(s) != msgIDEncoding.EncodedLen(msgIDLen) {
 		return m, false
@@ -66,8 +66,8 @@ func ParseMsgID(s string) (MsgID, bool) {
 	return m, err == nil && n == msgIDLen && m.String() == s
 }
 
-// NewMsgID returns a random message id.
-func NewMsgID() MsgID {
+// newMsgID returns a random message id.
+func newMsgID() MsgID {
 	var m MsgID
 	_, _ = rand.Read(m[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return m
@@ -83,18 +83,18 @@ func MsgIDFor(key string) MsgID {
 	return m
 }
 
-// Signer signs tokens with its first key and verifies them with any of
+// tokenSigner signs tokens with its first key and verifies them with any of
 // its keys. It is safe for concurrent use.
-type Signer struct {
+type tokenSigner struct {
 	pools []sync.Pool // one pool of HMAC states per key, in key order
 }
 
-// NewSigner builds a Signer; keys[0] signs. It fails without keys.
-func NewSigner(keys []string) (*Signer, error) {
+// newSigner builds a tokenSigner; keys[0] signs. It fails without keys.
+func newSigner(keys []string) (*tokenSigner, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("tracking: no signing key")
 	}
-	s := &Signer{pools: make([]sync.Pool, len(keys))}
+	s := &tokenSigner{pools: make([]sync.Pool, len(keys))}
 	for i, k := range keys {
 		key := []byte(k)
 		s.pools[i].New = func() any { return hmac.New(sha256.New, key) }
@@ -103,7 +103,7 @@ func NewSigner(keys []string) (*Signer, error) {
 }
 
 // mac appends the truncated MAC of body under key i to dst.
-func (s *Signer) mac(i int, dst, body []byte) []byte {
+func (s *tokenSigner) mac(i int, dst, body []byte) []byte {
 	h := s.pools[i].Get().(hash.Hash)
 	h.Reset()
 	h.Write(macDomain)
@@ -115,7 +115,7 @@ func (s *Signer) mac(i int, dst, body []byte) []byte {
 }
 
 // Token returns the signed token of link (0: the open pixel) of message m.
-func (s *Signer) Token(m MsgID, link int) string {
+func (s *tokenSigner) Token(m MsgID, link int) string {
 	var buf [maxTokenRaw]byte
 	b := append(buf[:0], tokenVersion)
 	b = append(b, m[:]...)
@@ -124,40 +124,40 @@ func (s *Signer) Token(m MsgID, link int) string {
 	return tokenEncoding.EncodeToString(b)
 }
 
-// Parsed is what a token names.
-type Parsed struct {
+// parsedToken is what a token names.
+type parsedToken struct {
 	Msg  MsgID
 	Link int
 }
 
 // Decode reads a token (an optional ".gif" suffix is ignored). It returns
-// ErrMalformedToken when the token names nothing, and the message and link
-// with ErrBadSignature when no key verifies it.
-func (s *Signer) Decode(tok string) (Parsed, error) {
+// errMalformedToken when the token names nothing, and the message and link
+// with errBadSignature when no key verifies it.
+func (s *tokenSigner) Decode(tok string) (parsedToken, error) {
 	tok = strings.TrimSuffix(tok, ".gif")
-	if len(tok) < (minTokenRaw*8+5)/6 || len(tok) > MaxTokenLen {
-		return Parsed{}, ErrMalformedToken
+	if len(tok) < (minTokenRaw*8+5)/6 || len(tok) > maxTokenLen {
+		return parsedToken{}, errMalformedToken
 	}
 	for i := 0; i < len(tok); i++ { // the decoder would skip CR and LF
 		if c := tok[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return Parsed{}, ErrMalformedToken
+			return parsedToken{}, errMalformedToken
 		}
 	}
 	var buf [maxTokenRaw + 3]byte
 	n, err := tokenEncoding.Decode(buf[:], []byte(tok))
 	if err != nil || n < minTokenRaw || buf[0] != tokenVersion {
-		return Parsed{}, ErrMalformedToken
+		return parsedToken{}, errMalformedToken
 	}
 	raw := buf[:n]
-	var p Parsed
+	var p parsedToken
 	copy(p.Msg[:], raw[1:1+msgIDLen])
 	link, k := binary.Uvarint(raw[1+msgIDLen:])
 	if k <= 0 || link > maxLinkIndex || len(raw) != 1+msgIDLen+k+macLen {
-		return Parsed{}, ErrMalformedToken
+		return parsedToken{}, errMalformedToken
 	}
 	// A non-minimal varint (0x80 0x00) would give one link two tokens.
 	if k != uvarintLen(link) {
-		return Parsed{}, ErrMalformedToken
+		return parsedToken{}, errMalformedToken
 	}
 	p.Link = int(link)
 	body, sig := raw[:len(raw)-macLen], raw[len(raw)-macLen:]
@@ -167,7 +167,7 @@ func (s *Signer) Decode(tok string) (Parsed, error) {
 			return p, nil
 		}
 	}
-	return p, ErrBadSignature
+	return p, errBadSignature
 }
 
 // uvarintLen is the length of x's minimal uvarint encoding.

@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-func mustSigner(t testing.TB, keys ...string) *Signer {
+func mustSigner(t testing.TB, keys ...string) *tokenSigner {
 	t.Helper()
-	s, err := NewSigner(keys)
+	s, err := newSigner(keys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -17,10 +17,10 @@ func mustSigner(t testing.TB, keys ...string) *Signer {
 
 func TestTokenRoundTrip(t *testing.T) {
 	s := mustSigner(t, testKey)
-	m := NewMsgID()
+	m := newMsgID()
 	for _, link := range []int{0, 1, 127, 128, 16383, 16384, maxLinkIndex} {
 		tok := s.Token(m, link)
-		if len(tok) < 31 || len(tok) > MaxTokenLen {
+		if len(tok) < 31 || len(tok) > maxTokenLen {
 			t.Errorf("link %d: token %q is %d characters", link, tok, len(tok))
 		}
 		if strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
@@ -38,7 +38,7 @@ func TestTokenRoundTrip(t *testing.T) {
 
 func TestTokenRejects(t *testing.T) {
 	s := mustSigner(t, testKey)
-	m := NewMsgID()
+	m := newMsgID()
 	tok := s.Token(m, 3)
 	flip := func(i int) string {
 		b := []byte(tok)
@@ -53,17 +53,17 @@ func TestTokenRejects(t *testing.T) {
 		name, tok string
 		want      error
 	}{
-		{"empty", "", ErrMalformedToken},
-		{"truncated", tok[:len(tok)-1], ErrMalformedToken},
-		{"truncated to id", tok[:16], ErrMalformedToken},
-		{"4 KB", strings.Repeat("A", 4096), ErrMalformedToken},
-		{"newline inside", tok[:10] + "\n" + tok[10:], ErrMalformedToken},
-		{"padding", tok + "=", ErrMalformedToken},
-		{"not base64", strings.Repeat("!", len(tok)), ErrMalformedToken},
-		{"mac flipped", flip(len(tok) - 2), ErrBadSignature},
-		{"message flipped", flip(5), ErrBadSignature},
-		{"other key", mustSigner(t, "another-key-0123456789").Token(m, 3), ErrBadSignature},
-		{"extra byte", s.Token(m, 3) + "AA", ErrMalformedToken},
+		{"empty", "", errMalformedToken},
+		{"truncated", tok[:len(tok)-1], errMalformedToken},
+		{"truncated to id", tok[:16], errMalformedToken},
+		{"4 KB", strings.Repeat("A", 4096), errMalformedToken},
+		{"newline inside", tok[:10] + "\n" + tok[10:], errMalformedToken},
+		{"padding", tok + "=", errMalformedToken},
+		{"not base64", strings.Repeat("!", len(tok)), errMalformedToken},
+		{"mac flipped", flip(len(tok) - 2), errBadSignature},
+		{"message flipped", flip(5), errBadSignature},
+		{"other key", mustSigner(t, "another-key-0123456789").Token(m, 3), errBadSignature},
+		{"extra byte", s.Token(m, 3) + "AA", errMalformedToken},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -75,7 +75,7 @@ func TestTokenRejects(t *testing.T) {
 	}
 	// A bad signature still names the message and link (scanner-mangled MAC).
 	p, err := s.Decode(flip(len(tok) - 2))
-	if !errors.Is(err, ErrBadSignature) || p.Msg != m || p.Link != 3 {
+	if !errors.Is(err, errBadSignature) || p.Msg != m || p.Link != 3 {
 		t.Errorf("tampered MAC: %+v %v", p, err)
 	}
 }
@@ -86,7 +86,7 @@ func TestKeyRotation(t *testing.T) {
 	old := mustSigner(t, "old-key-0123456789abcdef")
 	rotated := mustSigner(t, "new-key-0123456789abcdef", "old-key-0123456789abcdef")
 	onlyNew := mustSigner(t, "new-key-0123456789abcdef")
-	m := NewMsgID()
+	m := newMsgID()
 	oldTok := old.Token(m, 1)
 	if _, err := rotated.Decode(oldTok); err != nil {
 		t.Errorf("old token after rotation: %v", err)
@@ -98,19 +98,19 @@ func TestKeyRotation(t *testing.T) {
 	if _, err := onlyNew.Decode(newTok); err != nil {
 		t.Errorf("new token: %v", err)
 	}
-	if _, err := onlyNew.Decode(oldTok); !errors.Is(err, ErrBadSignature) {
+	if _, err := onlyNew.Decode(oldTok); !errors.Is(err, errBadSignature) {
 		t.Errorf("old token once the old key is gone: %v", err)
 	}
 }
 
 func TestMsgIDText(t *testing.T) {
-	m := NewMsgID()
-	got, ok := ParseMsgID(m.String())
+	m := newMsgID()
+	got, ok := parseMsgID(m.String())
 	if !ok || got != m || len(m.String()) != 15 {
 		t.Errorf("ParseMsgID(%q) = %v %v", m, got, ok)
 	}
 	for _, bad := range []string{"", "short", "!!!!!!!!!!!!!!!", m.String() + "a", strings.ToUpper(m.String()), m.String()[:14] + "v"} {
-		if _, ok := ParseMsgID(bad); ok {
+		if _, ok := parseMsgID(bad); ok {
 			t.Errorf("ParseMsgID(%q) ok", bad)
 		}
 	}
@@ -145,12 +145,12 @@ func FuzzDecodeToken(f *testing.F) {
 			if got := s.Token(p.Msg, p.Link); got != strings.TrimSuffix(tok, ".gif") {
 				t.Fatalf("accepted %q but signs %q", tok, got)
 			}
-		case errors.Is(err, ErrBadSignature):
+		case errors.Is(err, errBadSignature):
 			if p.Link < 0 || p.Link > maxLinkIndex {
 				t.Fatalf("link %d out of range", p.Link)
 			}
-		case errors.Is(err, ErrMalformedToken):
-			if p != (Parsed{}) {
+		case errors.Is(err, errMalformedToken):
+			if p != (parsedToken{}) {
 				t.Fatalf("malformed token names %+v", p)
 			}
 		default:

@@ -23,6 +23,8 @@ import (
 	"strings"
 
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/tracking/botscore"
+	"github.com/stagegate/stagegate/connectors/tracking/internal/gencache"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -36,11 +38,11 @@ type Tracker struct {
 	cfg     *Config
 	records store.Records
 	items   connectors.ItemGetter // nil: item ids are not checked
-	signer  *Signer
-	scorer  *scorer
+	signer  *tokenSigner
+	scorer  *botscore.Scorer
 	public  string // the gateway's public URL, without a trailing slash
 	prefix  string // "tracking/<name>/"
-	msgs    *cache[MsgID, *msgState]
+	msgs    *gencache.Cache[MsgID, *msgState]
 	stats   stats
 	limit   connectors.WarnLimiter
 	origins map[string]bool // site origins allowed to report visits; "*" any
@@ -64,20 +66,20 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Tracker, err
 	if !strings.HasPrefix(deps.PublicURL, "http://") && !strings.HasPrefix(deps.PublicURL, "https://") {
 		return nil, fmt.Errorf("tracking %s: public_url %q is not an absolute http(s) URL", base.Name, deps.PublicURL)
 	}
-	signer, err := NewSigner(cfg.Keys)
+	signer, err := newSigner(cfg.Keys)
 	if err != nil {
 		return nil, fmt.Errorf("tracking %s: %w", base.Name, err)
 	}
-	agents, err := newAgentList(cfg.Scoring.Agents)
+	scorer, err := botscore.New(cfg.Scoring.Threshold, cfg.Scoring.Quick, cfg.Scoring.BurstWindow, cfg.Scoring.Agents)
 	if err != nil {
 		return nil, fmt.Errorf("tracking %s: %w", base.Name, err)
 	}
 	t := &Tracker{
 		Push: p, cfg: cfg, records: deps.Records, items: deps.Items, signer: signer,
-		scorer:  &scorer{threshold: cfg.Scoring.Threshold, quick: cfg.Scoring.Quick, burst: cfg.Scoring.BurstWindow, agents: agents},
+		scorer:  scorer,
 		public:  strings.TrimRight(deps.PublicURL, "/"),
 		prefix:  "tracking/" + base.Name + "/",
-		msgs:    newCache[MsgID, *msgState](cfg.CacheSize),
+		msgs:    gencache.New[MsgID, *msgState](cfg.CacheSize),
 		origins: map[string]bool{},
 	}
 	for _, o := range cfg.Site.AllowedOrigins {
@@ -100,10 +102,10 @@ type route struct {
 // never the router's plain-text 404. t may be nil (for the patterns only).
 func (t *Tracker) publicRoutes() []route {
 	return []route{
-		{"GET /t/o", t.ServePixel},
-		{"GET /t/o/{token...}", t.ServePixel},
-		{"GET /t/c", t.ServeClick},
-		{"GET /t/c/{token...}", t.ServeClick},
+		{"GET /t/o", t.servePixel},
+		{"GET /t/o/{token...}", t.servePixel},
+		{"GET /t/c", t.serveClick},
+		{"GET /t/c/{token...}", t.serveClick},
 		{"GET /t/v.js", t.serveScript},
 		{"POST /t/v", t.serveVisit},
 		{"OPTIONS /t/v", t.serveVisit},
@@ -148,11 +150,11 @@ func (t *Tracker) APIRoutes(mux *http.ServeMux) {
 	}
 }
 
-// PixelURL returns the open pixel URL of message m.
-func (t *Tracker) PixelURL(m MsgID) string { return t.public + "/t/o/" + t.signer.Token(m, 0) }
+// pixelURL returns the open pixel URL of message m.
+func (t *Tracker) pixelURL(m MsgID) string { return t.public + "/t/o/" + t.signer.Token(m, 0) }
 
-// ClickURL returns the click URL of link idx (from 1) of message m.
-func (t *Tracker) ClickURL(m MsgID, idx int) string {
+// clickURL returns the click URL of link idx (from 1) of message m.
+func (t *Tracker) clickURL(m MsgID, idx int) string {
 	return t.public + "/t/c/" + t.signer.Token(m, idx)
 }
 
@@ -160,7 +162,7 @@ func (t *Tracker) ClickURL(m MsgID, idx int) string {
 // on a miss. A message unknown to the store is store.ErrNotFound.
 // A cached message past its retention is gone, as it is from the store.
 func (t *Tracker) state(ctx context.Context, id MsgID) (*msgState, error) {
-	st, cached := t.msgs.get(id)
+	st, cached := t.msgs.Get(id)
 	if cached {
 		st.mu.Lock()
 		expired := t.Now().After(st.sentAt.Add(t.cfg.Retention))
@@ -175,10 +177,10 @@ func (t *Tracker) state(ctx context.Context, id MsgID) (*msgState, error) {
 	}
 	st = newMsgState(t.Name(), t.hitsKey(m.ID), m)
 	if cached { // reloaded after its retention: the store kept it longer
-		t.msgs.set(id, st)
+		t.msgs.Set(id, st)
 		return st, nil
 	}
-	return t.msgs.add(id, st), nil
+	return t.msgs.Add(id, st), nil
 }
 
 // storeCtx bounds a store call of the hit paths. It is not cancelled when

@@ -1,4 +1,10 @@
-package tracking
+// Package compose writes the RFC 5322 message of a tracked-message
+// request: addresses and headers checked, links rewritten to the click URLs
+// it is given, an open pixel in the HTML, a text part derived from the HTML
+// when none is given. It is pure (no store, no clock: the caller gives the
+// time and the URLs), so it is tested on its output alone (read back by
+// go-message and by Python's email package).
+package compose
 
 import (
 	"bytes"
@@ -37,8 +43,8 @@ var reservedHeaders = map[string]bool{
 	"Content-Transfer-Encoding": true, "Content-Disposition": true,
 }
 
-// MessageRequest is the body of POST /api/v1/messages.
-type MessageRequest struct {
+// Request is the body of POST /api/v1/messages.
+type Request struct {
 	ItemID  string            `json:"item_id"`
 	From    string            `json:"from"`
 	To      AddressList       `json:"to"`
@@ -55,28 +61,39 @@ type MessageRequest struct {
 	TrackText *bool `json:"track_text,omitempty"`
 }
 
-// built is a prepared message: its bytes and what must be stored.
-type built struct {
-	raw       []byte
-	messageID string // without angle brackets
-	msg       Message
+// Message is a composed message: its bytes and what the tracker stores.
+type Message struct {
+	Raw       []byte
+	MessageID string   // sg.<id>@<domain>, without angle brackets
+	From      string   // the From address
+	To        []string // the To addresses
+	Links     []Link   // the tracked links; link i of a click URL is Links[i-1]
 }
 
-// buildInput is everything build needs besides the request.
-type buildInput struct {
-	id       MsgID
-	now      time.Time
-	domain   string // Message-ID domain; "" = the From domain
-	maxLinks int
-	click    func(idx int) string
-	pixel    string
+// Link is one tracked link of a message, as the tracker stores it.
+type Link struct {
+	URL      string `json:"url"` // "" for the honeypot link
+	Honeypot bool   `json:"honeypot,omitempty"`
 }
 
-// build validates req and writes the RFC 5322 message: multipart/
+// honeypotDest is the destination of a honeypot link: none.
+const honeypotDest = ""
+
+// Input is everything Build needs besides the request.
+type Input struct {
+	ID       string // the tracking id, the local part of the Message-ID after "sg."
+	Now      time.Time
+	Domain   string // Message-ID domain; "" = the From domain
+	MaxLinks int
+	Click    func(idx int) string // the click URL of link idx (from 1)
+	Pixel    string               // the open pixel URL
+}
+
+// Build validates req and writes the RFC 5322 message: multipart/
 // alternative (text, then HTML) with quoted-printable UTF-8 parts, links
 // rewritten to click URLs and an open pixel in the HTML. A text-only
 // request gives a single text/plain part. Errors wrap ErrBadRequest.
-func build(req *MessageRequest, in buildInput) (*built, error) {
+func Build(req *Request, in Input) (*Message, error) {
 	from, to, cc, err := req.addresses()
 	if err != nil {
 		return nil, err
@@ -90,19 +107,19 @@ func build(req *MessageRequest, in buildInput) (*built, error) {
 	if strings.ContainsAny(req.Subject, "\r\n") {
 		return nil, fmt.Errorf("%w: subject: must be one line", ErrBadRequest)
 	}
-	domain := in.domain
+	domain := in.Domain
 	if domain == "" {
 		domain = strings.ToLower(from.Address[strings.LastIndexByte(from.Address, '@')+1:])
 	}
-	b := &built{messageID: "sg." + in.id.String() + "@" + domain}
+	b := &Message{MessageID: "sg." + in.ID + "@" + domain}
 
-	l := &linker{click: in.click, max: in.maxLinks, byURL: map[string]int{}, skip: map[string]bool{}}
+	l := &linker{click: in.Click, max: in.MaxLinks, byURL: map[string]int{}, skip: map[string]bool{}}
 	htmlBody, textBody := req.HTML, req.Text
 	if strings.TrimSpace(htmlBody) != "" {
 		if textBody == "" {
 			textBody = htmlToText(htmlBody)
 		}
-		if htmlBody, err = rewriteHTML(htmlBody, l, in.pixel, req.Honeypot); err != nil {
+		if htmlBody, err = rewriteHTML(htmlBody, l, in.Pixel, req.Honeypot); err != nil {
 			return nil, fmt.Errorf("%w: html: %w", ErrBadRequest, err)
 		}
 	} else {
@@ -134,22 +151,18 @@ func build(req *MessageRequest, in buildInput) (*built, error) {
 	if err := setCustomHeaders(&h, req.Headers); err != nil {
 		return nil, err
 	}
-	h.SetMessageID(b.messageID)
+	h.SetMessageID(b.MessageID)
 	h.SetSubject(req.Subject)
 	h.SetAddressList("Reply-To", replyTo)
 	h.SetAddressList("Cc", cc)
 	h.SetAddressList("To", to)
 	h.SetAddressList("From", []*gomail.Address{from})
-	h.SetDate(in.now)
+	h.SetDate(in.Now)
 	var out bytes.Buffer
 	if err := writeBody(&out, h.Header, textBody, htmlBody); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	b.raw = out.Bytes()
-	b.msg = Message{
-		ID: in.id.String(), MessageID: b.messageID, ItemID: req.ItemID, From: from.Address,
-		To: addrs(to), Subject: req.Subject, CreatedAt: in.now, Links: l.links,
-	}
+	b.Raw, b.From, b.To, b.Links = out.Bytes(), from.Address, addrs(to), l.links
 	return b, nil
 }
 
@@ -217,7 +230,7 @@ func setCustomHeaders(h *gomail.Header, hs map[string]string) error {
 func canonicalKey(k string) string { return textproto.CanonicalMIMEHeaderKey(k) }
 
 // addresses parses from, to and cc.
-func (req *MessageRequest) addresses() (*gomail.Address, []*gomail.Address, []*gomail.Address, error) {
+func (req *Request) addresses() (*gomail.Address, []*gomail.Address, []*gomail.Address, error) {
 	from, err := gomail.ParseAddress(req.From)
 	if err != nil || strings.LastIndexByte(from.Address, '@') < 0 {
 		return nil, nil, nil, fmt.Errorf("%w: from: one address is required", ErrBadRequest)

@@ -1,4 +1,4 @@
-package tracking
+package compose
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 // noTrackAttr marks a link the builder leaves alone: data-stagegate="no-track".
 const noTrackAttr = "data-stagegate"
 
-// ErrTooManyLinks is returned when a message has more links than max_links.
-var ErrTooManyLinks = errors.New("too many links")
+// errTooManyLinks is returned when a message has more links than max_links.
+var errTooManyLinks = errors.New("too many links")
 
 // linker hands out link indexes (from 1) and their click URLs while a
 // message is rewritten.
@@ -29,7 +29,7 @@ type linker struct {
 
 func (l *linker) add(dest string, honeypot bool) (int, error) {
 	if len(l.links) >= l.max {
-		return 0, fmt.Errorf("%w: more than %d", ErrTooManyLinks, l.max)
+		return 0, fmt.Errorf("%w: more than %d", errTooManyLinks, l.max)
 	}
 	l.links = append(l.links, Link{URL: dest, Honeypot: honeypot})
 	idx := len(l.links)

@@ -1,10 +1,12 @@
-package tracking
+package botscore
 
 import (
 	_ "embed"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/stagegate/stagegate/connectors/tracking/internal/gencache"
 )
 
 // builtinAgents is the maintained list of machine user agents; see the
@@ -19,6 +21,13 @@ type agentRule struct {
 	name    string
 	match   string // exact, prefix or contains
 	pattern string // lower-cased
+}
+
+// CheckAgentRule reports whether line is a valid user-agent rule, as the
+// config's scoring.agents takes them.
+func CheckAgentRule(line string) error {
+	_, err := parseAgentRule(line)
+	return err
 }
 
 // parseAgentRule reads "<weight> <name> <exact|prefix|contains> <pattern>".
@@ -48,7 +57,7 @@ func parseAgentRule(line string) (agentRule, error) {
 // few hundred user agents: results are cached.
 type agentList struct {
 	rules []agentRule
-	seen  *cache[string, []agentMatch]
+	seen  *gencache.Cache[string, []agentMatch]
 }
 
 // agentCacheSize bounds the cached user agents.
@@ -56,7 +65,7 @@ const agentCacheSize = 4096
 
 // newAgentList parses the built-in list followed by extra rules.
 func newAgentList(extra []string) (*agentList, error) {
-	l := &agentList{seen: newCache[string, []agentMatch](agentCacheSize)}
+	l := &agentList{seen: gencache.New[string, []agentMatch](agentCacheSize)}
 	for n, line := range strings.Split(builtinAgents, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
@@ -89,11 +98,11 @@ func (l *agentList) match(ua string) []agentMatch {
 	if ua == "" {
 		return nil
 	}
-	if ms, ok := l.seen.get(ua); ok {
+	if ms, ok := l.seen.Get(ua); ok {
 		return ms
 	}
 	ms := l.scan(ua)
-	l.seen.add(strings.Clone(ua), ms)
+	l.seen.Add(strings.Clone(ua), ms)
 	return ms
 }
 

@@ -1,4 +1,4 @@
-package tracking
+package compose
 
 import (
 	"bytes"
@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-message"
 	gomail "github.com/emersion/go-message/mail"
@@ -27,21 +29,32 @@ const richHTML = `<!DOCTYPE html>
 <img src="https://example.com/logo.png"></p>
 </body></html>`
 
-func richRequest() *MessageRequest {
-	return &MessageRequest{
+func richRequest() *Request {
+	return &Request{
 		ItemID: "i_42", From: "Bob Seller <bob@seller.test>", To: AddressList{"Ann Müller <ann@client.test>", "cc@client.test"},
 		Subject: "Ihr Angebot — 价格 ✓", HTML: richHTML,
 		Headers: map[string]string{"X-Campaign": "spring", "X-Note": "Grüße"},
 	}
 }
 
-func buildFor(t *testing.T, req *MessageRequest) (*built, *Signer, MsgID) {
+// t0 is the fixed "now" of the tests; testPublic the gateway's public URL.
+var t0 = time.Date(2026, 3, 1, 10, 15, 30, 0, time.UTC)
+
+const testPublic = "https://track.example.com"
+
+// tokens stands in for the tracker's signer: the token of link i of
+// message id (0: the pixel).
+type tokens struct{}
+
+func (tokens) Token(id string, i int) string { return "tok_" + id + "_" + strconv.Itoa(i) }
+
+func buildFor(t *testing.T, req *Request) (*Message, tokens, string) {
 	t.Helper()
-	s := mustSigner(t, testKey)
-	id := MsgID{9, 8, 7, 6, 5, 4, 3, 2, 1}
-	b, err := build(req, buildInput{
-		id: id, now: t0, maxLinks: 50, pixel: testPublic + "/t/o/" + s.Token(id, 0),
-		click: func(i int) string { return testPublic + "/t/c/" + s.Token(id, i) },
+	var s tokens
+	id := "0908070605040302010000"
+	b, err := Build(req, Input{
+		ID: id, Now: t0, MaxLinks: 50, Pixel: testPublic + "/t/o/" + s.Token(id, 0),
+		Click: func(i int) string { return testPublic + "/t/c/" + s.Token(id, i) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +135,7 @@ print(json.dumps(out))
 
 func TestBuildParsesBack(t *testing.T) {
 	b, s, id := buildFor(t, richRequest())
-	raw := b.raw
+	raw := b.Raw
 	for i, c := range raw {
 		if c > 127 {
 			t.Fatalf("byte %d of the message is not ASCII: %q", i, raw[max(0, i-20):i+5])
@@ -187,12 +200,12 @@ func TestBuildParsesBack(t *testing.T) {
 }
 
 // checkParsed checks what a parser read against what was built.
-func checkParsed(t *testing.T, parser, subject, messageID, ct, to string, parts map[string]string, s *Signer, id MsgID, b *built) {
+func checkParsed(t *testing.T, parser, subject, messageID, ct, to string, parts map[string]string, s tokens, id string, b *Message) {
 	t.Helper()
 	if subject != "Ihr Angebot — 价格 ✓" {
 		t.Errorf("%s: subject %q", parser, subject)
 	}
-	if messageID != "sg."+id.String()+"@seller.test" || messageID != b.messageID {
+	if messageID != "sg."+id+"@seller.test" || messageID != b.MessageID {
 		t.Errorf("%s: Message-ID %q", parser, messageID)
 	}
 	if ct != "multipart/alternative" {
@@ -234,8 +247,8 @@ func checkParsed(t *testing.T, parser, subject, messageID, ct, to string, parts 
 		t.Errorf("%s: text tracks the no-track link:\n%s", parser, text)
 	}
 	wantLinks := []Link{{URL: "https://example.com/pricing?a=1&b=2"}, {URL: "http://Example.com/Demo#top"}}
-	if len(b.msg.Links) != len(wantLinks) || b.msg.Links[0] != wantLinks[0] || b.msg.Links[1] != wantLinks[1] {
-		t.Errorf("%s: stored links %+v", parser, b.msg.Links)
+	if len(b.Links) != len(wantLinks) || b.Links[0] != wantLinks[0] || b.Links[1] != wantLinks[1] {
+		t.Errorf("%s: stored links %+v", parser, b.Links)
 	}
 }
 
@@ -248,10 +261,10 @@ func keys(m map[string]string) []string {
 }
 
 func TestBuildTextOnlyAndGivenText(t *testing.T) {
-	req := &MessageRequest{ItemID: "i_1", From: "bob@seller.test", To: AddressList{"ann@client.test"}, Subject: "Hi",
+	req := &Request{ItemID: "i_1", From: "bob@seller.test", To: AddressList{"ann@client.test"}, Subject: "Hi",
 		Text: "Prices: https://example.com/pricing. Mail me: bob@seller.test\n"}
 	b, s, id := buildFor(t, req)
-	e, err := message.Read(bytes.NewReader(b.raw))
+	e, err := message.Read(bytes.NewReader(b.Raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,12 +280,12 @@ func TestBuildTextOnlyAndGivenText(t *testing.T) {
 	req.TrackText = &off
 	req.HTML = `<a href="https://example.com/pricing">x</a>`
 	b, _, _ = buildFor(t, req)
-	p := parseGo(t, b.raw)
+	p := parseGo(t, b.Raw)
 	if !strings.Contains(p.Parts["text/plain"], "Prices: https://example.com/pricing.") {
 		t.Errorf("track_text false rewrote the text: %q", p.Parts["text/plain"])
 	}
-	if len(b.msg.Links) != 1 {
-		t.Errorf("links %+v", b.msg.Links)
+	if len(b.Links) != 1 {
+		t.Errorf("links %+v", b.Links)
 	}
 }
 
@@ -280,36 +293,36 @@ func TestBuildHoneypot(t *testing.T) {
 	req := richRequest()
 	req.Honeypot = true
 	b, s, id := buildFor(t, req)
-	if !b.msg.Links[0].Honeypot || b.msg.Links[0].URL != "" || b.msg.Links[1].URL != "https://example.com/pricing?a=1&b=2" {
-		t.Fatalf("links %+v", b.msg.Links)
+	if !b.Links[0].Honeypot || b.Links[0].URL != "" || b.Links[1].URL != "https://example.com/pricing?a=1&b=2" {
+		t.Fatalf("links %+v", b.Links)
 	}
-	html := parseGo(t, b.raw).Parts["text/html"]
+	html := parseGo(t, b.Raw).Parts["text/html"]
 	hp := `<body class="x"><a href="` + testPublic + "/t/c/" + s.Token(id, 1) + `" style="display:none`
 	if !strings.Contains(html, hp) {
 		t.Errorf("honeypot not right after <body>:\n%s", html)
 	}
-	if b.msg.trackedLinks() != 2 {
-		t.Errorf("tracked links %d", b.msg.trackedLinks())
+	if n := len(b.Links); n != 3 {
+		t.Errorf("%d links, want the honeypot and two", n)
 	}
 }
 
 func TestBuildRefuses(t *testing.T) {
-	base := func() *MessageRequest {
-		return &MessageRequest{ItemID: "i_1", From: "bob@seller.test", To: AddressList{"ann@client.test"}, Text: "hi"}
+	base := func() *Request {
+		return &Request{ItemID: "i_1", From: "bob@seller.test", To: AddressList{"ann@client.test"}, Text: "hi"}
 	}
-	cases := map[string]func(*MessageRequest){
-		"no item":          func(r *MessageRequest) { r.ItemID = "" },
-		"bad item":         func(r *MessageRequest) { r.ItemID = "a b" },
-		"no from":          func(r *MessageRequest) { r.From = "" },
-		"bad from":         func(r *MessageRequest) { r.From = "not an address" },
-		"no to":            func(r *MessageRequest) { r.To = nil },
-		"bad to":           func(r *MessageRequest) { r.To = AddressList{"<<"} },
-		"no body":          func(r *MessageRequest) { r.Text = " " },
-		"subject newline":  func(r *MessageRequest) { r.Subject = "a\r\nBcc: x@y.z" },
-		"reserved header":  func(r *MessageRequest) { r.Headers = map[string]string{"message-id": "<x@y>"} },
-		"header injection": func(r *MessageRequest) { r.Headers = map[string]string{"X-A": "v\r\nBcc: x@y.z"} },
-		"bad header name":  func(r *MessageRequest) { r.Headers = map[string]string{"X A": "v"} },
-		"too many links": func(r *MessageRequest) {
+	cases := map[string]func(*Request){
+		"no item":          func(r *Request) { r.ItemID = "" },
+		"bad item":         func(r *Request) { r.ItemID = "a b" },
+		"no from":          func(r *Request) { r.From = "" },
+		"bad from":         func(r *Request) { r.From = "not an address" },
+		"no to":            func(r *Request) { r.To = nil },
+		"bad to":           func(r *Request) { r.To = AddressList{"<<"} },
+		"no body":          func(r *Request) { r.Text = " " },
+		"subject newline":  func(r *Request) { r.Subject = "a\r\nBcc: x@y.z" },
+		"reserved header":  func(r *Request) { r.Headers = map[string]string{"message-id": "<x@y>"} },
+		"header injection": func(r *Request) { r.Headers = map[string]string{"X-A": "v\r\nBcc: x@y.z"} },
+		"bad header name":  func(r *Request) { r.Headers = map[string]string{"X A": "v"} },
+		"too many links": func(r *Request) {
 			r.HTML = strings.Repeat(`<a href="https://e.test/">x</a>`, 51)
 		},
 	}
@@ -317,7 +330,7 @@ func TestBuildRefuses(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			req := base()
 			mod(req)
-			_, err := build(req, buildInput{id: NewMsgID(), now: t0, maxLinks: 50, click: func(int) string { return "u" }, pixel: "p"})
+			_, err := Build(req, Input{ID: "x", Now: t0, MaxLinks: 50, Click: func(int) string { return "u" }, Pixel: "p"})
 			if !errors.Is(err, ErrBadRequest) {
 				t.Errorf("err %v, want ErrBadRequest", err)
 			}

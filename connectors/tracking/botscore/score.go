@@ -1,6 +1,13 @@
-package tracking
+// Package botscore rates a tracking hit (an open, a click) as human or
+// machine-made, from its request and the message's recent hits: user
+// agents of known scanners and proxies (data/agents.txt, plus the
+// configured ones), HEAD requests, hits right after sending, bursts of
+// clicks, honeypot links and clients already flagged. It is pure: every
+// fact, the time included, comes from the caller.
+package botscore
 
 import (
+	"hash/maphash"
 	"net/http"
 	"strconv"
 	"time"
@@ -16,26 +23,29 @@ const (
 	weightNoUA     = 60  // no User-Agent at all
 	weightQuick    = 60  // within `quick` of sending: delivery-time scanners and prefetchers
 	weightFlagged  = 60  // same address and user agent as a hit already scored ≥ flagScore
-	flagScore      = 80  // a hit scoring this much flags its client for flagWindow
-	flagWindow     = 10 * time.Minute
+	flagScore      = 80  // a hit scoring this much flags its client for FlagWindow
 	maxScore       = 100
 	minBurstLinks  = 3 // distinct links in a burst, unless the message has fewer
 )
 
-// recentHit is what scoring needs to remember of an earlier hit. It holds
+// FlagWindow is how long a hit scored 80 or more flags its client
+// (address and user agent) on the message: its next hits score higher.
+const FlagWindow = 10 * time.Minute
+
+// Recent is what scoring needs to remember of an earlier hit. It holds
 // no pointers, so remembering one costs no write barrier.
-type recentHit struct {
-	at       int64 // UnixNano
-	click    bool
-	link     int
-	honeypot bool
-	client   uint64 // clientKey of IP and user agent
-	score    int
+type Recent struct {
+	At       int64 // UnixNano
+	Click    bool
+	Link     int
+	Honeypot bool
+	Client   uint64 // ClientKey of IP and user agent
+	Score    int
 }
 
-// facts are what scoring knows of one hit.
-type facts struct {
-	Kind     string
+// Facts are what scoring knows of one hit.
+type Facts struct {
+	Click    bool // a click (else an open)
 	Link     int
 	Honeypot bool
 	Method   string
@@ -44,28 +54,39 @@ type facts struct {
 	At       time.Time
 	Since    time.Duration // since the message was sent (or prepared)
 	Links    int           // links of the message a human can see
-	Recent   []recentHit   // earlier hits of the message, in any order
+	Recent   []Recent      // earlier hits of the message, in any order
 }
 
-// scorer turns facts into a score with reasons. It is pure: everything,
+// Scorer turns facts into a score with reasons. It is pure: everything,
 // the time included, comes in the facts.
-type scorer struct {
+type Scorer struct {
 	threshold int
 	quick     time.Duration
 	burst     time.Duration
 	agents    *agentList
 }
 
-// verdict is a scored hit.
-type verdict struct {
+// New returns a scorer: hits scoring threshold or more are machine-made,
+// hits within quick of sending are suspect, burst is the window of a click
+// burst, agents are rules added to the built-in list (see CheckAgentRule).
+func New(threshold int, quick, burst time.Duration, agents []string) (*Scorer, error) {
+	l, err := newAgentList(agents)
+	if err != nil {
+		return nil, err
+	}
+	return &Scorer{threshold: threshold, quick: quick, burst: burst, agents: l}, nil
+}
+
+// Verdict is a scored hit.
+type Verdict struct {
 	Score   int
 	Machine bool
 	Reasons []string
 }
 
-// score rates a hit: 0 looks human, 100 is surely a machine.
-func (s *scorer) score(f facts) verdict {
-	var v verdict
+// Score rates a hit: 0 looks human, 100 is surely a machine.
+func (s *Scorer) Score(f Facts) Verdict {
+	var v Verdict
 	add := func(w int, reason string) {
 		v.Score += w
 		v.Reasons = append(v.Reasons, reason)
@@ -85,7 +106,7 @@ func (s *scorer) score(f facts) verdict {
 	if f.Since >= 0 && f.Since < s.quick {
 		add(weightQuick, "quick:"+strconv.FormatFloat(f.Since.Seconds(), 'f', 1, 64)+"s")
 	}
-	if f.Kind == KindClick && !f.Honeypot {
+	if f.Click && !f.Honeypot {
 		if n := s.burstLinks(f); n > 0 {
 			add(weightBurst, "burst:"+strconv.Itoa(n)+"_links")
 		}
@@ -101,15 +122,15 @@ func (s *scorer) score(f facts) verdict {
 // burstLinks returns how many distinct links (this one included) were
 // clicked within the burst window, when that is a burst: at least two,
 // and all the message's links or at least minBurstLinks. Else 0.
-func (s *scorer) burstLinks(f facts) int {
+func (s *Scorer) burstLinks(f Facts) int {
 	if s.burst <= 0 {
 		return 0
 	}
 	seen := map[int]bool{f.Link: true}
 	from, to := f.At.Add(-s.burst).UnixNano(), f.At.UnixNano()
 	for _, h := range f.Recent {
-		if h.click && !h.honeypot && h.at >= from && h.at <= to {
-			seen[h.link] = true
+		if h.Click && !h.Honeypot && h.At >= from && h.At <= to {
+			seen[h.Link] = true
 		}
 	}
 	n := len(seen)
@@ -120,13 +141,26 @@ func (s *scorer) burstLinks(f facts) int {
 }
 
 // flagged reports whether the same client made a hit scored ≥ flagScore on
-// this message within flagWindow.
-func flagged(f facts) bool {
-	from := f.At.Add(-flagWindow).UnixNano()
+// this message within FlagWindow.
+func flagged(f Facts) bool {
+	from := f.At.Add(-FlagWindow).UnixNano()
 	for _, h := range f.Recent {
-		if h.client == f.Client && h.score >= flagScore && h.at >= from {
+		if h.Client == f.Client && h.Score >= flagScore && h.At >= from {
 			return true
 		}
 	}
 	return false
+}
+
+// clientSeed keys client hashes; they never leave the process.
+var clientSeed = maphash.MakeSeed()
+
+// ClientKey identifies a client (address and user agent) by a hash.
+func ClientKey(ip, ua string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(clientSeed)
+	h.WriteString(ip)
+	h.WriteByte(0)
+	h.WriteString(ua)
+	return h.Sum64()
 }
