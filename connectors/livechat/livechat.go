@@ -116,12 +116,19 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Connector, e
 	}
 	c.base, c.cancel = context.WithCancel(context.Background())
 	c.mux = http.NewServeMux()
-	c.mux.HandleFunc("GET /ws", c.serveVisitor)
-	c.mux.HandleFunc("GET /agent/ws", c.serveAgent)
-	c.mux.HandleFunc("GET /widget.js", c.serveAsset("widget.js"))
-	c.mux.HandleFunc("GET /demo", c.serveAsset("demo.html"))
-	c.mux.HandleFunc("GET /agent", c.serveAsset("console.html"))
+	routes := map[string]http.HandlerFunc{
+		"/ws": c.serveVisitor, "/agent/ws": c.serveAgent, "/widget.js": c.serveAsset("widget.js"),
+		"/demo": c.serveAsset("demo.html"), "/agent": c.serveAsset("console.html"),
+	}
+	for path, h := range routes {
+		c.mux.HandleFunc("GET "+path, h)
+	}
 	c.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := routes[r.URL.Path]; ok { // every route is GET (and HEAD)
+			w.Header().Set("Allow", "GET, HEAD")
+			c.Refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
+			return
+		}
 		c.Refuse(w, r, http.StatusNotFound, "not_found", "no such live chat route")
 	})
 	return c, nil
