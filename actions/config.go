@@ -1,4 +1,4 @@
-// Package actions runs the automation rules of stages (DESIGN §3 rule 6):
+// Package actions runs the automation rules of stages (architecture §3 rule 6):
 // signed outbound webhooks, a Bitrix24 mirror, changes to the item
 // (set_field, set_responsible) and mail to the customer over SMTP
 // (send_email, through github.com/emersion/go-smtp), besides the engine's

@@ -215,6 +215,7 @@ func TestActionRetries(t *testing.T) {
 	boom := errors.New("503 Service Unavailable")
 	p.fail(boom, boom, boom, nil)
 	id := f.outbox(it.ID)[0].ID
+	var gaps []time.Duration
 	for attempt := 1; attempt <= 2; attempt++ {
 		f.deliver(1)
 		e := f.entry(id)
@@ -223,8 +224,12 @@ func TestActionRetries(t *testing.T) {
 		if e.Status != store.OutboxPending || e.Attempts != attempt || gap < lo || gap > hi || e.LastError != boom.Error() {
 			t.Fatalf("after attempt %d: %s, attempts %d, retry in %v (want %v..%v), error %q", attempt, e.Status, e.Attempts, gap, lo, hi, e.LastError)
 		}
+		gaps = append(gaps, gap)
 		f.deliver(0) // not due yet
 		f.clock.add(gap)
+	}
+	if gaps[1] < gaps[0] {
+		t.Errorf("retry gaps %v: the backoff does not grow", gaps)
 	}
 	f.deliver(1)
 	e := f.entry(id)

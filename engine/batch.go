@@ -298,7 +298,7 @@ func subjectKey(ev *normalize.Event) string {
 
 // Explain is a dry run of ev: it resolves the items the event would reach
 // and decides each of them exactly as applying it would (the same lookup
-// and rules, DESIGN §3 and §4), but writes nothing — no move, decision,
+// and rules, architecture §3 and §4), but writes nothing — no move, decision,
 // timeline or outbox entry, and no contact or item a connector would
 // create (such an item is decided as created, version 1). The verdicts'
 // To and Moved say where each item would go. It does not know whether the

@@ -1,5 +1,5 @@
 // Package engine is the stage engine: it receives normalized events, finds
-// the items they concern, applies the trigger rules of DESIGN.md §3 to each,
+// the items they concern, applies the trigger rules of docs/architecture.md §3 to each,
 // moves items atomically through the store, records every decision so that
 // it can be explained, and runs the actions of the stage entered: each move
 // queues them in the store's outbox in the same atomic step, and RunActions
@@ -168,7 +168,7 @@ type Result struct {
 }
 
 // Apply applies one event directly, not through the log: it resolves the
-// items the event concerns (DESIGN §4), evaluates and moves each, and
+// items the event concerns (architecture §4), evaluates and moves each, and
 // records the decisions, in one batch of one. Applying the same event again
 // moves nothing: the store refuses a second move of one item by one event,
 // and the first verdict recorded is kept.
@@ -185,7 +185,7 @@ func (e *Engine) Apply(ctx context.Context, ev *normalize.Event) (Result, error)
 
 // rememberSent records the Message-ID of a mail we sent (email.sent, from a
 // sent folder or the API) for the item it reached, so that the customer's
-// reply is routed to that item (DESIGN §4). The first item keeps it.
+// reply is routed to that item (architecture §4). The first item keeps it.
 func (e *Engine) rememberSent(ctx context.Context, ev *normalize.Event, it store.Item) error {
 	mid := ev.Attrs["message_id"]
 	if ev.Type != normalize.EmailSent || mid == "" {

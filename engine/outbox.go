@@ -192,7 +192,7 @@ func (e *Engine) causeOf(ctx context.Context, ev *normalize.Event) (cause, error
 		ob, err = e.st.GetOutbox(ctx, ActionID(ref))
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		e.log.Debug("event names an unknown cause", "event", ev.ID, "cause", ref)
+		e.log.Debug("event names an unknown cause", "event_id", ev.ID, "cause", ref)
 		return cause{}, nil
 	}
 	if err != nil {

@@ -26,7 +26,7 @@ func identities(s normalize.Subject) []store.Identity {
 	return ids
 }
 
-// resolveIn finds the items an event concerns (DESIGN §4), from what the
+// resolveIn finds the items an event concerns (architecture §4), from what the
 // batch looked up: the item named by the subject; else the item a reply
 // belongs to; else the items of the contact owning one of the subject's
 // identities, in pipelines that have a trigger for the event's type; else a
@@ -149,7 +149,7 @@ func (e *Engine) createFor(ctx context.Context, ev *normalize.Event, ids []store
 
 // replyTarget finds the item a reply belongs to: the first Message-ID in
 // In-Reply-To, then References (newest first), that we recorded as sent for
-// an item that still exists (DESIGN §4: before any address lookup).
+// an item that still exists (architecture §4: before any address lookup).
 func (e *Engine) replyTarget(ctx context.Context, ev *normalize.Event) (store.Item, bool, error) {
 	ids := strings.Fields(ev.Attrs["in_reply_to"])
 	refs := strings.Fields(ev.Attrs["references"])

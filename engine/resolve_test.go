@@ -8,7 +8,7 @@ import (
 	"github.com/stagegate/stagegate/store"
 )
 
-// DESIGN §4: identities find the contact's items in pipelines that listen to
+// architecture §4: identities find the contact's items in pipelines that listen to
 // the event type; several pipelines each get their verdict.
 func TestResolveSeveralPipelines(t *testing.T) {
 	f := newFixture(t, nil)
@@ -61,7 +61,7 @@ func TestResolveUnmatched(t *testing.T) {
 	}
 }
 
-// DESIGN §4: a connector configured to create makes one contact and one
+// architecture §4: a connector configured to create makes one contact and one
 // item, then applies the event to it; a second event reuses them.
 func TestResolveCreate(t *testing.T) {
 	f := newFixture(t, map[string]CreateSpec{"test": {Pipeline: "sales", Stage: "new", Responsible: "dan"}})
@@ -108,7 +108,7 @@ func TestExplainStored(t *testing.T) {
 	}
 }
 
-// DESIGN §4: a reply naming a message we sent goes to that message's item
+// architecture §4: a reply naming a message we sent goes to that message's item
 // before any address lookup, even from another address.
 func TestResolveReply(t *testing.T) {
 	f := newFixture(t, nil)

@@ -197,7 +197,7 @@ func (e *Engine) Wait(ctx context.Context, eventID string) error {
 		}
 		rec, _, err := e.st.GetEvent(ctx, eventID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
-			e.log.Debug("wait: get event", "event", eventID, "err", err)
+			e.log.Debug("wait: get event", "event_id", eventID, "err", err)
 		}
 		if err == nil && rec.Applied {
 			return nil

@@ -29,7 +29,7 @@ func (in *intake) Submit(ctx context.Context, ev *normalize.Event) (connectors.R
 	res, err := in.st.Append(ctx, ev)
 	if err != nil {
 		in.m.unavailable.WithLabelValues(ev.Connector).Inc()
-		in.log.Warn("intake: store refused event", "connector", ev.Connector, "event", ev.ID, "err", err)
+		in.log.Warn("intake: store refused event", "connector", ev.Connector, "event_id", ev.ID, "err", err)
 		return connectors.Result{}, fmt.Errorf("intake %s: %w: %w", ev.ID, connectors.ErrUnavailable, err)
 	}
 	if res.Duplicate {

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Type names what happened. The set is the table of DESIGN.md §2.
+// Type names what happened: the constants below (docs/architecture.md §2).
 type Type string
 
 // The event types. crm.* types are open-ended: any "crm." prefix is valid.

@@ -175,7 +175,7 @@ type ItemFilter struct {
 	// only items created after it, or created at the same time with a
 	// greater id, are listed. The zero value starts at the beginning.
 	After ItemCursor
-	Limit int // 0 means 100
+	Limit int // 0 means DefaultItemLimit (PageSize)
 }
 
 // ItemCursor is a position in the order of ListItems: creation time, then
@@ -190,6 +190,17 @@ func CursorOf(it Item) ItemCursor { return ItemCursor{CreatedAt: it.CreatedAt, I
 
 // Matches reports whether it passes every criterion of f but After (the
 // drivers' indexes do that part).
+// DefaultItemLimit is ListItems' page size when the filter names none.
+const DefaultItemLimit = 100
+
+// PageSize is how many items ListItems returns at most for f.
+func (f ItemFilter) PageSize() int {
+	if f.Limit <= 0 {
+		return DefaultItemLimit
+	}
+	return f.Limit
+}
+
 func (f ItemFilter) Matches(it Item) bool {
 	return (f.Pipeline == "" || it.Pipeline == f.Pipeline) &&
 		(f.Stage == "" || it.Stage == f.Stage) &&

@@ -156,17 +156,7 @@ func testLease(t *testing.T, st1, st2 store.Store) {
 	// Crash once a has moved its cursor past the mail (a crash between the
 	// submit and the cursor write makes b fetch it again, which the intake
 	// answers as a duplicate: allowed, but not what this test is about).
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var cur cursor
-		if _, err := store.GetJSON(context.Background(), st1.(store.Records), a.c.key("cursor", "INBOX"), &cur); err == nil && cur.LastUID >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a did not save its cursor past the first mail")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitCursor(t, st1.(store.Records), a.c.key("cursor", "INBOX"), 1)
 
 	a.c.keepLease.Store(true) // a crash: the lease is not released, it must expire
 	a.stop()
@@ -175,7 +165,7 @@ func testLease(t *testing.T, st1, st2 store.Store) {
 	t.Logf("takeover after %v (lease ttl %v)", time.Since(start).Round(time.Millisecond), b.c.leaseTTL)
 	srv.Deliver(t, "INBOX", newMail("a@client.test", testUser, "y", "lease-2@client.test"))
 	in2.waitEvents(t, 1, 5*time.Second)
-	time.Sleep(100 * time.Millisecond)
+	waitCursor(t, st2.(store.Records), b.c.key("cursor", "INBOX"), 2) // b is done with both mails
 	all := append(eventIDs(in1.Events()), eventIDs(in2.Events())...)
 	if !slices.Equal(all, []string{"mail:lease-1@client.test", "mail:lease-2@client.test"}) || in1.Dups()+in2.Dups() != 0 {
 		t.Errorf("events %v, %d duplicates", all, in1.Dups()+in2.Dups())
@@ -393,4 +383,20 @@ func TestSessionKiller(t *testing.T) {
 		t.Errorf("quarantine %+v, %v; want uid %d", list, err, badUID)
 	}
 	checkOnce(t, in)
+}
+
+// waitCursor waits until the folder cursor at key has passed uid.
+func waitCursor(t *testing.T, rec store.Records, key string, uid uint32) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var cur cursor
+		if _, err := store.GetJSON(context.Background(), rec, key, &cur); err == nil && cur.LastUID >= uid {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cursor %s did not pass uid %d", key, uid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -255,3 +255,16 @@ func (h *harness) messages(conv string) []Message {
 	}
 	return msgs
 }
+
+// waitFor polls cond every 5 ms until it holds, or fails the test after
+// within.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

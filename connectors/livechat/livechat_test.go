@@ -76,7 +76,10 @@ func TestDuplicateClientID(t *testing.T) {
 	}
 	// Send, drop the connection before reading the ack, reconnect and send again.
 	v.say("dup-2", "second")
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, 5*time.Second, "dup-2 stored", func() bool {
+		ms := h.messages(ack.ConversationID)
+		return len(ms) == 2 && ms[1].ID == "dup-2"
+	})
 	v.ws.Close()
 	v2, w2 := h.visitor(map[string]any{"visitor_token": w.VisitorToken,
 		"cursor": Cursor{ConversationID: ack.ConversationID, LastSeq: 1}})

@@ -107,10 +107,7 @@ func (s *Store) GetItem(ctx context.Context, id string) (store.Item, error) {
 // narrowest index f allows (contact, pipeline+stage, pipeline, all) and
 // checks the remaining fields on each item.
 func (s *Store) ListItems(ctx context.Context, f store.ItemFilter) ([]store.Item, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
+	limit := f.PageSize()
 	var bucket, prefix []byte
 	switch {
 	case f.ContactID != "":

@@ -85,10 +85,7 @@ func (s *Store) GetItem(ctx context.Context, id string) (store.Item, error) {
 // stage, contact, pipeline, or all items — page by page, and checks the
 // other criteria on the items themselves.
 func (s *Store) ListItems(ctx context.Context, f store.ItemFilter) ([]store.Item, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
+	limit := f.PageSize()
 	var index string
 	exact := false // the index alone decides membership
 	switch {
@@ -149,7 +146,7 @@ func (s *Store) ListItems(ctx context.Context, f store.ItemFilter) ([]store.Item
 			if afterScore != "" && score(it.CreatedAt) == afterScore && it.ID <= f.After.ID {
 				continue
 			}
-			if matches(it, f) && len(items) < limit {
+			if f.Matches(it) && len(items) < limit {
 				items = append(items, it)
 			}
 		}
@@ -159,6 +156,3 @@ func (s *Store) ListItems(ctx context.Context, f store.ItemFilter) ([]store.Item
 	}
 	return items, nil
 }
-
-// matches reports whether it passes every criterion of f.
-func matches(it store.Item, f store.ItemFilter) bool { return f.Matches(it) }

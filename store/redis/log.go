@@ -247,7 +247,7 @@ func (s *Store) decodeEntries(ctx context.Context, msgs []redis.XMessage) []stor
 		}
 		if err != nil {
 			id, _ := m.Values["id"].(string)
-			s.log.Error("redis: dropping undecodable log entry", "seq", m.ID, "event", id, "err", err)
+			s.log.Error("redis: dropping undecodable log entry", "seq", m.ID, "event_id", id, "err", err)
 			_ = s.Ack(ctx, store.LogEntry{Seq: m.ID, Event: normalize.Event{ID: id}},
 				store.Outcome{Note: "undecodable log entry: " + err.Error()})
 			continue
