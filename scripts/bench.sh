@@ -17,7 +17,7 @@
 #
 # Only loopback traffic; every load is bounded in count and in time; everything
 # started here is stopped on exit. Knobs (environment):
-#   EVENTS=50000 CEILING_EVENTS=30000 ITEMS=1000 CLIENTS=64 WORKERS=64
+#   EVENTS=50000 CEILING_EVENTS=30000 ITEMS=1000 CLIENTS=64 BATCH_SIZE=256
 #   RATE=1000 LAT_DURATION=10s LAT_SAMPLE=1 (every Nth event waits and is measured)
 #   LOW_RATE=200 (a context latency run, 5 s, at a rate the machine sustains; 0 = skip)
 #   HIGH_RATE=5000 (a second latency run, LAT_DURATION long, at this rate; 0 = skip)
@@ -35,7 +35,7 @@ EVENTS=${EVENTS:-50000}
 CEILING_EVENTS=${CEILING_EVENTS:-30000}
 ITEMS=${ITEMS:-1000}
 CLIENTS=${CLIENTS:-64}
-WORKERS=${WORKERS:-64}
+BATCH_SIZE=${BATCH_SIZE:-256}
 RATE=${RATE:-1000}
 LAT_DURATION=${LAT_DURATION:-10s}
 LAT_SAMPLE=${LAT_SAMPLE:-1}
@@ -163,7 +163,7 @@ CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 	if command -v redis-server >/dev/null 2>&1; then
 		echo "- Redis: $(redis-server --version | sed 's/ sha=.*//')"
 	fi
-	echo "- Load: ${CLIENTS} clients, ${EVENTS} events over ${ITEMS} items; latency ${RATE}/s for ${LAT_DURATION}; engine.workers ${WORKERS}"
+	echo "- Load: ${CLIENTS} clients, ${EVENTS} events over ${ITEMS} items; latency ${RATE}/s for ${LAT_DURATION}; engine.batch_size ${BATCH_SIZE}"
 } >"$TMP/header.md"
 
 # --- Go benchmarks (alone on the machine, one package at a time) ------------------
@@ -196,7 +196,7 @@ log:
   level: warn
   format: json
 engine:
-  workers: $WORKERS
+  batch_size: $BATCH_SIZE
 pipelines:
   - id: bench
     stages:

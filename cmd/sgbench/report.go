@@ -284,7 +284,7 @@ func writeReport(w io.Writer, rs []Result, benches []goBench, benchLines []strin
 	}
 
 	if f := find(rs, "fsync", "bolt", ""); f != nil {
-		row("machine: disk of the bolt file, 4 KiB write + fdatasync p99 (bolt commits 3 times in a row per applied event: append, move, ack)",
+		row("machine: disk of the bolt file, 4 KiB write + fdatasync p99 (bolt commits once per intake group and once per engine batch)",
 			msText(val(f, "p99_ms")), fmt.Sprintf("p50 %s, p90 %s, max %s", msText(val(f, "p50_ms")), msText(val(f, "p90_ms")), msText(val(f, "max_ms"))), "—", "— (the disk's share of bolt latency)")
 	}
 	if w := find(rs, "wrk", "", ""); w != nil {
