@@ -79,6 +79,12 @@ func startGateway(t *testing.T, storeYAML string) *testGW {
 // test token and webhook secret in its environment, and stops it at cleanup.
 func startGatewayConfig(t *testing.T, src string) *testGW {
 	t.Helper()
+	return startGatewayOptions(t, src, Options{Instance: "test", ShutdownTimeout: 5 * time.Second})
+}
+
+// startGatewayOptions is startGatewayConfig with the gateway's options.
+func startGatewayOptions(t *testing.T, src string, o Options) *testGW {
+	t.Helper()
 	env := map[string]string{"TOKEN": testToken, "SECRET": testWebhookSecret}
 	cfg, err := config.Parse([]byte(src), Kinds, ActionTypes(),
 		func(k string) (string, bool) { v, ok := env[k]; return v, ok })
@@ -86,7 +92,7 @@ func startGatewayConfig(t *testing.T, src string) *testGW {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g, err := New(ctx, cfg, Options{Instance: "test", ShutdownTimeout: 5 * time.Second})
+	g, err := New(ctx, cfg, o)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

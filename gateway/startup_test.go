@@ -3,7 +3,6 @@ package gateway
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -13,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/stagegate/stagegate/config"
 )
 
 // lockedBuffer is a bytes.Buffer for a logger written from many goroutines.
@@ -50,44 +47,13 @@ func (l *lockedBuffer) records(t *testing.T) []map[string]any {
 // the returned buffer, and options edited by edit.
 func startLogged(t *testing.T, src string, edit func(*Options)) (*testGW, *lockedBuffer) {
 	t.Helper()
-	env := map[string]string{"TOKEN": testToken, "SECRET": testWebhookSecret}
-	cfg, err := config.Parse([]byte(src), Kinds, ActionTypes(),
-		func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
 	buf := &lockedBuffer{}
 	o := Options{Instance: "test", ShutdownTimeout: 5 * time.Second,
 		Logger: slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if edit != nil {
 		edit(&o)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, err := New(ctx, cfg, o)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	addr, err := g.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	tg := &testGW{t: t, g: g, base: "http://" + addr.String()}
-	stopped := false
-	tg.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway run: %v", err)
-		}
-	}
-	t.Cleanup(tg.stop)
-	return tg, buf
+	return startGatewayOptions(t, src, o), buf
 }
 
 // waitRecord waits for a log record with message msg for which ok holds.
