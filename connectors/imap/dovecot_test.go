@@ -296,10 +296,23 @@ func (d *dovecot) DeliverOffline(t testing.TB, raw []byte) {
 }
 
 // Recreate deletes folder and creates it again: a new UIDVALIDITY.
+//
+// A session that has the folder selected may write its index files into
+// the folder's directory right after the delete, so that the create finds
+// the mailbox there again: then it is deleted and created once more.
 func (d *dovecot) Recreate(t testing.TB, folder string) {
 	t.Helper()
-	d.doveadm(t, nil, "mailbox", "delete", "-u", d.user, folder)
-	d.doveadm(t, nil, "mailbox", "create", "-u", d.user, folder)
+	for try := 1; ; try++ {
+		d.doveadm(t, nil, "mailbox", "delete", "-u", d.user, folder)
+		out, err := exec.Command("doveadm", "-c", d.conf, "mailbox", "create", "-u", d.user, folder).CombinedOutput()
+		if err == nil {
+			return
+		}
+		if !strings.Contains(string(out), "already exists") || try == 10 {
+			t.Fatalf("doveadm mailbox create %s: %v: %s", folder, err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // DeliverUnreadable writes raw into INBOX's maildir as an MTA does, with
