@@ -122,6 +122,15 @@ type Deps struct {
 	// caller (a tracked message is prepared for an existing item). Nil in
 	// tests that build a connector alone: such ids are then not checked.
 	Items ItemGetter
+	// Finder finds the items of the contact a subject's identities belong
+	// to (the live chat console shows a visitor's items). Nil: none shown.
+	Finder ItemFinder
+}
+
+// ItemFinder returns the open items of the contact that subject's email,
+// phone or visitor id belongs to, without creating anything.
+type ItemFinder interface {
+	ItemsFor(ctx context.Context, subject normalize.Subject) ([]store.Item, error)
 }
 
 // ItemGetter looks up an item by id; an unknown id is store.ErrNotFound.

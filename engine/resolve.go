@@ -175,3 +175,33 @@ func (e *Engine) replyTarget(ctx context.Context, ev *normalize.Event) (store.It
 	}
 	return store.Item{}, false, nil
 }
+
+// ItemsFor returns the items of the contacts that the subject's identities
+// (email, phone, visitor id, in that order) belong to, each once, in the
+// order the store lists them; it writes nothing. The live chat console
+// shows them beside a conversation.
+func (e *Engine) ItemsFor(ctx context.Context, s normalize.Subject) ([]store.Item, error) {
+	ids := identities(s)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	res, err := e.st.Lookup(ctx, store.LookupRequest{Identities: ids})
+	if err != nil {
+		return nil, fmt.Errorf("engine: items for subject: %w", err)
+	}
+	var out []store.Item
+	seen := map[string]bool{}
+	for _, id := range ids {
+		c, ok := res.Contacts[id]
+		if !ok || seen[c] {
+			continue
+		}
+		seen[c] = true
+		for _, itemID := range res.ContactItems[c] {
+			if it, ok := res.Items[itemID]; ok {
+				out = append(out, it)
+			}
+		}
+	}
+	return out, nil
+}

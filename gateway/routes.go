@@ -84,7 +84,7 @@ func (g *Gateway) mountConnectors(mux, api *http.ServeMux) error {
 		}
 		deps := connectors.Deps{
 			Logger: g.log.With("connector", c.Name), Intake: g.intake, Now: g.now, PublicURL: g.cfg.PublicURL,
-			Records: g.st, Broadcast: g.st, Region: g.cfg.Engine.DefaultRegion, Items: g.st,
+			Records: g.st, Broadcast: g.st, Region: g.cfg.Engine.DefaultRegion, Items: g.st, Finder: g.eng,
 		}
 		conn, err := kind.New(c.Base, c.Settings, deps)
 		if err != nil {

@@ -146,9 +146,32 @@ func (s *session) openConv(ctx context.Context, conv Conversation, lastSeq int64
 		s.enqueue(encode(Out{Type: TypeConversation, Conversation: &sum}))
 		return nil
 	}
-	return s.watch(ctx, conv.ID, lastSeq, func(msgs []Message) []byte {
+	err := s.watch(ctx, conv.ID, lastSeq, func(msgs []Message) []byte {
 		return encode(Out{Type: TypeHistory, Conversation: &sum, Messages: msgs})
 	})
+	if err == nil {
+		s.sendItems(ctx, conv)
+	}
+	return err
+}
+
+// sendItems tells the agent the CRM items of the conversation's contact
+// (found by its email, phone or visitor id), after its history. Best
+// effort: a lookup that fails is logged and shows no items.
+func (s *session) sendItems(ctx context.Context, conv Conversation) {
+	if s.c.finder == nil {
+		return
+	}
+	items, err := s.c.finder.ItemsFor(ctx, conv.subject())
+	if err != nil {
+		s.c.log.Debug("livechat: items of a conversation", "conversation", conv.ID, "err", err)
+		return
+	}
+	refs := make([]ItemRef, 0, len(items))
+	for _, it := range items {
+		refs = append(refs, ItemRef{ID: it.ID, Pipeline: it.Pipeline, Stage: it.Stage, Closed: it.Closed})
+	}
+	s.enqueue(encode(Out{Type: TypeItems, ConversationID: conv.ID, Items: refs}))
 }
 
 // accept makes the agent the conversation's agent, records chat.accepted

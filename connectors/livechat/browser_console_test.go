@@ -137,3 +137,29 @@ func TestBrowserConsoleTypingClears(t *testing.T) {
 	}
 	shot(t, tab, "console-desktop")
 }
+
+// Beside a conversation the console lists the visitor's CRM items, each a
+// link to its card on the board.
+func TestBrowserConsoleShowsVisitorItems(t *testing.T) {
+	tab := browser(t)
+	g := startGateway(t, gwConfig, boltStore(t), "test", nil)
+	lead := g.createLead("cleo@client.test")
+	v, _ := g.visitor(map[string]any{"name": "Cleo", "email": "cleo@client.test"})
+	conv := v.say("m-1", "Hello")["conversation_id"].(string)
+	g.applied("chat:"+conv+":started", lead.ID)
+	step(t, tab, "open the conversation",
+		chromedp.Navigate(g.base+"/in/chat/agent"),
+		chromedp.SendKeys(chromedp.ID("token"), aliceToken),
+		chromedp.Click(chromedp.ID("connect")),
+		chromedp.Click(chromedp.CSS("#queue li.waiting")),
+		waitJS(`document.querySelector("#items a") !== null`),
+	)
+	href, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector("#items a").href`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := g.base + "/ui/#/item/" + lead.ID; href != want {
+		t.Fatalf("item link %q, want %q", href, want)
+	}
+	shot(t, tab, "console-visitor-items")
+}

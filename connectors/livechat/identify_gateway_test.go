@@ -71,3 +71,27 @@ func TestGatewayIdentifyPhoneLater(t *testing.T) {
 		t.Fatalf("the existing lead is at %q, want asked_price", st)
 	}
 }
+
+// An agent who opens a conversation gets, after its history, the CRM items
+// of the visitor's contact — the lead made for the chat and the existing
+// lead of the email the visitor gave — for the console to link to the board.
+func TestGatewayAgentSeesVisitorItems(t *testing.T) {
+	g := startGateway(t, gwConfig, boltStore(t), "test", nil)
+	lead := g.createLead("bea@client.test")
+	v, _ := g.visitor(map[string]any{"email": "bea@client.test"})
+	conv := v.say("m1", "hello")["conversation_id"].(string)
+	g.applied("chat:"+conv+":started", lead.ID)
+
+	a := g.agent()
+	a.send(map[string]any{"type": "open", "conversation_id": conv})
+	a.expectWhere("history", func(f map[string]any) bool { return f["conversation"].(map[string]any)["id"] == conv })
+	f := a.expectWhere("items", func(f map[string]any) bool { return f["conversation_id"] == conv })
+	items, _ := f["items"].([]any)
+	if len(items) != 1 {
+		t.Fatalf("items frame %v, want the one lead", f)
+	}
+	it := items[0].(map[string]any)
+	if it["id"] != lead.ID || it["pipeline"] != "sales" || it["stage"] == "" {
+		t.Fatalf("item %v, want %s in sales with its stage", it, lead.ID)
+	}
+}

@@ -51,6 +51,7 @@ type Connector struct {
 	now      func() time.Time
 	st       *state
 	bc       store.Broadcaster
+	finder   connectors.ItemFinder // the visitor's items for the console; may be nil
 	topic    string
 	hub      *hub
 	signer   tokenSigner
@@ -94,7 +95,7 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Connector, e
 		st:      &state{rec: deps.Records, prefix: "livechat/" + base.Name + "/", retention: cfg.Retention},
 		allowed: map[string]bool{}, agentOK: map[string]bool{}, sessions: map[*session]struct{}{},
 	}
-	c.bc = deps.Broadcast
+	c.bc, c.finder = deps.Broadcast, deps.Finder
 	if c.bc == nil {
 		c.bc = &localBroadcaster{}
 	}

@@ -32,6 +32,7 @@ const (
 	TypeError        = "error"
 	TypeHistory      = "history"
 	TypeConversation = "conversation"
+	TypeItems        = "items" // the conversation's CRM items, after its history
 )
 
 // Error codes of error frames. Retryable ones say so in the frame.
@@ -240,6 +241,17 @@ type Out struct {
 	Message   string `json:"message,omitempty"`
 	Retryable bool   `json:"retryable,omitempty"`
 	Ref       string `json:"ref,omitempty"`
+	// items (agent): the CRM items of the conversation's contact
+	Items []ItemRef `json:"items,omitempty"`
+}
+
+// ItemRef is one CRM item as the agent console shows it beside a
+// conversation, with a link to the operator's board.
+type ItemRef struct {
+	ID       string `json:"id"`
+	Pipeline string `json:"pipeline"`
+	Stage    string `json:"stage"`
+	Closed   bool   `json:"closed,omitempty"`
 }
 
 // messageFrame is the message frame of m: the message's fields with type.
