@@ -113,6 +113,8 @@ public_url: https://gw.example.com
 			t.Errorf("listening line: %s = %v, want %v (%v)", k, rec[k], v, rec)
 		}
 	}
+	// The connector lines follow the listening line: wait for the last one.
+	waitRecord(t, buf, "connector", func(r map[string]any) bool { return r["name"] == "track" })
 	conns := map[string][]string{}
 	for _, r := range buf.records(t) {
 		if r["msg"] == "connector" {

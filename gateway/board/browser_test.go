@@ -144,13 +144,13 @@ func TestBrowserBoard(t *testing.T) {
 
 	// Keyboard: Alt+→ on a focused card moves it one stage.
 	step(t, tab, "keyboard move",
-		chromedp.Focus(chromedp.CSS(fmt.Sprintf(`.card[data-id=%q]`, ann))),
+		focusCard(ann),
 		chromedp.KeyEvent(kb.ArrowRight, chromedp.KeyModifiers(chromedp.ModifierAlt)),
 		waitJS(fmt.Sprintf(`%s === "won"`, cardStage(ann))),
 	)
 
 	step(t, tab, "keyboard: Enter opens the drawer, Tab stays in it, Esc returns to the card",
-		chromedp.Focus(chromedp.CSS(fmt.Sprintf(`.card[data-id=%q]`, ann))),
+		focusCard(ann),
 		chromedp.KeyEvent("\r"),
 		waitJS(`!document.getElementById("drawer").hidden && document.getElementById("drawer").contains(document.activeElement)`),
 		waitJS(`document.querySelector("#timeline") !== null`),
@@ -279,4 +279,10 @@ func TestBrowserBoardTwoGateways(t *testing.T) {
 		waitJS(`document.querySelector('#failed-actions .action-row[data-status="failed"] button.retry') !== null`),
 	)
 	shot(t, tab, "02-failed-page")
+}
+
+// focusCard focuses an item's card in one JavaScript step: a live
+// re-render may replace the card's node between a lookup and a focus.
+func focusCard(id string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector('.card[data-id=%q]').focus()`, id))
 }
