@@ -183,13 +183,8 @@ func (g *Gateway) apiCreateItem(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusUnprocessableEntity, "missing_pipeline", "pipeline is required (one of: "+g.pipelineList()+")")
 		return
 	}
-	p, ok := g.eng.Pipeline(in.Pipeline)
+	p, ok := g.pipelineStage(w, in.Pipeline, in.Stage)
 	if !ok {
-		g.unknownPipeline(w, in.Pipeline)
-		return
-	}
-	if in.Stage != "" && !hasStage(p, in.Stage) {
-		unknownStage(w, p, in.Stage)
 		return
 	}
 	it := store.Item{ID: "i_" + randomID(), Pipeline: p.ID, Stage: in.Stage, Responsible: in.Responsible, Fields: in.Fields}
@@ -251,6 +246,22 @@ func (g *Gateway) pipelineList() string {
 func (g *Gateway) unknownPipeline(w http.ResponseWriter, id string) {
 	httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_pipeline",
 		"unknown pipeline "+strconv.Quote(id)+" (pipelines: "+g.pipelineList()+")")
+}
+
+// pipelineStage returns the pipeline id names, checking that stage (when
+// not empty) is one of its stages; otherwise it has answered 422 naming
+// what is unknown and what is known.
+func (g *Gateway) pipelineStage(w http.ResponseWriter, id, stage string) (engine.Pipeline, bool) {
+	p, ok := g.eng.Pipeline(id)
+	if !ok {
+		g.unknownPipeline(w, id)
+		return p, false
+	}
+	if stage != "" && !hasStage(p, stage) {
+		unknownStage(w, p, stage)
+		return p, false
+	}
+	return p, true
 }
 
 // unknownStage answers 422 naming the stage and the stages of p.

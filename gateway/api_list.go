@@ -28,13 +28,7 @@ func (g *Gateway) apiListItems(w http.ResponseWriter, r *http.Request) {
 		f.ContactID = c
 	}
 	if f.Pipeline != "" {
-		p, ok := g.eng.Pipeline(f.Pipeline)
-		if !ok {
-			g.unknownPipeline(w, f.Pipeline)
-			return
-		}
-		if f.Stage != "" && !hasStage(p, f.Stage) {
-			unknownStage(w, p, f.Stage)
+		if _, ok := g.pipelineStage(w, f.Pipeline, f.Stage); !ok {
 			return
 		}
 	} else if f.Stage != "" {
