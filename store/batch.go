@@ -64,6 +64,12 @@ type BatchEntry struct {
 	Entry   LogEntry
 	Writes  []ItemWrite
 	Outcome Outcome
+	// Outbox are actions of the event itself, not of a stage entry (a
+	// form's autoreply): added pending in the same atomic step as the
+	// acknowledgement, and only when the entry is acknowledged. An id
+	// already in the outbox is left alone, so applying the event again
+	// queues nothing twice.
+	Outbox []OutboxEntry
 }
 
 // WriteStatus is what became of one ItemWrite.

@@ -84,8 +84,9 @@ type OutboxFilter struct {
 }
 
 // Outbox is the durable queue of stage actions. Entries are added only by
-// Move (MoveRequest.Outbox), in the same atomic step as the move. Times are
-// the caller's clock.
+// Move (MoveRequest.Outbox), in the same atomic step as the move, and by
+// ApplyBatch (BatchEntry.Outbox, an event's own actions), in the same
+// atomic step as the event's acknowledgement. Times are the caller's clock.
 type Outbox interface {
 	// ClaimOutbox marks up to max entries that are due at now (pending ones
 	// whose Due has come, running ones whose lease ended) running until

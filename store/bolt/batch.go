@@ -95,6 +95,7 @@ type preparedEntry struct {
 	state  []byte
 	writes []preparedWrite
 	o      store.Outcome
+	outbox []store.OutboxEntry // the event's own actions, added with the ack
 }
 
 // ApplyBatch writes the whole batch in one transaction through the group
@@ -125,7 +126,7 @@ func (s *Store) prepareBatch(at time.Time, entries []store.BatchEntry) ([]prepar
 	prep := make([]preparedEntry, len(entries))
 	for i := range entries {
 		be := &entries[i]
-		p := preparedEntry{id: []byte(be.Entry.Event.ID), o: be.Outcome, writes: make([]preparedWrite, len(be.Writes))}
+		p := preparedEntry{id: []byte(be.Entry.Event.ID), o: be.Outcome, writes: make([]preparedWrite, len(be.Writes)), outbox: be.Outbox}
 		if be.Entry.Seq != "" {
 			seq, err := parseSeq(be.Entry.Seq)
 			if err != nil {
@@ -229,6 +230,9 @@ func (s *Store) applyBatchTx(tx *bbolt.Tx, at time.Time, prep []preparedEntry) (
 			if err := ackTx(tx, p.seq, p.id, p.state, p.o, at); err != nil {
 				return res, err
 			}
+		}
+		if err := addOutbox(tx, p.outbox, at); err != nil {
+			return res, err
 		}
 		res.Acked[i] = true
 	}

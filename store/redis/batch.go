@@ -127,8 +127,9 @@ func (s *Store) Lookup(ctx context.Context, req store.LookupRequest) (store.Look
 // per write: item id, expected version, previous event (” for none), move
 // (0|1), to, closed, updated_at, entry id (” for none), entry JSON,
 // decisions JSON, number of outbox entries, then per entry the values
-// addOutbox takes (moveLua).
-var applyEventScript = redis.NewScript(ackLua + moveLua + `
+// addOutbox takes (moveLua); then the event's own outbox entries
+// (eventOutboxArgs).
+var applyEventScript = redis.NewScript(ackLua + moveLua + eventOutboxLua + `
 local P = ARGV[1]
 local statuses, conflict = {}, false
 local b = 13
@@ -172,6 +173,7 @@ if not conflict then
   if ARGV[3] ~= '' then
     ack(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
   end
+  addEventOutbox(P, b)
 end
 return {acked, statuses}
 `)
@@ -278,7 +280,11 @@ func (s *Store) applyArgs(be *store.BatchEntry, at time.Time, lastMove map[strin
 			lastMove[w.ItemID] = id
 		}
 	}
-	return a, nil
+	ev, err := eventOutboxArgs(be.Outbox, at)
+	if err != nil {
+		return nil, fmt.Errorf("redis: apply batch %s: %w", id, err)
+	}
+	return append(a, ev...), nil
 }
 
 // pipelinedScripts runs fn's commands in one pipeline. A script in a

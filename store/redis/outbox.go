@@ -74,6 +74,21 @@ func outboxArgs(entries []store.OutboxEntry, now time.Time) ([]any, error) {
 	return args, nil
 }
 
+// eventOutboxArgs encodes an event's own outbox entries for
+// addEventOutbox (eventOutboxLua): the count, then per entry its item and
+// the values outboxArgs gives.
+func eventOutboxArgs(entries []store.OutboxEntry, now time.Time) ([]any, error) {
+	args := []any{len(entries)}
+	for _, e := range entries {
+		one, err := outboxArgs([]store.OutboxEntry{e}, now)
+		if err != nil {
+			return nil, err
+		}
+		args = append(append(args, e.ItemID), one[1:]...)
+	}
+	return args, nil
+}
+
 // decodeOutbox turns an entry hash into an OutboxEntry.
 func decodeOutbox(h map[string]string) (store.OutboxEntry, error) {
 	var f outboxFixed

@@ -120,3 +120,33 @@ if grp[1] and grp[1] ~= '' then
 end
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `)
+
+// eventOutboxLua defines addEventOutbox(prefix, first ARGV index), which
+// adds an event's own outbox entries (store.BatchEntry.Outbox) whose id is
+// new: at ARGV[first] their count, then per entry EVENT_OUTBOX_ARGS values:
+// item id (” for none), id, fixed JSON, due (ms), created (ms), group,
+// index (eventOutboxArgs). applyEventScript calls it with the ack.
+const eventOutboxLua = `
+local EVENT_OUTBOX_ARGS = 7
+
+local function addEventOutbox(P, first)
+  local n = tonumber(ARGV[first] or '0') or 0
+  for i = 0, n - 1 do
+    local b = first + 1 + i * EVENT_OUTBOX_ARGS
+    local item, id = ARGV[b], ARGV[b + 1]
+    local k = P .. 'outbox:' .. id
+    if redis.call('EXISTS', k) == 0 then
+      redis.call('HSET', k, 'd', ARGV[b + 2], 'status', 'pending', 'due', ARGV[b + 3],
+        'attempts', '0', 'claim', '0', 'updated', ARGV[b + 4], 'grp', ARGV[b + 5], 'idx', ARGV[b + 6])
+      redis.call('ZADD', P .. 'outbox:due', ARGV[b + 3], id)
+      redis.call('ZADD', P .. 'outbox:st:pending', ARGV[b + 4], id)
+      if item ~= '' then
+        redis.call('ZADD', P .. 'outbox:item:' .. item, ARGV[b + 4], id)
+      end
+      if ARGV[b + 5] ~= '' then
+        redis.call('ZADD', P .. 'outbox:grp:' .. ARGV[b + 5], ARGV[b + 6], id)
+      end
+    end
+  end
+end
+`

@@ -70,6 +70,7 @@ func RunWith(t *testing.T, open func(t *testing.T) store.Store, opts Options) {
 		{"Items", testItems},
 		{"Move", testMove},
 		{"Batch", testBatch},
+		{"EventOutbox", testEventOutbox},
 		{"Timeline", testTimeline},
 		{"Decisions", testDecisions},
 		{"Ping", testPing},
