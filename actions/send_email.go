@@ -231,14 +231,24 @@ func (r *Runner) mailRequest(in engine.ActionInput, s *SendEmail) (MailRequest, 
 	if req.From, err = oneAddress(text["from"]); err != nil {
 		return req, nil, fmt.Errorf("from: %w", err)
 	}
-	if text["to"] == "" {
+	switch {
+	case text["to"] == "" && in.DefaultTo != "":
+		// An event action (a form's autoreply): the address the event has.
+		name := ""
+		if in.Event != nil {
+			name = in.Event.Subject.Name
+		}
+		req.To = []*mail.Address{{Name: name, Address: in.DefaultTo}}
+	case text["to"] == "":
 		to := contactEmail(in.Data.Contact)
 		if to == nil {
 			return req, nil, fmt.Errorf("item %s: its contact %q has no email address (set to:, or add an email to the contact)", in.Item.ID, in.Item.ContactID)
 		}
 		req.To = []*mail.Address{to}
-	} else if req.To, err = addressList("to", text["to"]); err != nil {
-		return req, nil, err
+	default:
+		if req.To, err = addressList("to", text["to"]); err != nil {
+			return req, nil, err
+		}
 	}
 	if req.Cc, err = addressList("cc", text["cc"]); err != nil {
 		return req, nil, err

@@ -104,26 +104,51 @@ func (c *Config) checkSendEmail(errs *validate.Errors) {
 			accounts = append(accounts, a.Name)
 		}
 	}
+	check := func(path string, s *actions.SendEmail) {
+		if _, ok := c.SMTP.Get(s.SMTP); s.SMTP != "" && !ok {
+			errs.Add(path+".smtp", "unknown smtp account %q (the smtp section has: %s)", s.SMTP, listOrNone(accounts))
+		}
+		if s.Tracked() && len(byType["tracking"]) == 0 {
+			errs.Add(path+".track", "needs a connector of type tracking (or set track: false)")
+		}
+		if s.SaveTo != "" && kindOf[s.SaveTo] != "imap" {
+			errs.Add(path+".save_to", "must name an imap connector (the file has: %s)", listOrNone(byType["imap"]))
+		}
+	}
 	for i, p := range c.Pipelines {
 		for j, st := range p.Stages {
 			for k, a := range st.Actions {
-				s, ok := a.Settings.(*actions.SendEmail)
-				if !ok {
-					continue
-				}
-				path := validate.Index(validate.Index(validate.Index("pipelines", i)+".stages", j)+".actions", k)
-				if _, ok := c.SMTP.Get(s.SMTP); s.SMTP != "" && !ok {
-					errs.Add(path+".smtp", "unknown smtp account %q (the smtp section has: %s)", s.SMTP, listOrNone(accounts))
-				}
-				if s.Tracked() && len(byType["tracking"]) == 0 {
-					errs.Add(path+".track", "needs a connector of type tracking (or set track: false)")
-				}
-				if s.SaveTo != "" && kindOf[s.SaveTo] != "imap" {
-					errs.Add(path+".save_to", "must name an imap connector (the file has: %s)", listOrNone(byType["imap"]))
+				if s, ok := a.Settings.(*actions.SendEmail); ok {
+					check(validate.Index(validate.Index(validate.Index("pipelines", i)+".stages", j)+".actions", k), s)
 				}
 			}
 		}
 	}
+	// A forms connector's autoreplies (forms[].autoreply).
+	for i, cn := range c.Connectors {
+		fc, ok := cn.Settings.(interface{ AutoreplyPaths() map[string]*actions.SendEmail })
+		if !ok {
+			continue
+		}
+		paths := fc.AutoreplyPaths()
+		for _, p := range slices.Sorted(maps.Keys(paths)) {
+			check(validate.Join(validate.Index("connectors", i), p), paths[p])
+		}
+	}
+}
+
+// EventActions lists the event actions of the connectors (a forms
+// connector's autoreplies), for engine.Options.EventActions.
+func (c *Config) EventActions() []engine.EventAction {
+	var out []engine.EventAction
+	for _, cn := range c.Connectors {
+		if ea, ok := cn.Settings.(interface {
+			EventActions(name string) []engine.EventAction
+		}); ok {
+			out = append(out, ea.EventActions(cn.Name)...)
+		}
+	}
+	return out
 }
 
 func listOrNone(l []string) string {

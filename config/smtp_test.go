@@ -6,6 +6,7 @@ import (
 
 	"github.com/stagegate/stagegate/actions"
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/connectors/webhook"
 )
 
 // The smtp section and the send_email actions that name its accounts are
@@ -54,5 +55,46 @@ pipelines[0].stages[0].actions[1].subject: template: subject:1: unclosed action
 pipelines[0].stages[0].actions[1].honeypot: needs track: true`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
+	}
+}
+
+// A form's autoreply is checked like a send_email action, at its path in
+// the forms connector: the smtp account, the tracking connector, the
+// templates, the from address.
+func TestFormAutoreply(t *testing.T) {
+	kinds := maps.Clone(testKinds)
+	kinds["forms"] = webhook.FormsKind
+	const head = `api: {tokens: ["0123456789abcdef0123"]}
+smtp:
+  - {name: out, host: 127.0.0.1, tls: none}
+pipelines:
+  - {id: sales, stages: [{id: new}]}
+connectors:
+  - name: site
+    type: forms
+    forms:
+`
+	_, err := Parse([]byte(head+`      - id: contact
+        autoreply: {smtp: nope, subject: "{{.Event", text: hi}
+      - id: demo
+        autoreply: {smtp: out, from: "bob@example.com", subject: Hi, html: "<p>hi</p>"}
+`), kinds, actions.Kinds(), lookup(nil))
+	want := `connectors[0].forms[0].autoreply.from: required
+connectors[0].forms[0].autoreply.track: needs a connector of type tracking (or set track: false)
+connectors[0].forms[0].autoreply.smtp: unknown smtp account "nope" (the smtp section has: out)
+connectors[0].forms[0].autoreply.subject: template: subject:1: unclosed action
+connectors[0].forms[1].autoreply.track: needs a connector of type tracking (or set track: false)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got\n%v\nwant\n%s", err, want)
+	}
+	cfg, err := Parse([]byte(head+`      - id: contact
+        autoreply: {smtp: out, from: "Sales <sales@example.com>", subject: "Thanks, {{.Contact.Name}}", text: "We got it.", track: false}
+`), kinds, actions.Kinds(), lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eas := cfg.EventActions()
+	if len(eas) != 1 || eas[0].Connector != "site" || eas[0].Channel != "contact" || eas[0].Action.Type != "send_email" || !eas[0].NeedsEmail {
+		t.Fatalf("event actions %+v", eas)
 	}
 }

@@ -28,12 +28,21 @@ type ActionInput struct {
 	Attempt int
 	// Data is what a webhook sends and what templates see.
 	Data ActionData
+	// EventKey, for an action of an event (EventAction), is its
+	// idempotency key; empty for a stage action.
+	EventKey string
+	// DefaultTo, for an event action, is the email address the event's
+	// subject has (a form's): the default recipient of send_email.
+	DefaultTo string
 }
 
 // Key is a stable identifier of this run of this action: the same on every
 // retry, different for each stage entry. Actions send it as the
 // Idempotency-Key.
 func (in ActionInput) Key() string {
+	if in.EventKey != "" {
+		return in.EventKey
+	}
 	return ActionKey(in.Item.ID, in.Entry.ID, in.Index)
 }
 

@@ -48,6 +48,10 @@ func (e *Engine) prepare(ctx context.Context, en store.OutboxEntry) (ActionInput
 	if err := json.Unmarshal(en.Payload, &run); err != nil {
 		return ActionInput{}, "", Permanent(fmt.Errorf("outbox entry %s: bad payload: %w", en.ID, err))
 	}
+	if run.Hook != "" {
+		in, err := e.prepareEvent(ctx, en, run)
+		return in, "", err
+	}
 	p, ok := e.pipelines[en.Pipeline]
 	si, ok2 := 0, false
 	if ok {

@@ -45,7 +45,9 @@ type plan struct {
 	sent []int
 	err  error // deciding failed (not a store outage): the event is not applied
 	held bool  // an earlier event of the same subject failed: wait for it
-	done bool  // written and acknowledged
+	// outbox are the event's own actions (EventAction), queued with its ack.
+	outbox []store.OutboxEntry
+	done   bool // written and acknowledged
 }
 
 // lookupBatch reads what the events of plans name.
@@ -110,7 +112,7 @@ func (e *Engine) write(ctx context.Context, bs *batchState, plans []*plan) error
 	for attempt := 1; len(send) > 0; attempt++ {
 		entries := make([]store.BatchEntry, len(send))
 		for i, p := range send {
-			be := store.BatchEntry{Entry: p.entry, Outcome: store.Outcome{Unmatched: p.res.Unmatched, Note: p.res.Note}}
+			be := store.BatchEntry{Entry: p.entry, Outcome: store.Outcome{Unmatched: p.res.Unmatched, Note: p.res.Note}, Outbox: p.outbox}
 			for _, k := range p.sent {
 				be.Writes = append(be.Writes, p.writes[k])
 			}
@@ -142,6 +144,7 @@ func (e *Engine) write(ctx context.Context, bs *batchState, plans []*plan) error
 			p.sent = retry
 			if r.Acked[i] {
 				p.done = true
+				e.enqueued(p.outbox, e.now())
 			} else {
 				again = append(again, p)
 			}
@@ -209,13 +212,16 @@ func (e *Engine) decide(ctx context.Context, bs *batchState, p *plan) error {
 		return err
 	}
 	p.res = Result{Note: note}
-	p.writes, p.sent = nil, nil
+	p.writes, p.sent, p.outbox = nil, nil, nil
+	if p.c, err = e.causeOf(ctx, p.ev); err != nil {
+		return err
+	}
+	if len(e.eventActions) > 0 {
+		e.queueEventActions(bs, p, ids)
+	}
 	if len(ids) == 0 {
 		p.res.Unmatched = true
 		return nil
-	}
-	if p.c, err = e.causeOf(ctx, p.ev); err != nil {
-		return err
 	}
 	p.res.Items = make([]store.ItemDecisions, len(ids))
 	p.writes = make([]store.ItemWrite, len(ids))

@@ -56,6 +56,9 @@ type Options struct {
 	BatchSize int
 	// Consumer names this process in the store's log consumer group.
 	Consumer string
+	// EventActions are actions of events themselves (a form's autoreply),
+	// queued with the event's acknowledgement (EventAction).
+	EventActions []EventAction
 }
 
 // Engine applies events to items. Create it with New.
@@ -75,9 +78,11 @@ type Engine struct {
 	batchSize int
 	consumer  string
 	waiters   *waiters
-	drain     chan struct{}
-	drainOnce sync.Once
-	done      chan struct{}
+	// eventActions by hook (EventAction.hook)
+	eventActions map[string]*EventAction
+	drain        chan struct{}
+	drainOnce    sync.Once
+	done         chan struct{}
 }
 
 // maxMoveAttempts bounds retries of an item move that lost a version race.
@@ -126,6 +131,9 @@ func New(o Options) (*Engine, error) {
 		}
 		e.pipelines[p.ID] = cp
 		e.order = append(e.order, cp)
+	}
+	if err := e.addEventActions(o.EventActions); err != nil {
+		return nil, err
 	}
 	for name, c := range e.create {
 		p, ok := e.pipelines[c.Pipeline]

@@ -165,6 +165,9 @@ type actionRun struct {
 	Manual bool                `json:"manual,omitempty"`
 	Depth  int                 `json:"depth"`           // chain depth of the move
 	Chain  []chainLink         `json:"chain,omitempty"` // stages entered along the chain, this one included
+	// Hook names the event action (EventAction) of an entry queued with an
+	// event rather than a move; empty for a stage action.
+	Hook string `json:"hook,omitempty"`
 }
 
 // chainLink is one stage entry of an action chain.

@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Gateway, error) {
 		Store: st, Pipelines: cfg.Pipelines, Create: create, DefaultRegion: cfg.Engine.DefaultRegion,
 		Logger: g.log.With("component", "engine"), Now: g.now, Observer: g.board.Observer(g.m),
 		BatchSize: cfg.Engine.BatchSize, Consumer: instance,
-		Actions: runner, ActionOptions: aopts,
+		Actions: runner, ActionOptions: aopts, EventActions: cfg.EventActions(),
 	})
 	if err != nil {
 		st.Close()

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagegate/stagegate/actions"
 	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/internal/stdwebhooks"
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/validate"
@@ -134,6 +136,31 @@ type FormConfig struct {
 	// Redirect is the thank-you page a browser is sent to (303) after a
 	// submission. Empty: answer JSON.
 	Redirect string `yaml:"redirect"`
+	// Autoreply, when set, is a message sent to the email address of each
+	// accepted submission: the keys of a send_email action (to defaults to
+	// the submission's address). The engine queues it with the event
+	// (EventActions), so it is sent once per submission event.
+	Autoreply *actions.SendEmail `yaml:"autoreply"`
+}
+
+// AutoreplyName names a form's autoreply in its outbox entry and key.
+const AutoreplyName = "autoreply"
+
+// EventActions returns the autoreplies of the forms of connector name, for
+// the engine (engine.Options.EventActions). The config loader and the
+// gateway find it through this method.
+func (c *FormsConfig) EventActions(name string) []engine.EventAction {
+	var out []engine.EventAction
+	for _, f := range c.Forms {
+		if f.Autoreply == nil {
+			continue
+		}
+		out = append(out, engine.EventAction{
+			Connector: name, Type: normalize.FormSubmitted, Channel: f.ID, Name: AutoreplyName, NeedsEmail: true,
+			Action: engine.ActionSpec{Type: "send_email", Name: "autoreply " + f.ID, Settings: f.Autoreply},
+		})
+	}
+	return out
 }
 
 // NewFormsConfig returns a FormsConfig with defaults set.
@@ -159,6 +186,19 @@ func (f FormConfig) Field(slot string) string {
 		return name
 	}
 	return defaultFields[slot]
+}
+
+// AutoreplyPaths returns the forms' autoreplies by their path in the
+// section ("forms[0].autoreply"), for the config loader's checks of the
+// smtp, tracking and save_to names.
+func (c *FormsConfig) AutoreplyPaths() map[string]*actions.SendEmail {
+	out := map[string]*actions.SendEmail{}
+	for i, f := range c.Forms {
+		if f.Autoreply != nil {
+			out[validate.Join(validate.Index("forms", i), "autoreply")] = f.Autoreply
+		}
+	}
+	return out
 }
 
 // Validate checks the section; paths are relative to it.
@@ -194,6 +234,9 @@ func (c *FormsConfig) Validate() validate.Errors {
 			if c.Honeypot != "" && f.Field(slot) == c.Honeypot {
 				errs.Add(validate.Join(p, "fields."+slot), "is the honeypot field %q", c.Honeypot)
 			}
+		}
+		if f.Autoreply != nil {
+			errs.Merge(validate.Join(p, "autoreply"), f.Autoreply.Validate(""))
 		}
 		if f.Redirect != "" {
 			if u, err := url.Parse(f.Redirect); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
