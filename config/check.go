@@ -126,7 +126,9 @@ func (c *Config) checkSendEmail(errs *validate.Errors) {
 	}
 	// A forms connector's autoreplies (forms[].autoreply).
 	for i, cn := range c.Connectors {
-		fc, ok := cn.Settings.(interface{ AutoreplyPaths() map[string]*actions.SendEmail })
+		fc, ok := cn.Settings.(interface {
+			AutoreplyPaths() map[string]*actions.SendEmail
+		})
 		if !ok {
 			continue
 		}
