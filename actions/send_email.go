@@ -123,6 +123,11 @@ func (r *Runner) sendNew(ctx context.Context, in engine.ActionInput, s *SendEmai
 	switch {
 	case !s.Tracked():
 		built, err = r.buildPlain(ctx, req)
+	case in.Item.ID == "":
+		// An event action (a form's autoreply) whose event reached no
+		// item: tracking events need an item to go to, so it is plain.
+		r.log.Info("send_email: no item, sent untracked", "action", in.ID)
+		built, err = r.buildPlain(ctx, req)
 	case r.mail == nil:
 		return nil, engine.Permanent(errors.New("send_email: track: true needs a tracking connector (or set track: false)"))
 	default:
@@ -175,7 +180,7 @@ func (r *Runner) recordSent(ctx context.Context, in engine.ActionInput, acct *SM
 	if err := r.emit(ctx, ev); err != nil {
 		return fmt.Errorf("send_email: accepted as %s, but its email.sent event was not recorded: %w", m.MessageID, err)
 	}
-	if r.st != nil {
+	if r.st != nil && in.Item.ID != "" { // an autoreply may have reached no item
 		msg := fmt.Sprintf("sent email %s to %s: %s", m.MessageID, strings.Join(m.To, ", "), m.Subject)
 		if err := r.st.AppendTimeline(ctx, engine.ActionEntry(in, msg)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("send_email: timeline: %w", err)

@@ -148,7 +148,7 @@ func (e *Engine) failed(ctx context.Context, en store.OutboxEntry, in ActionInpu
 	}
 	e.aopts.Observer.ActionRan(en.Type, ActionFailed, took, 0)
 	var run actionRun
-	if json.Unmarshal(en.Payload, &run) == nil {
+	if json.Unmarshal(en.Payload, &run) == nil && en.ItemID != "" {
 		note := fmt.Sprintf("action %s failed after %d attempt(s): %s", en.Type, en.Attempts, msg)
 		terr := e.st.AppendTimeline(ctx, store.TimelineEntry{
 			ID: fmt.Sprintf("%s/a%d/failed/%d", run.Entry.ID, en.Index, en.Claim), ItemID: en.ItemID,

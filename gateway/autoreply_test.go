@@ -201,3 +201,29 @@ func TestFormAutoreplyHeaderInjection(t *testing.T) {
 		t.Errorf("%d attempts at the server, want none", n)
 	}
 }
+
+// A tracked autoreply of a submission that reached no item (the
+// connector creates none) is sent untracked, to the form's address.
+func TestFormAutoreplyWithoutItem(t *testing.T) {
+	srv := smtpserver.Start(t)
+	src := strings.NewReplacer("STORE", boltStore(t), "SMTP_PORT", fmt.Sprint(srv.Port),
+		"    create: {pipeline: sales}\n", "", "track: false", "track: true").Replace(autoreplyConfig) + `  - name: track
+    type: tracking
+    keys: ["0123456789abcdef0123456789abcdef"]
+`
+	tg := startGatewayConfig(t, src)
+	id := tg.submitForm(url.Values{"email": {"ann@client.test"}, "name": {"Ann"}})
+	a := tg.waitAutoreply(id, store.OutboxDone)
+	if a.ItemID != "" {
+		t.Errorf("autoreply entry %+v, want no item", a)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 || msgs[0].To[0] != "ann@client.test" || strings.Contains(string(msgs[0].Raw), "/t/o/") {
+		t.Fatalf("messages %+v", msgs)
+	}
+	var list struct{ Actions []store.OutboxEntry }
+	tg.call("GET", "/api/v1/actions?status=done", nil, &list)
+	if len(list.Actions) != 1 || list.Actions[0].ID != a.ID {
+		t.Errorf("done actions %+v", list.Actions)
+	}
+}
