@@ -8,14 +8,19 @@ import (
 	"github.com/stagegate/stagegate/store"
 )
 
-// maxHitGroup bounds the hits written together.
-const maxHitGroup = 256
+// maxHitGroup bounds the hits written together; hitWriters groups are
+// written at the same time at most (a Redis round trip or a bolt commit
+// in flight does not hold the next group back).
+const (
+	maxHitGroup = 256
+	hitWriters  = 4
+)
 
 // hitWriter writes the hits of concurrent requests in groups: one
 // store.AppendLists (one bolt commit, one Redis pipeline) per group, each
 // hit durable before its request answers. There is no goroutine of its
-// own: the request that finds no writer at work becomes the writer
-// (holding token), serves the queue with group.Collect until its own hit
+// own: a request that finds fewer than hitWriters writers at work becomes
+// one (holding a token), serves the queue with group.Collect until its own hit
 // is written, and hands over; a waiting request takes the token next.
 type hitWriter struct {
 	records store.Records
@@ -32,7 +37,7 @@ type hitReq struct {
 
 func newHitWriter(records store.Records, timeout time.Duration) *hitWriter {
 	return &hitWriter{records: records, timeout: timeout,
-		reqs: make(chan *hitReq, 4*maxHitGroup), token: make(chan struct{}, 1)}
+		reqs: make(chan *hitReq, 4*maxHitGroup), token: make(chan struct{}, hitWriters)}
 }
 
 // append stores a (an element of a hit list) in the next group and returns
