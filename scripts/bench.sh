@@ -26,6 +26,12 @@
 #   PROFILE=1  run the gateway as `sgbench serve` (same code, in-process) and keep
 #              CPU and mutex profiles in PROFILE_DIR (default /tmp/sgbench-profiles)
 #   REDIS_URL_QUERY    appended to the gateway's Redis URL, e.g. "?pool_size=128"
+#   SKIP_CORE=1   skip the webhook/engine runs (1-3 above, redis-compare)
+#   SKIP_NGINX=1  skip the tracking pixel/click and telephony rows beside nginx; they
+#                 need nginx, wrk and jq (as root: apt-get install -y nginx-light wrk jq),
+#                 else they are skipped with a log line. CH_DURATION=10s (each wrk run)
+#                 CH_MESSAGES=300 (tracked messages the pixel/click load rotates over)
+#                 CH_MAX_HITS=1000000 (so every hit is stored) CH_CALLBACKS=300000
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -49,6 +55,13 @@ PROFILE=${PROFILE:-0}
 PROFILE_DIR=${PROFILE_DIR:-/tmp/sgbench-profiles}
 REDIS_URL_QUERY=${REDIS_URL_QUERY:-}
 GO=${GO:-go}
+SKIP_CORE=${SKIP_CORE:-0}
+SKIP_NGINX=${SKIP_NGINX:-0}
+CH_DURATION=${CH_DURATION:-10s}
+CH_MESSAGES=${CH_MESSAGES:-300}
+CH_MAX_HITS=${CH_MAX_HITS:-1000000}
+CH_CALLBACKS=${CH_CALLBACKS:-300000}
+TEL_TOKEN="sgbench-twilio-token-0123456789"
 
 TOKEN="sgbench-token-$RANDOM$RANDOM"
 SECRET="whsec_c2diZW5jaC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5"   # "sgbench-webhook-secret-0123456789"
@@ -60,6 +73,7 @@ die() { log "error: $*"; exit 1; }
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sgbench.XXXXXX")
 GW_PID=""
 REDIS_PID=""
+NGINX_PID=""
 
 stop_pid() { # pid name seconds: SIGTERM, wait, then SIGKILL
 	local pid=$1 name=$2 secs=${3:-20} i
@@ -82,6 +96,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$GW_PID" gateway 20
 	stop_pid "$REDIS_PID" redis-server 10
+	stop_pid "$NGINX_PID" nginx 10
 	if [ "$rc" -ne 0 ]; then
 		for f in "$TMP"/*.log; do
 			[ -f "$f" ] || continue
@@ -338,9 +353,203 @@ bench_store() { # store
 	rm -rf "$TMP/bolt"
 }
 
-for st in $STORES; do
-	bench_store "$st"
-done
+if [ "$SKIP_CORE" != 1 ]; then
+	for st in $STORES; do
+		bench_store "$st"
+	done
+fi
+
+# --- tracking and telephony beside nginx (same run, same machine) --------------------
+# nginx answers the same routes with no work behind them (empty_gif, return 302,
+# return 204); wrk drives both with the same load. Rows go to the report.
+nginx_start() { # port
+	local port=$1
+	mkdir -p "$TMP/nginx/logs"
+	cat >"$TMP/nginx/nginx.conf" <<NGX
+# Written by scripts/bench.sh: the tracking and telephony answers, no work behind them.
+worker_processes 1; daemon off; pid $TMP/nginx/nginx.pid; error_log $TMP/nginx.log;
+events { worker_connections 1024; }
+http { access_log off;
+  client_body_temp_path $TMP/nginx/body; proxy_temp_path $TMP/nginx/proxy;
+  fastcgi_temp_path $TMP/nginx/fastcgi; uwsgi_temp_path $TMP/nginx/uwsgi; scgi_temp_path $TMP/nginx/scgi;
+  server { listen 127.0.0.1:$port;
+    location /t/o/ { empty_gif; add_header Cache-Control no-store; }
+    location /t/c/ { return 302 https://example.com/pricing; }
+    location /in/ { return 204; } } }
+NGX
+	"$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>>"$TMP/nginx.log" &
+	NGINX_PID=$!
+	local i
+	for ((i = 0; i < 50; i++)); do
+		curl -fsS -o /dev/null -m 1 "http://127.0.0.1:$port/in/x" -X POST 2>/dev/null && return 0
+		kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited during start"
+		sleep 0.1
+	done
+	die "nginx did not answer within 5s"
+}
+
+wrk_run() { # label url [lua] -> "rps p99ms non2xx" on stdout
+	local label=$1 url=$2 lua=${3:-} out
+	local args=(-t 2 -c "$CLIENTS" -d "$CH_DURATION" --latency)
+	[ -n "$lua" ] && args+=(-s "$lua")
+	out=$(WRK_THREADS=2 timeout 120 wrk "${args[@]}" "$url" 2>&1 || true)
+	printf '%s\n' "$out" >"$TMP/wrk-$label.txt"
+	printf '%s\n' "$out" | awk '
+		function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /m$/) return v * 60000; if (v ~ /s$/) return v * 1000; return v }
+		/^Requests\/sec:/ { rps = $2 }
+		/^ +99%/ { p99 = ms($2) }
+		/Non-2xx or 3xx responses:/ { bad = $NF }
+		END { printf "%s %s %s\n", rps == "" ? 0 : rps, p99 == "" ? 0 : p99, bad == "" ? 0 : bad }'
+}
+
+# paths_lua file: a wrk script sending GET to the paths of file in turn.
+paths_lua() {
+	cat <<LUA
+local paths, i = {}, 0
+function init(args)
+  for line in io.lines("$1") do paths[#paths + 1] = line end
+  i = math.random(#paths)
+end
+function request()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+LUA
+}
+
+write_channel_config() { # store port file [redis-port]
+	local st=$1 port=$2 file=$3 rport=${4:-} storeyaml
+	case "$st" in
+	bolt) storeyaml="{driver: bolt, path: \"$TMP/bolt/stagegate.db\"}" ;;
+	redis) storeyaml="{driver: redis, url: \"redis://127.0.0.1:$rport/0$REDIS_URL_QUERY\", prefix: sgchan}" ;;
+	esac
+	cat >"$file" <<YML
+# Written by scripts/bench.sh for the tracking and telephony rows.
+listen: 127.0.0.1:$port
+public_url: http://127.0.0.1:$port
+store: $storeyaml
+api:
+  tokens: ["\${SGBENCH_API_TOKEN}"]
+log:
+  level: warn
+  format: json
+pipelines:
+  - id: bench
+    stages:
+      - id: new
+      - id: engaged
+        triggers:
+          - {type: call.inbound, name: called}
+connectors:
+  - name: track
+    type: tracking
+    keys: ["sgbench-tracking-key-0123456789"]
+    max_hits: $CH_MAX_HITS
+  - name: tel
+    type: telephony
+    provider: twilio
+    auth_token: "$TEL_TOKEN"
+YML
+}
+
+# channel_rows store base: prepares CH_MESSAGES messages through the API, then wrk on
+# the pixel, the click and signed telephony callbacks, each beside nginx's answer.
+channel_rows() {
+	local st=$1 base=$2 i item ans
+	: >"$TMP/pixels.txt"
+	: >"$TMP/clicks.txt"
+	log "$st: preparing $CH_MESSAGES tracked messages through POST /api/v1/messages"
+	for ((i = 0; i < CH_MESSAGES; i++)); do
+		item=$(curl -fsS -m 5 -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+			-d "{\"pipeline\":\"bench\",\"responsible\":\"bench\",\"contact\":{\"email\":\"c$i@bench.test\"}}" \
+			"$base/api/v1/items" | jq -r .id)
+		ans=$(curl -fsS -m 5 -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+			-d "{\"item_id\":\"$item\",\"from\":\"bob@seller.test\",\"to\":\"c$i@bench.test\",\"subject\":\"Offer $i\",\"html\":\"<p>Hi <a href=\\\"https://example.com/pricing\\\">pricing</a>\"}" \
+			"$base/api/v1/messages")
+		jq -r .pixel_url <<<"$ans" | sed "s#^$base##" >>"$TMP/pixels.txt"
+		jq -r '.links[0].click_url' <<<"$ans" | sed "s#^$base##" >>"$TMP/clicks.txt"
+	done
+	paths_lua "$TMP/pixels.txt" >"$TMP/pixels.lua"
+	paths_lua "$TMP/clicks.txt" >"$TMP/clicks.lua"
+	log "$st: signing $CH_CALLBACKS telephony callbacks for wrk"
+	TELEPHONY_WRK_OUT="$TMP/tel.lua" TELEPHONY_WRK_URL="$base/in/tel" TELEPHONY_WRK_TOKEN="$TEL_TOKEN" \
+		TELEPHONY_WRK_N="$CH_CALLBACKS" timeout 300 "$GO" test -count=1 -run TestWriteWrkScript ./connectors/telephony/ >&2
+
+	local route nurl gurl lua g n
+	for route in pixel click telephony; do
+		case "$route" in
+		pixel) nurl="http://127.0.0.1:$NGINX_PORT/t/o/x" gurl="$base/t/o/x" lua="$TMP/pixels.lua" ;;
+		click) nurl="http://127.0.0.1:$NGINX_PORT/t/c/x" gurl="$base/t/c/x" lua="$TMP/clicks.lua" ;;
+		telephony) nurl="http://127.0.0.1:$NGINX_PORT/in/tel" gurl="$base/in/tel" lua="$TMP/tel.lua" ;;
+		esac
+		# nginx right before the gateway, the same load: the ratio is of one moment.
+		n=$(wrk_run "nginx-$route-$st" "$nurl" "$lua")
+		g=$(wrk_run "$route-$st" "$gurl" "$lua")
+		log "$st: $route: gateway (rps p99ms non-2xx) $g; nginx $n"
+		printf '%s %s %s %s\n' "$st" "$route" "$g" "$n" >>"$TMP/channel-rows.txt"
+	done
+	curl -fsS -m 5 -H "Authorization: Bearer $TOKEN" "$base/api/v1/tracking/stats" >"$TMP/trackstats-$st.json" || true
+	log "$st: tracking stats: $(cat "$TMP/trackstats-$st.json")"
+}
+
+bench_channels() { # store
+	local st=$1 port cfg base
+	REDIS_PORT=""
+	if [ "$st" = redis ]; then
+		start_redis
+	fi
+	port=$("$SGBENCH" freeport)
+	cfg="$TMP/channels-$st.yaml"
+	mkdir -p "$TMP/bolt"
+	write_channel_config "$st" "$port" "$cfg" "$REDIS_PORT"
+	base="http://127.0.0.1:$port"
+	export SGBENCH_API_TOKEN=$TOKEN
+	"bin/stagegate" check -config "$cfg" >&2
+	"bin/stagegate" serve -config "$cfg" >"$TMP/gateway-channels-$st.log" 2>&1 &
+	GW_PID=$!
+	wait_ready "$base" 30
+	log "$st: channel gateway pid $GW_PID on $base"
+	channel_rows "$st" "$base"
+	stop_pid "$GW_PID" gateway 30
+	GW_PID=""
+	if [ "$st" = redis ]; then
+		stop_pid "$REDIS_PID" redis-server 10
+		REDIS_PID=""
+	fi
+	rm -rf "$TMP/bolt"
+}
+
+: >"$TMP/nginx.md"
+if [ "$SKIP_NGINX" != 1 ]; then
+	NGINX=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
+	if [ -z "$NGINX" ] || ! command -v wrk >/dev/null 2>&1 || ! command -v jq >/dev/null 2>&1; then
+		log "nginx, wrk or jq not found: skipping the tracking/telephony vs nginx rows (as root: apt-get install -y nginx-light wrk jq)"
+	else
+		NGINX_PORT=$("$SGBENCH" freeport)
+		nginx_start "$NGINX_PORT"
+		log "nginx pid $NGINX_PID on 127.0.0.1:$NGINX_PORT (empty_gif, return 302, return 204)"
+		: >"$TMP/channel-rows.txt"
+		for st in $STORES; do
+			bench_channels "$st"
+		done
+		stop_pid "$NGINX_PID" nginx 10
+		NGINX_PID=""
+		{
+			echo
+			echo "## Tracking and telephony vs nginx (same machine, same run)"
+			echo
+			echo "wrk -t2 -c$CLIENTS -d$CH_DURATION --latency on each route; nginx answers the same paths with no work"
+			echo "(\`empty_gif\`, \`return 302\`, \`return 204\`), measured right before the gateway with the same wrk script."
+			echo "Pixel and click rotate over $CH_MESSAGES messages prepared through \`POST /api/v1/messages\` (max_hits"
+			echo "$CH_MAX_HITS: every hit is stored before the answer); telephony posts distinct signed Twilio callbacks"
+			echo "(3 per call). Targets: pixel and click ≥ 0.5× nginx with p99 ≤ 5 ms; telephony ≥ 0.4× nginx."
+			echo
+			echo "| store | route | gateway/s | p99 ms | non-2xx/3xx | nginx/s | nginx p99 ms | ratio |"
+			echo "|---|---|---:|---:|---:|---:|---:|---:|"
+			awk '{ r = ($6 > 0) ? $3 / $6 : 0; printf "| %s | %s | %.0f | %.2f | %s | %.0f | %.2f | **%.2f×** |\n", $1, $2, $3, $4, $5, $6, $7, r }' "$TMP/channel-rows.txt"
+		} >"$TMP/nginx.md"
+	fi
+fi
 
 # --- report ---------------------------------------------------------------------------------
 cat >"$TMP/footer.md" <<EOF
@@ -410,6 +619,6 @@ fi
 
 echo "- Load average at end: $(cut -d' ' -f1-3 /proc/loadavg) (above ~$(nproc) the cores were oversubscribed: rates are depressed, CPU per event less so)" >>"$TMP/header.md"
 "$SGBENCH" report -cores "$(nproc)" -in "$RESULTS" -gotest "$TMP/gotest.txt" -header "$TMP/header.md" -footer "$TMP/footer.md" >bench/RESULTS.md
-cat "$TMP/channels.md" >>bench/RESULTS.md
+cat "$TMP/nginx.md" "$TMP/channels.md" >>bench/RESULTS.md
 log "wrote bench/RESULTS.md"
 cat bench/RESULTS.md

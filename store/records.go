@@ -104,3 +104,38 @@ func AppendAndPut(ctx context.Context, r Records, a ListAppend, p RecordPut) (se
 	}
 	return seq, duplicate, version, nil
 }
+
+// ListAppendResult is the outcome of one append of AppendLists: as
+// Records.AppendList returns it.
+type ListAppendResult struct {
+	Seq       int64
+	Duplicate bool
+	Err       error
+}
+
+// ListsAppender is implemented by drivers that can make several
+// AppendLists at once: one commit (bolt), one pipeline (Redis). See
+// AppendLists.
+type ListsAppender interface {
+	AppendLists(ctx context.Context, as []ListAppend) ([]ListAppendResult, error)
+}
+
+// AppendLists makes the appends as, in order (two of one list and id: the
+// second is a duplicate), together when r is a ListsAppender, else one
+// after the other. It returns one result per append; an append refused
+// on its own (an empty key or id) has its Err and does not stop the
+// others. A returned error leaves the outcome of every append unknown.
+func AppendLists(ctx context.Context, r Records, as []ListAppend) ([]ListAppendResult, error) {
+	if la, ok := r.(ListsAppender); ok {
+		return la.AppendLists(ctx, as)
+	}
+	out := make([]ListAppendResult, len(as))
+	for i, a := range as {
+		seq, dup, err := r.AppendList(ctx, a.Key, a.ID, a.Value, a.TTL)
+		if err != nil {
+			err = fmt.Errorf("append list %s: %w", a.Key, err)
+		}
+		out[i] = ListAppendResult{Seq: seq, Duplicate: dup, Err: err}
+	}
+	return out, nil
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stagegate/stagegate/connectors/tracking/botscore"
 	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
 )
 
 // Catch-up with hits other gateway processes recorded: at most one read
@@ -20,7 +21,8 @@ const (
 )
 
 // observe scores one hit with what is known of the message, records it in
-// the message's hit list and submits the events it makes: the open or
+// the message's hit list (with the hits of concurrent requests, in one
+// store write: hitWriter) and submits the events it makes: the open or
 // click of its class, and, for a human click, the open it implies. Store
 // and intake failures are counted and logged; they never change the
 // answer to the client.
@@ -51,12 +53,12 @@ func (t *Tracker) observe(ctx context.Context, r *http.Request, st *msgState, ki
 	if overCap {
 		t.stats.overCap.Add(1)
 	} else {
-		seq, _, err := t.records.AppendList(ctx, st.hitsKey, id, appendHit(make([]byte, 0, 256), &h), t.cfg.Retention)
-		if err != nil {
-			t.lost(err, st.msg.ID)
+		res := t.hits.append(ctx, store.ListAppend{Key: st.hitsKey, ID: id, Value: appendHit(make([]byte, 0, 256), &h), TTL: t.cfg.Retention})
+		if res.Err != nil {
+			t.lost(res.Err, st.msg.ID)
 		} else {
 			t.stats.recorded.Add(1)
-			st.appended(seq)
+			st.appended(res.Seq)
 		}
 	}
 	if l.Honeypot {

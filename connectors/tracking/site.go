@@ -149,22 +149,40 @@ func (pv *pageView) validate() error {
 // view's click token or form email, or before) is known: its view makes
 // site.visit (one per visitor and day) and, after return_gap without
 // views, site.return. Anonymous views are only counted.
+//
+// The events go first, derived from the visitor as this view will leave
+// it, and the view is counted (the visitor record written) only once they
+// are accepted: a refused submit (503, the beacon retries) leaves the view
+// uncounted and the last view as it was, so the retry counts it once and
+// still sees the gap of a return. Event ids are per visitor and day, so a
+// view whose write fails after its events were accepted submits
+// duplicates on retry, not new events.
 func (t *Tracker) recordVisit(ctx context.Context, pv pageView) error {
 	now := t.Now()
 	l := t.viewLink(ctx, pv)
-	v, prev, err := t.updateVisitor(ctx, pv.Visitor, l, now, true)
+	var cur visitorRecord
+	ver, err := store.GetJSON(ctx, t.records, t.visitorKey(pv.Visitor), &cur)
+	if err != nil {
+		return fmt.Errorf("tracking %s: visitor %s: %w", t.Name(), pv.Visitor, err)
+	}
+	if ver == 0 && l == nil {
+		t.stats.viewsAnon.Add(1)
+		return nil
+	}
+	prev := applyVisit(&cur, pv.Visitor, l, now, true)
+	if _, err := t.Intake().Submit(ctx, normalizeVisit(t.Name(), &cur, normalize.SiteVisit, pv, now)); err != nil {
+		return fmt.Errorf("tracking %s: site visit: %w", t.Name(), err)
+	}
+	if !prev.IsZero() && now.Sub(prev) >= t.cfg.Site.ReturnGap {
+		if _, err := t.Intake().Submit(ctx, normalizeVisit(t.Name(), &cur, normalize.SiteReturn, pv, now)); err != nil {
+			return fmt.Errorf("tracking %s: site return: %w", t.Name(), err)
+		}
+	}
+	v, _, err := t.updateVisitor(ctx, pv.Visitor, l, now, true)
 	if err != nil || v == nil {
 		return err
 	}
 	t.stats.viewsKnown.Add(1)
-	if _, err := t.Intake().Submit(ctx, normalizeVisit(t.Name(), v, normalize.SiteVisit, pv, now)); err != nil {
-		return fmt.Errorf("tracking %s: site visit: %w", t.Name(), err)
-	}
-	if !prev.IsZero() && now.Sub(prev) >= t.cfg.Site.ReturnGap {
-		if _, err := t.Intake().Submit(ctx, normalizeVisit(t.Name(), v, normalize.SiteReturn, pv, now)); err != nil {
-			return fmt.Errorf("tracking %s: site return: %w", t.Name(), err)
-		}
-	}
 	return nil
 }
 
@@ -197,26 +215,7 @@ func (t *Tracker) updateVisitor(ctx context.Context, id string, l *link, now tim
 		if anonymous {
 			return false, nil
 		}
-		if v.ID == "" {
-			v.ID = id
-		}
-		prev = v.LastSeen
-		if l != nil {
-			if l.itemID != "" {
-				v.ItemID = l.itemID
-			}
-			if l.email != "" {
-				v.Email = l.email
-			}
-			v.LinkedBy, v.LinkedAt = l.by, now
-		}
-		if view {
-			if v.FirstSeen.IsZero() {
-				v.FirstSeen = now
-			}
-			v.LastSeen = now
-			v.Views++
-		}
+		prev = applyVisit(v, id, l, now, view)
 		return true, nil
 	})
 	switch {
@@ -227,6 +226,32 @@ func (t *Tracker) updateVisitor(ctx context.Context, id string, l *link, now tim
 		return nil, time.Time{}, nil
 	}
 	return &v, prev, nil
+}
+
+// applyVisit applies l (may be nil) and, for a view, the view at now to
+// the visitor record v of visitor id; it returns the previous last view.
+func applyVisit(v *visitorRecord, id string, l *link, now time.Time, view bool) time.Time {
+	if v.ID == "" {
+		v.ID = id
+	}
+	prev := v.LastSeen
+	if l != nil {
+		if l.itemID != "" {
+			v.ItemID = l.itemID
+		}
+		if l.email != "" {
+			v.Email = l.email
+		}
+		v.LinkedBy, v.LinkedAt = l.by, now
+	}
+	if view {
+		if v.FirstSeen.IsZero() {
+			v.FirstSeen = now
+		}
+		v.LastSeen = now
+		v.Views++
+	}
+	return prev
 }
 
 // linkBody is the body of POST /api/v1/visitors/{id}/link.

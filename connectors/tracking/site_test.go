@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stagegate/stagegate/store"
 )
 
 const (
@@ -160,5 +162,55 @@ func TestSiteLinkDomains(t *testing.T) {
 	}
 	if !slices.Contains(e.tr.cfg.Site.LinkDomains, "seller.test") {
 		t.Fatal("config")
+	}
+}
+
+// TestSiteVisitRetryAfterRefusal: a view whose events the intake refuses
+// (503) is not counted, so the beacon's retry counts it once and still
+// makes the site.return the gap calls for.
+func TestSiteVisitRetryAfterRefusal(t *testing.T) {
+	e := siteEnv(t)
+	if a := e.view(`{"v":"` + visitorA + `","u":"https://www.seller.test/contact","e":"ann@client.test"}`); a.code != http.StatusNoContent {
+		t.Fatalf("first view: %d %s", a.code, a.body)
+	}
+	visitor := func() visitorRecord {
+		t.Helper()
+		var v visitorRecord
+		if _, err := store.GetJSON(t.Context(), e.tr.records, e.tr.visitorKey(visitorA), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first := visitor()
+	if first.Views != 1 {
+		t.Fatalf("after one view: %d views", first.Views)
+	}
+	e.clk.Add(2 * defaultReturnGap)
+	e.in.SetDown(true)
+	page := `{"v":"` + visitorA + `","u":"https://www.seller.test/pricing"}`
+	if a := e.view(page); a.code != http.StatusServiceUnavailable {
+		t.Fatalf("view with the intake down: %d %s", a.code, a.body)
+	}
+	if v := visitor(); v.Views != 1 || !v.LastSeen.Equal(first.LastSeen) {
+		t.Fatalf("a refused view was counted: %+v", v)
+	}
+	e.in.SetDown(false)
+	if a := e.view(page); a.code != http.StatusNoContent {
+		t.Fatalf("retry: %d %s", a.code, a.body)
+	}
+	if v := visitor(); v.Views != 2 || !v.LastSeen.Equal(e.clk.Now()) {
+		t.Errorf("after the retry: %+v, want 2 views, last seen now", v)
+	}
+	if got := e.tr.statsNow().SiteViewsKnown; got != 2 {
+		t.Errorf("known views counted %d, want 2", got)
+	}
+	returns := 0
+	for _, ev := range e.in.Events() {
+		if ev.Type == "site.return" {
+			returns++
+		}
+	}
+	if returns != 1 {
+		t.Errorf("%d site.return events, want 1 (events %q)", returns, e.in.IDs())
 	}
 }

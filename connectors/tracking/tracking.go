@@ -37,6 +37,7 @@ type Tracker struct {
 	*connectors.Push
 	cfg     *Config
 	records store.Records
+	hits    *hitWriter            // the hit lists' writes, in groups
 	items   connectors.ItemGetter // nil: item ids are not checked
 	signer  *tokenSigner
 	scorer  *botscore.Scorer
@@ -76,6 +77,7 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Tracker, err
 	}
 	t := &Tracker{
 		Push: p, cfg: cfg, records: deps.Records, items: deps.Items, signer: signer,
+		hits:    newHitWriter(deps.Records, cfg.StoreTimeout),
 		scorer:  scorer,
 		public:  strings.TrimRight(deps.PublicURL, "/"),
 		prefix:  "tracking/" + base.Name + "/",

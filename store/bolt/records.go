@@ -266,3 +266,44 @@ func sweepRecords(tx *bbolt.Tx, now uint64, limit int) (int, error) {
 	}
 	return n, nil
 }
+
+var _ store.ListsAppender = (*Store)(nil)
+
+// AppendLists implements store.ListsAppender: every append in one
+// transaction (one commit), in order. An append with an empty key or id
+// gets its error and the others go on.
+func (s *Store) AppendLists(ctx context.Context, as []store.ListAppend) ([]store.ListAppendResult, error) {
+	out := make([]store.ListAppendResult, len(as))
+	elems := make([][]byte, len(as))
+	todo := 0
+	for i, a := range as {
+		if a.Key == "" || a.ID == "" {
+			out[i].Err = errors.New("bolt: append list: key and element id are required")
+			continue
+		}
+		elems[i] = listElem(a.ID, a.Value)
+		todo++
+	}
+	if todo == 0 {
+		return out, nil
+	}
+	nowT := s.now()
+	now := timeKey(nowT)
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		for i, a := range as {
+			if elems[i] == nil {
+				continue
+			}
+			seq, dup, err := appendListTx(tx, []byte(a.Key), a.ID, elems[i], now, expiryOf(nowT, a.TTL))
+			if err != nil {
+				return err
+			}
+			out[i].Seq, out[i].Duplicate = int64(seq), dup
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: append %d list elements: %w", todo, err)
+	}
+	return out, nil
+}

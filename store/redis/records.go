@@ -249,3 +249,43 @@ func decodeElem(seq int64, raw string) (store.ListElem, error) {
 	}
 	return store.ListElem{Seq: seq, ID: rest[:n], Value: []byte(rest[n:])}, nil
 }
+
+var _ store.ListsAppender = (*Store)(nil)
+
+// AppendLists implements store.ListsAppender: the append script of every
+// append in one pipeline (one round trip), in order. Each script is
+// atomic on its own and each append gets its own reply or error.
+func (s *Store) AppendLists(ctx context.Context, as []store.ListAppend) ([]store.ListAppendResult, error) {
+	defer s.hold()()
+	out := make([]store.ListAppendResult, len(as))
+	cmds := make([]*redis.Cmd, len(as))
+	todo := 0
+	for i, a := range as {
+		if a.Key == "" || a.ID == "" {
+			out[i].Err = errors.New("redis: append list: key and element id are required")
+			continue
+		}
+		todo++
+	}
+	if todo == 0 {
+		return out, nil
+	}
+	_ = s.pipelinedScripts(ctx, func(pl redis.Pipeliner) error { // each command keeps its own error
+		for i, a := range as {
+			if out[i].Err != nil {
+				continue
+			}
+			cmds[i] = appendListScript.Run(ctx, pl, []string{s.key("list", a.Key), s.key("list-ids", a.Key)},
+				a.ID, listElem(a.ID, a.Value), ttlMillis(a.TTL))
+		}
+		return nil
+	})
+	for i, c := range cmds {
+		if c == nil {
+			continue
+		}
+		res, err := c.Int64Slice()
+		out[i].Seq, out[i].Duplicate, out[i].Err = appendListReply(as[i].Key, res, err)
+	}
+	return out, nil
+}
