@@ -60,6 +60,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,6 +89,63 @@ type Intake interface {
 	// Reject counts an input refused before it became an event (bad
 	// signature, bad body), for metrics.
 	Reject(connector, reason string)
+}
+
+// BatchIntake is an Intake that also records many events in one call, in
+// as few store writes as it can (the gateway's does). A connector that
+// holds several events at once (the mails of one IMAP FETCH) calls the
+// SubmitBatch function below, which uses it when the intake has it.
+//
+// SubmitBatch returns one Result per event, in the order of evs, and a nil
+// error only when every event is durable (or was already: Duplicate).
+// With an error no result may be relied on: some events may be durable,
+// others not, and the caller acknowledges none of them; submitting the
+// same events again is safe, since every one is deduplicated on its ID as
+// by Submit (ErrUnavailable has the same meaning). The events of one batch
+// are recorded with no order between them: events that must reach the log
+// in order go in successive calls. The same id twice in one batch is
+// recorded once (one of the two results says Duplicate). SubmitBatch may
+// keep the events, as Submit does.
+type BatchIntake interface {
+	Intake
+	SubmitBatch(ctx context.Context, evs []*normalize.Event) ([]Result, error)
+}
+
+// SubmitBatch records evs through in: in one BatchIntake.SubmitBatch when
+// in has it, else one Submit per event, all at once, so that a store that
+// groups concurrent writes still commits them together. Its answer is
+// BatchIntake.SubmitBatch's.
+func SubmitBatch(ctx context.Context, in Intake, evs []*normalize.Event) ([]Result, error) {
+	if bi, ok := in.(BatchIntake); ok {
+		return bi.SubmitBatch(ctx, evs)
+	}
+	return SubmitEach(ctx, in, evs)
+}
+
+// SubmitEach submits every event of evs with its own in.Submit, all
+// concurrently, and waits for them all; it returns the results in the
+// order of evs and the first error (by position). It is SubmitBatch for
+// an intake without one, and a BatchIntake built on a store whose
+// concurrent writes share a commit may use it as its SubmitBatch.
+func SubmitEach(ctx context.Context, in Intake, evs []*normalize.Event) ([]Result, error) {
+	res := make([]Result, len(evs))
+	if len(evs) == 1 {
+		r, err := in.Submit(ctx, evs[0])
+		res[0] = r
+		return res, err
+	}
+	errs := make([]error, len(evs))
+	var wg sync.WaitGroup
+	for i, ev := range evs {
+		wg.Go(func() { res[i], errs[i] = in.Submit(ctx, ev) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 // Create says where a connector creates a contact and an item when an event

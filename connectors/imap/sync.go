@@ -9,10 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -36,33 +37,30 @@ func (w *worker) catchUp(ctx context.Context, cn *conn, folder string, cur *curs
 	return nil
 }
 
-// flushEvery is how many mails are made durable together before the
-// cursor is saved: one FETCH streams a whole batch, the cursor follows
-// every flushEvery mails of it.
-const flushEvery = 200
-
-// submitParallel bounds the events submitted at once, so that the store
-// commits many in one write.
-const submitParallel = 32
+// linkParallel bounds the reply links of the sent folder looked up at once.
+const linkParallel = 32
 
 // killLimit is how many sessions a mail fetched alone may end (the
 // server hung up, or stopped answering) before it is quarantined.
 const killLimit = 3
 
-// errStopped stops a FETCH stream whose mails can no longer be recorded.
-var errStopped = errors.New("stopped: the mails could not be recorded")
+// errStopped stops a FETCH stream when the worker is stopping.
+var errStopped = errors.New("stopped before the batch was read")
 
-// fetchBatch fetches, normalizes and submits one batch, advancing the
-// cursor over the UIDs done as the batch streams in. Three stages overlap:
-// the stream is read, mails are normalized on every CPU (in order), and
-// their events are submitted. A batch the server refuses (NO) is retried
-// one mail at a time, and a single mail it refuses is quarantined, so one
-// broken mail never blocks the folder. A batch whose FETCH ends the
+// fetchBatch fetches, normalizes and records one batch: its events go to
+// the intake in one SubmitBatch (more only when one sender's mails must
+// follow each other, see submit), and the cursor is written once, after
+// they are durable. The stream is read and mails are normalized on every
+// CPU (in order) at the same time; the store is only met at the end, so
+// nothing of the parsing waits on it. A batch the server refuses (NO) is
+// retried one mail at a time, and a single mail it refuses is quarantined,
+// so one broken mail never blocks the folder. A batch whose FETCH ends the
 // session (the server hangs up: Dovecot says BYE when it cannot read a
-// mail file) is narrowed down in the next sessions, see killed.
+// mail file) is narrowed down in the next sessions, see killed; the mails
+// that streamed in before are recorded first.
 func (w *worker) fetchBatch(ctx context.Context, cn *conn, folder string, cur *cursor, batch []uint32) error {
 	done := map[uint32]bool{}
-	queue := make(chan chan mailResult, 2*flushEvery) // results, in stream order
+	queue := make(chan chan mailResult, len(batch)) // results, in stream order
 	jobs := make(chan func(), runtime.GOMAXPROCS(0))
 	var normalizers sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
@@ -72,29 +70,16 @@ func (w *worker) fetchBatch(ctx context.Context, cn *conn, folder string, cur *c
 			}
 		})
 	}
-	var failed atomic.Bool
-	recorded := make(chan error, 1)
+	collected := make(chan []mailResult, 1)
 	go func() {
-		var pending []mailResult
-		var err error
+		var mails []mailResult
 		for out := range queue {
-			m := <-out
-			if err != nil {
-				continue
-			}
-			if pending = append(pending, m); len(pending) >= flushEvery {
-				err = w.flush(ctx, folder, cur, batch, pending, done)
-				pending = pending[:0]
-				failed.Store(err != nil)
-			}
+			mails = append(mails, <-out)
 		}
-		if err == nil {
-			err = w.flush(ctx, folder, cur, batch, pending, done)
-		}
-		recorded <- err
+		collected <- mails
 	}()
 	ferr := w.fetch(cn, folder, cur.UIDValidity, cur.LastUID, batch, func(f Fetched, problem string) error {
-		if failed.Load() {
+		if ctx.Err() != nil {
 			return errStopped
 		}
 		out := make(chan mailResult, 1)
@@ -105,12 +90,15 @@ func (w *worker) fetchBatch(ctx context.Context, cn *conn, folder string, cur *c
 	close(jobs)
 	normalizers.Wait()
 	close(queue)
-	if err := <-recorded; err != nil {
+	if err := w.submit(ctx, folder, cur, <-collected, done); err != nil {
 		return err
 	}
 	if ferr == nil {
 		// Every UID of the batch is done, or was not returned (expunged).
 		return w.advance(ctx, folder, cur, batch, done, true)
+	}
+	if err := w.advance(ctx, folder, cur, batch, done, false); err != nil {
+		return errors.Join(ferr, err)
 	}
 	var refused *imap.Error
 	if !errors.As(ferr, &refused) || refused.Type == imap.StatusResponseTypeBye {
@@ -188,18 +176,6 @@ func (w *worker) killed(ctx context.Context, folder string, cur *cursor, batch [
 	return errors.Join(ferr, w.advance(ctx, folder, cur, batch, done, false))
 }
 
-// flush submits mails and moves the cursor over what is done.
-func (w *worker) flush(ctx context.Context, folder string, cur *cursor, batch []uint32, mails []mailResult, done map[uint32]bool) error {
-	if len(mails) == 0 {
-		return nil
-	}
-	err := w.submit(ctx, folder, cur, mails, done)
-	if aerr := w.advance(ctx, folder, cur, batch, done, false); err == nil {
-		err = aerr
-	}
-	return err
-}
-
 // advance moves the cursor over the UIDs of batch that are done, in order,
 // stopping at the first that is not (all, when complete), and saves it.
 func (w *worker) advance(ctx context.Context, folder string, cur *cursor, batch []uint32, done map[uint32]bool, complete bool) error {
@@ -220,91 +196,104 @@ func (w *worker) advance(ctx context.Context, folder string, cur *cursor, batch 
 	return cur.save(ctx, w.c.records, w.c.key("cursor", folder), w.c.now())
 }
 
-// submit makes the mails' events durable and marks their UIDs in done.
-// Mails of one sender are submitted in UID order, mails of different
-// senders in parallel, so that the store can commit many at once. After a
-// failure nothing more is submitted and the first error is returned.
+// submit makes the mails' events durable and marks their UIDs in done,
+// all or none of them. The events go to the intake in as few SubmitBatch
+// calls as order allows: the mails of one sender (and the events of one
+// mail) must reach the log in UID order, so the k-th event of a sender is
+// in the k-th call; mails from different senders share the calls, and a
+// batch of mails from as many senders is one call. After a failure
+// nothing more is submitted and nothing is marked: the cursor stays, and
+// the mails are read again and deduplicated.
 func (w *worker) submit(ctx context.Context, folder string, cur *cursor, mails []mailResult, done map[uint32]bool) error {
+	if len(mails) == 0 {
+		return nil
+	}
 	slices.SortFunc(mails, func(a, b mailResult) int { return cmp.Compare(a.uid, b.uid) })
 	var (
-		mu     sync.Mutex
-		failed error
-		wg     sync.WaitGroup
+		waves   [][]*normalize.Event
+		taken   []mailResult // mails with events
+		next    = map[string]int{}
+		skipped int
+		ignored int
+		warned  int
 	)
-	sem := make(chan struct{}, submitParallel)
-	last := map[string]chan struct{}{}
 	for _, m := range mails {
+		switch {
+		case m.problem != "":
+			q := QuarantineEntry{Account: w.c.cfg.Username, Folder: folder, UIDValidity: cur.UIDValidity, UID: m.uid,
+				Reason: m.problem, At: w.c.now().UTC()}
+			if err := w.c.quarantine(ctx, q); err != nil {
+				return err
+			}
+			w.st.quarantined.Add(1)
+			continue
+		case w.skip(cur, m):
+			skipped++
+			continue
+		case len(m.res.Events) == 0:
+			ignored++
+			continue
+		}
+		taken = append(taken, m)
 		key := "uid:" + strconv.FormatUint(uint64(m.uid), 10)
-		if len(m.res.Events) > 0 && m.res.Events[0].Subject.Email != "" {
+		if m.res.Events[0].Subject.Email != "" {
 			key = m.res.Events[0].Subject.Email
 		}
-		prev, mine := last[key], make(chan struct{})
-		last[key] = mine
+		k := next[key]
+		for _, ev := range m.res.Events {
+			if k == len(waves) {
+				waves = append(waves, nil)
+			}
+			waves[k] = append(waves[k], ev)
+			k++
+		}
+		next[key] = k
+		if len(m.res.Events[0].Warnings) > 0 {
+			warned++
+		}
+	}
+	if w.sent {
+		if err := w.linkReplies(ctx, taken); err != nil {
+			return err
+		}
+	}
+	for _, evs := range waves {
+		res, err := connectors.SubmitBatch(ctx, w.c.intake, evs)
+		if err != nil {
+			return fmt.Errorf("record %d events: %w", len(evs), err)
+		}
+		for _, r := range res {
+			if r.Duplicate {
+				w.st.duplicates.Add(1)
+			} else {
+				w.st.events.Add(1)
+			}
+		}
+	}
+	w.st.skipped.Add(int64(skipped))
+	w.st.ignored.Add(int64(ignored))
+	w.st.warned.Add(int64(warned))
+	for _, m := range mails {
+		done[m.uid] = true
+	}
+	return nil
+}
+
+// linkReplies runs linkReply for the sent mails, several at once; the
+// first error is returned after all have ended.
+func (w *worker) linkReplies(ctx context.Context, mails []mailResult) error {
+	errs := make([]error, len(mails))
+	sem := make(chan struct{}, linkParallel)
+	var wg sync.WaitGroup
+	for i, m := range mails {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			defer close(mine)
-			if prev != nil {
-				<-prev
-			}
-			mu.Lock()
-			stop := failed != nil
-			mu.Unlock()
-			if stop {
-				return
-			}
-			err := w.submitOne(ctx, folder, cur, m)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil && failed == nil {
-				failed = err
-			} else if err == nil {
-				done[m.uid] = true
-			}
+			errs[i] = w.c.linkReply(ctx, m.res)
 		})
 	}
 	wg.Wait()
-	return failed
-}
-
-func (w *worker) submitOne(ctx context.Context, folder string, cur *cursor, m mailResult) error {
-	if m.problem != "" {
-		q := QuarantineEntry{Account: w.c.cfg.Username, Folder: folder, UIDValidity: cur.UIDValidity, UID: m.uid,
-			Reason: m.problem, At: w.c.now().UTC()}
-		if err := w.c.quarantine(ctx, q); err != nil {
-			return err
-		}
-		w.st.quarantined.Add(1)
-		return nil
-	}
-	if w.skip(cur, m) {
-		w.st.skipped.Add(1)
-		return nil
-	}
-	if len(m.res.Events) == 0 {
-		w.st.ignored.Add(1)
-		return nil
-	}
-	if w.sent {
-		if err := w.c.linkReply(ctx, m.res); err != nil {
-			return err
-		}
-	}
-	for _, ev := range m.res.Events {
-		r, err := w.c.intake.Submit(ctx, ev)
-		if err != nil {
-			return fmt.Errorf("record event %s: %w", ev.ID, err)
-		}
-		if r.Duplicate {
-			w.st.duplicates.Add(1)
-		} else {
-			w.st.events.Add(1)
-		}
-	}
-	if len(m.res.Events[0].Warnings) > 0 {
-		w.st.warned.Add(1)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // skip reports whether a mail is outside what the folder takes: it reached

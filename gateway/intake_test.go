@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stagegate/stagegate/connectors"
+	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
+	"github.com/stagegate/stagegate/store/bolt"
+)
+
+func batchEvent(id string) *normalize.Event {
+	now := time.Now().UTC()
+	return &normalize.Event{ID: id, Type: normalize.WebhookReceive, Connector: "hooks", OccurredAt: now, ReceivedAt: now,
+		Subject: normalize.Subject{Email: id + "@client.test"}}
+}
+
+// TestIntakeSubmitBatch: a batch is recorded whole, each event once; an
+// event already in the log and an id twice in the batch answer Duplicate,
+// and the results follow the order of the events.
+func TestIntakeSubmitBatch(t *testing.T) {
+	st, err := bolt.Open(store.Config{Path: filepath.Join(t.TempDir(), "sg.db"), DedupWindow: time.Hour}, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	in := &intake{st: st, m: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	if _, err := in.Submit(ctx, batchEvent("ev-old")); err != nil {
+		t.Fatal(err)
+	}
+	var evs []*normalize.Event
+	for i := range 300 {
+		evs = append(evs, batchEvent(fmt.Sprintf("ev-%03d", i)))
+	}
+	evs = append(evs, batchEvent("ev-old"), batchEvent("ev-007"))
+	res, err := connectors.SubmitBatch(ctx, in, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(evs) {
+		t.Fatalf("%d results for %d events", len(res), len(evs))
+	}
+	dups := 0
+	for i, r := range res {
+		if r.EventID != evs[i].ID {
+			t.Fatalf("result %d is for %q, want %q", i, r.EventID, evs[i].ID)
+		}
+		if r.Duplicate {
+			dups++
+		}
+	}
+	if dups != 2 || !res[300].Duplicate {
+		t.Fatalf("%d duplicates (ev-old: %v), want 2 (ev-old and one ev-007)", dups, res[300].Duplicate)
+	}
+	got := map[string]int{}
+	for {
+		entries, err := st.ReadLog(ctx, "test", 1000, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) == 0 {
+			break
+		}
+		for _, e := range entries {
+			got[e.Event.ID]++
+			if err := st.Ack(ctx, e, store.Outcome{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(got) != 301 {
+		t.Fatalf("the log holds %d distinct events, want 301", len(got))
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Fatalf("%s is %d times in the log", id, n)
+		}
+	}
+}
+
+// TestIntakeSubmitBatchInvalid: an invalid event fails the batch before
+// anything is written.
+func TestIntakeSubmitBatchInvalid(t *testing.T) {
+	st, err := bolt.Open(store.Config{Path: filepath.Join(t.TempDir(), "sg.db"), DedupWindow: time.Hour}, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	in := &intake{st: st, m: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	bad := batchEvent("ev-bad")
+	bad.Type = "no such type"
+	if _, err := in.SubmitBatch(context.Background(), []*normalize.Event{batchEvent("ev-good"), bad}); err == nil {
+		t.Fatal("a batch with an invalid event was accepted")
+	}
+	if _, _, err := st.GetEvent(context.Background(), "ev-good"); err == nil {
+		t.Fatal("the valid event of a refused batch was recorded")
+	}
+}
