@@ -172,7 +172,14 @@ func TestBrowserBoard(t *testing.T) {
 	step(t, tab, "create a lead from an unmatched event",
 		chromedp.Navigate(g.Base+"/ui/#/unmatched"),
 		chromedp.WaitVisible(chromedp.CSS(`.unmatched-row[data-event="api:paid-x"] button.create-lead`)),
-		chromedp.Click(chromedp.CSS(`.unmatched-row[data-event="api:paid-x"] button.create-lead`)),
+		// Clicked by a query at click time: a refresh may draw the list
+		// again between finding the button and pressing it.
+		clickJS(`.unmatched-row[data-event="api:paid-x"] button.create-lead`),
+		chromedp.WaitVisible(chromedp.CSS(`.lead-form input[name="name"]`)),
+		// Cancel closes the form and gives the button back.
+		clickJS(`.lead-form button.secondary`),
+		waitJS(`document.querySelector(".lead-form") === null && !document.querySelector('.unmatched-row[data-event="api:paid-x"] button.create-lead').disabled`),
+		clickJS(`.unmatched-row[data-event="api:paid-x"] button.create-lead`),
 		chromedp.WaitVisible(chromedp.CSS(`.lead-form input[name="name"]`)),
 		chromedp.SendKeys(chromedp.CSS(`.lead-form input[name="name"]`), "Neo"),
 	)

@@ -770,6 +770,11 @@
       if (state.page !== "unmatched") return;
       var open = box.querySelector(".lead-form");
       if (open) return; // do not disturb a form being filled in
+      // Re-render only what changed: a list drawn again under the pointer
+      // would swallow the click of a user reaching for a button.
+      var sig = JSON.stringify(r);
+      if (box.firstChild && box.getAttribute("data-sig") === sig) return;
+      box.setAttribute("data-sig", sig);
       clear(box);
       var evs = r[0].events || [];
       if (!evs.length) { box.appendChild(h("p", { class: "muted", text: "No unmatched events: every event reached an item." })); return; }
@@ -821,7 +826,12 @@
     } },
       h("label", null, "Pipeline", pipeSel), h("label", null, "Name", name), h("label", null, "Responsible", resp),
       h("button", { type: "submit", class: "create-submit" }, "Create lead"),
-      h("button", { type: "button", class: "secondary", onclick: function () { form.remove(); loadUnmatched(); } }, "Cancel"));
+      h("button", { type: "button", class: "secondary", onclick: function () {
+        form.remove();
+        var box = $("unmatched");
+        if (box) box.removeAttribute("data-sig"); // draw the row again, its button enabled
+        loadUnmatched();
+      } }, "Cancel"));
     li.appendChild(form);
     name.focus();
   }
