@@ -132,7 +132,7 @@ type countObs struct {
 }
 
 func (o *countObs) Moved(string, string, string) {}
-func (o *countObs) Applied(*normalize.Event, time.Duration, bool) {
+func (o *countObs) Applied(*normalize.Event, time.Duration, Result) {
 	if o.seen.Add(1) == o.n {
 		close(o.done)
 	}

@@ -30,7 +30,10 @@ type CreateSpec struct {
 // cheap and safe for concurrent use.
 type Observer interface {
 	Moved(pipeline, from, to string)
-	Applied(ev *normalize.Event, lag time.Duration, unmatched bool)
+	// Applied is told each applied (or parked) event with what the engine
+	// decided for it in this process; a redelivered event's decisions
+	// say "already applied" where the store keeps the first verdict.
+	Applied(ev *normalize.Event, lag time.Duration, res Result)
 	// Batch is told the size of each batch the engine read from the log
 	// and applied (before any narrowing down after a failure).
 	Batch(size int)
@@ -209,5 +212,5 @@ func (e *Engine) rememberSent(ctx context.Context, ev *normalize.Event, it store
 type nopObserver struct{}
 
 func (nopObserver) Moved(string, string, string)                  {}
-func (nopObserver) Applied(*normalize.Event, time.Duration, bool) {}
+func (nopObserver) Applied(*normalize.Event, time.Duration, Result) {}
 func (nopObserver) Batch(int)                                     {}

@@ -151,7 +151,7 @@ func (e *Engine) finished(plans []*plan) {
 		if !p.done {
 			continue
 		}
-		e.obs.Applied(p.ev, now.Sub(p.ev.ReceivedAt), p.res.Unmatched)
+		e.obs.Applied(p.ev, now.Sub(p.ev.ReceivedAt), p.res)
 		e.waiters.notify(p.ev.ID)
 	}
 }
@@ -165,7 +165,7 @@ func (e *Engine) park(ctx context.Context, p *plan, failures int) {
 	for {
 		err := e.st.Ack(ctx, p.entry, store.Outcome{Failed: true, Note: note})
 		if err == nil {
-			e.obs.Applied(p.ev, e.now().Sub(p.ev.ReceivedAt), false)
+			e.obs.Applied(p.ev, e.now().Sub(p.ev.ReceivedAt), Result{Note: note})
 			e.waiters.notify(p.ev.ID)
 			return
 		}

@@ -87,9 +87,9 @@ func newMetrics() *metrics {
 func (m *metrics) Moved(pipeline, _, to string) { m.moves.WithLabelValues(pipeline, to).Inc() }
 
 // Applied implements engine.Observer.
-func (m *metrics) Applied(_ *normalize.Event, lag time.Duration, unmatched bool) {
+func (m *metrics) Applied(_ *normalize.Event, lag time.Duration, res engine.Result) {
 	result := "matched"
-	if unmatched {
+	if res.Unmatched {
 		result = "unmatched"
 	}
 	m.applied.WithLabelValues(result).Inc()

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stagegate/stagegate/engine"
 	"github.com/stagegate/stagegate/normalize"
+	"github.com/stagegate/stagegate/store"
 )
 
 // What a change message says changed; the page fetches again what it shows
@@ -46,14 +47,27 @@ func (o *observer) Moved(pipeline, from, to string) {
 	o.b.notify.poke(changeItems)
 }
 
-func (o *observer) Applied(ev *normalize.Event, lag time.Duration, unmatched bool) {
+func (o *observer) Applied(ev *normalize.Event, lag time.Duration, res engine.Result) {
 	if o.next != nil {
-		o.next.Applied(ev, lag, unmatched)
+		o.next.Applied(ev, lag, res)
 	}
 	o.b.notify.poke(changeEvents)
-	if !unmatched {
+	if !res.Unmatched && !movedAll(res.Items) {
 		o.b.nonMoves.add(ev.ID)
 	}
+}
+
+// movedAll reports whether the event moved every item it reached: then no
+// item has a non-move to list, and the index need not read the event back.
+// Otherwise the index reads the stored decisions, which keep the first
+// verdict of a redelivered event.
+func movedAll(ds []store.ItemDecisions) bool {
+	for _, d := range ds {
+		if !d.Moved {
+			return false
+		}
+	}
+	return true
 }
 
 func (o *observer) Batch(size int) {
