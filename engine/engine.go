@@ -211,6 +211,6 @@ func (e *Engine) rememberSent(ctx context.Context, ev *normalize.Event, it store
 
 type nopObserver struct{}
 
-func (nopObserver) Moved(string, string, string)                  {}
+func (nopObserver) Moved(string, string, string)                    {}
 func (nopObserver) Applied(*normalize.Event, time.Duration, Result) {}
-func (nopObserver) Batch(int)                                     {}
+func (nopObserver) Batch(int)                                       {}
