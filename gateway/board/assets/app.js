@@ -773,8 +773,8 @@
       // Re-render only what changed: a list drawn again under the pointer
       // would swallow the click of a user reaching for a button.
       var sig = JSON.stringify(r);
-      if (box.firstChild && box.getAttribute("data-sig") === sig) return;
-      box.setAttribute("data-sig", sig);
+      if (box.firstChild && box.sig === sig) return;
+      box.sig = sig;
       clear(box);
       var evs = r[0].events || [];
       if (!evs.length) { box.appendChild(h("p", { class: "muted", text: "No unmatched events: every event reached an item." })); return; }
@@ -828,8 +828,7 @@
       h("button", { type: "submit", class: "create-submit" }, "Create lead"),
       h("button", { type: "button", class: "secondary", onclick: function () {
         form.remove();
-        var box = $("unmatched");
-        if (box) box.removeAttribute("data-sig"); // draw the row again, its button enabled
+        li.querySelector("button.create-lead").disabled = false;
         loadUnmatched();
       } }, "Cancel"));
     li.appendChild(form);
