@@ -90,7 +90,7 @@ func benchApplyBolt(b *testing.B, concurrent bool) {
 	}
 	obs := &countObs{n: int64(b.N), done: make(chan struct{})}
 	eng.obs = obs
-	cpu0 := cpuTime()
+	cpu0, w0 := cpuTime(), st.WriteStats()
 	b.ResetTimer()
 	rctx, cancel := context.WithCancel(ctx)
 	go eng.Run(rctx)
@@ -99,8 +99,13 @@ func benchApplyBolt(b *testing.B, concurrent bool) {
 	}
 	<-obs.done
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu, w := cpuTime()-cpu0, st.WriteStats()
 	cancel()
+	if c := w.Commits - w0.Commits; c > 0 {
+		b.ReportMetric(float64(w.Pages-w0.Pages)/float64(b.N), "pages/event")
+		b.ReportMetric(float64(w.Bytes-w0.Bytes)/float64(c)/1024, "KiB/commit")
+		b.ReportMetric(float64(b.N)/float64(c), "events/commit")
+	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/event")
 	sizes := obs.batchSizes()

@@ -202,3 +202,16 @@ func (s *Store) view(fn func(tx *bbolt.Tx) error) error {
 func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	return s.c.do(ctx, fn)
 }
+
+// WriteStats is what the store's transactions wrote since Open, for
+// benchmarks: commits of the group committer, and the pages bbolt
+// allocated (dirty pages written at commit) and their bytes.
+type WriteStats struct {
+	Commits, Pages, Bytes int64
+}
+
+// WriteStats returns the store's WriteStats.
+func (s *Store) WriteStats() WriteStats {
+	ts := s.db.Stats().TxStats
+	return WriteStats{Commits: s.c.commits.Load(), Pages: ts.GetPageCount(), Bytes: ts.GetPageAlloc()}
+}
