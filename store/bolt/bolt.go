@@ -53,7 +53,8 @@ type Store struct {
 
 	bc *broadcaster // Publish and Subscribe
 
-	items *itemCache // decoded items, for the engine's reads and writes
+	items  *itemCache    // decoded items, for the engine's reads and writes
+	recent *recentEvents // appended events not read yet, for readNext
 }
 
 var _ store.Store = (*Store)(nil)
@@ -134,6 +135,7 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 		wake:      make(chan struct{}),
 		bc:        newBroadcaster(),
 		items:     newItemCache(),
+		recent:    newRecentEvents(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

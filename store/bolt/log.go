@@ -43,10 +43,11 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 	if err != nil {
 		return store.AppendResult{}, fmt.Errorf("bolt: append %s: %w", ev.ID, err)
 	}
+	own := copyEvent(ev)
 	var res store.AppendResult
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
-		res, err = s.appendTx(tx, ev.ID, data, now)
+		res, err = s.appendTx(tx, ev.ID, data, own, now)
 		return err
 	})
 	if err != nil {
@@ -59,8 +60,10 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 }
 
 // appendTx records the encoded event record data in the log of tx with
-// its dedup key, unless the id is a duplicate within the window.
-func (s *Store) appendTx(tx *bbolt.Tx, evID string, data []byte, now time.Time) (store.AppendResult, error) {
+// its dedup key, unless the id is a duplicate within the window. ev, if
+// not nil, is the decoded record's event, a copy the store owns: readNext
+// takes it from s.recent instead of decoding data again.
+func (s *Store) appendTx(tx *bbolt.Tx, evID string, data []byte, ev *normalize.Event, now time.Time) (store.AppendResult, error) {
 	id := []byte(evID)
 	dedup := tx.Bucket(bDedup)
 	old := dedup.Get(id)
@@ -91,7 +94,11 @@ func (s *Store) appendTx(tx *bbolt.Tx, evID string, data []byte, now time.Time) 
 	if err := tx.Bucket(bEvState).Put(id, u64(seq)); err != nil {
 		return store.AppendResult{}, err
 	}
-	return store.AppendResult{Seq: formatSeq(seq)}, tx.Bucket(bEvents).Put(id, data)
+	if err := tx.Bucket(bEvents).Put(id, data); err != nil {
+		return store.AppendResult{}, err
+	}
+	s.recent.put(seq, ev, len(data))
+	return store.AppendResult{Seq: formatSeq(seq)}, nil
 }
 
 // forgetEvent deletes the record of an event and its decisions and applied
@@ -165,6 +172,10 @@ func (s *Store) readNext(max int) ([]store.LogEntry, error) {
 		events := tx.Bucket(bEvents)
 		for k, v := c.Seek(u64(s.cursor + 1)); k != nil && len(entries) < max; k, v = c.Next() {
 			last = binary.BigEndian.Uint64(k)
+			if ev, ok := s.recent.take(last, v); ok {
+				entries = append(entries, store.LogEntry{Seq: formatSeq(last), Event: ev})
+				continue
+			}
 			var rec store.EventRecord
 			if err := getJSON(events, v, &rec); err != nil {
 				return fmt.Errorf("entry %x (%s): %w", k, v, err)

@@ -80,7 +80,7 @@ func (s *Store) UpdateItem(ctx context.Context, u store.ItemUpdate) (store.Item,
 			}
 		}
 		for i := range u.Events {
-			res, err := s.appendTx(tx, u.Events[i].ID, events[i], now)
+			res, err := s.appendTx(tx, u.Events[i].ID, events[i], nil, now)
 			if err != nil {
 				return err
 			}
