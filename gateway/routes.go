@@ -131,15 +131,20 @@ func (g *Gateway) mountConnectors(mux, api *http.ServeMux) error {
 }
 
 // stripPrefix removes prefix from the path; the connector sees "/" for the
-// bare prefix.
+// bare prefix. Like http.StripPrefix it copies the request and its URL
+// only: the headers are shared, not cloned (a deep Request.Clone was 2% of
+// the gateway's CPU under webhook load).
 func stripPrefix(prefix string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r2 := r.Clone(r.Context())
 		p := r.URL.Path[len(prefix):]
 		if p == "" {
 			p = "/"
 		}
-		r2.URL.Path, r2.URL.RawPath = p, ""
+		r2 := new(http.Request)
+		*r2 = *r
+		u := *r.URL
+		u.Path, u.RawPath = p, ""
+		r2.URL = &u
 		h.ServeHTTP(w, r2)
 	})
 }
