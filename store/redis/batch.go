@@ -120,8 +120,8 @@ func (s *Store) Lookup(ctx context.Context, req store.LookupRequest) (store.Look
 // never builds on a state that was not written. Reply: {acked (0|1),
 // status per write (0 ok, 1 conflict, 2 already applied, 3 not found)}.
 //
-// KEYS: log stream, event record, unmatched set, failed set, decisions,
-// applied markers.
+// KEYS: log stream, event record, unmatched set, failed set, legacy
+// decisions, legacy applied markers (markLua).
 // ARGV: prefix, group, stream id (empty: no ack), applied_at, unmatched,
 // failed, note, event id, score, keep, window (ms), number of writes; then
 // per write: item id, expected version, previous event (” for none), move
@@ -129,9 +129,11 @@ func (s *Store) Lookup(ctx context.Context, req store.LookupRequest) (store.Look
 // decisions JSON, number of outbox entries, then per entry the values
 // addOutbox takes (moveLua); then the event's own outbox entries
 // (eventOutboxArgs).
-var applyEventScript = redis.NewScript(ackLua + moveLua + eventOutboxLua + `
+var applyEventScript = redis.NewScript(ackLua + moveLua + markLua + eventOutboxLua + `
 local P = ARGV[1]
 local statuses, conflict = {}, false
+local recOK = redis.call('EXISTS', KEYS[2]) == 1
+local legacy = redis.call('EXISTS', KEYS[5], KEYS[6]) > 0
 local b = 13
 for w = 1, tonumber(ARGV[12]) do
   local item, expect, prev, move = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
@@ -144,23 +146,18 @@ for w = 1, tonumber(ARGV[12]) do
   local st = 0
   if not cur[1] then
     st = 3
-  elseif move == '1' and redis.call('HEXISTS', KEYS[6], item) == 1 then
+  elseif move == '1' and isApplied(KEYS[2], KEYS[6], item, legacy) then
     st = 2
   elseif tonumber(cur[1]) ~= tonumber(expect) or
-      (prev ~= '' and redis.call('HEXISTS', P .. 'applied:' .. prev, item) == 0) then
+      (prev ~= '' and not isApplied(P .. 'event:' .. prev, P .. 'applied:' .. prev, item, true)) then
     st = 1
     conflict = true
   elseif move == '1' then
     moveItem(P, ik, item, cur, to, closed, at, P .. 'timeline:' .. item, P .. 'timeline-ids:' .. item, eid, entry)
-    redis.call('HSET', KEYS[5], item, dec)
-    redis.call('PEXPIRE', KEYS[5], ARGV[11])
-    redis.call('HSET', KEYS[6], item, '1')
-    redis.call('PEXPIRE', KEYS[6], ARGV[11])
+    markApplied(KEYS[2], KEYS[6], KEYS[5], item, dec, ARGV[11], recOK)
     addOutbox(P, item, ob, nout)
   else
-    if redis.call('HSETNX', KEYS[5], item, dec) == 1 then
-      redis.call('PEXPIRE', KEYS[5], ARGV[11])
-    end
+    keepDecisions(KEYS[2], KEYS[5], item, dec, ARGV[11], recOK, legacy)
     if eid ~= '' and redis.call('SADD', P .. 'timeline-ids:' .. item, eid) == 1 then
       redis.call('RPUSH', P .. 'timeline:' .. item, entry)
     end

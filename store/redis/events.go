@@ -31,7 +31,7 @@ func (s *Store) GetEvent(ctx context.Context, id string) (store.EventRecord, []s
 	var rec, dec *redis.MapStringStringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		rec = p.HGetAll(ctx, s.key("event", id))
-		dec = p.HGetAll(ctx, s.key("decisions", id))
+		dec = p.HGetAll(ctx, s.key("decisions", id)) // legacy (markLua)
 		return nil
 	})
 	if err != nil {
@@ -44,11 +44,29 @@ func (s *Store) GetEvent(ctx context.Context, id string) (store.EventRecord, []s
 	if err != nil {
 		return r, nil, fmt.Errorf("redis: get event %s: %w", id, err)
 	}
-	ds, err := decodeDecisions(dec.Val())
+	ds, err := decodeDecisions(recordDecisions(rec.Val(), dec.Val()))
 	if err != nil {
 		return r, nil, fmt.Errorf("redis: get event %s: %w", id, err)
 	}
 	return r, ds, nil
+}
+
+// recordDecisions returns item id → decisions JSON from the d:<item>
+// fields of an event record, completed by the legacy decisions hash for
+// the items the record has none for (markLua).
+func recordDecisions(rec, legacy map[string]string) map[string]string {
+	out := make(map[string]string, len(legacy))
+	for k, v := range rec {
+		if item, ok := strings.CutPrefix(k, "d:"); ok {
+			out[item] = v
+		}
+	}
+	for item, v := range legacy {
+		if _, ok := out[item]; !ok {
+			out[item] = v
+		}
+	}
+	return out
 }
 
 func decodeDecisions(h map[string]string) ([]store.ItemDecisions, error) {
@@ -110,7 +128,7 @@ func (s *Store) listIndexed(ctx context.Context, index string, limit int) ([]sto
 }
 
 // RecordDecisions stores d for (eventID, d.ItemID) unless a verdict is
-// there already (HSETNX); the record expires with the dedup window.
+// there already, in the event's record (markLua), so it expires with it.
 func (s *Store) RecordDecisions(ctx context.Context, eventID string, d store.ItemDecisions) error {
 	defer s.hold()()
 	if eventID == "" || d.ItemID == "" {
@@ -120,11 +138,18 @@ func (s *Store) RecordDecisions(ctx context.Context, eventID string, d store.Ite
 	if err != nil {
 		return fmt.Errorf("redis: record decisions %s: %w", eventID, err)
 	}
-	key := s.key("decisions", eventID)
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSetNX(ctx, key, d.ItemID, data)
-		p.PExpire(ctx, key, s.window)
-		return nil
-	})
+	keys := []string{s.key("event", eventID), s.key("decisions", eventID)}
+	err = recordDecisionsScript.Run(ctx, s.rdb, keys, d.ItemID, data, s.window.Milliseconds()).Err()
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
 	return wrap("record decisions", eventID, err)
 }
+
+// recordDecisionsScript is RecordDecisions (keepDecisions in markLua).
+//
+// KEYS: event record, legacy decisions. ARGV: item id, decisions JSON,
+// window (ms).
+var recordDecisionsScript = redis.NewScript(markLua + `
+keepDecisions(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], redis.call('EXISTS', KEYS[1]) == 1, true)
+`)

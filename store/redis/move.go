@@ -57,7 +57,7 @@ func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, er
 	}
 	keys := []string{
 		s.key("item", req.ItemID), s.key("applied", req.EventID), s.key("decisions", req.EventID),
-		s.key("timeline", req.ItemID), s.key("timeline-ids", req.ItemID),
+		s.key("timeline", req.ItemID), s.key("timeline-ids", req.ItemID), s.key("event", req.EventID),
 	}
 	args := append([]any{
 		s.prefix, req.ItemID, req.EventID, strconv.FormatInt(req.ExpectVersion, 10),

@@ -14,9 +14,13 @@
 //	                            consumer group "engine"; entries are XDEL'd once acknowledged
 //	P dedup:<event>             string "1", TTL: the dedup key, SET NX
 //	P event:<event>             hash, TTL: e (event JSON), seq (stream id), applied (0|1),
-//	                            applied_at (RFC 3339), unmatched (0|1), note
-//	P decisions:<event>         hash, TTL: item id → ItemDecisions JSON
-//	P applied:<event>           hash, TTL: item id → "1", the (event, item) applied marker
+//	                            applied_at (RFC 3339), unmatched (0|1), note; and per item
+//	                            a:<item> ("1", the (event, item) applied marker) and
+//	                            d:<item> (ItemDecisions JSON), which expire with the record
+//	P decisions:<event>         hash, TTL: item id → ItemDecisions JSON, and
+//	P applied:<event>           hash, TTL: item id → "1": the same, for an event without a
+//	                            record (expired, or never appended) and as gateways before
+//	                            the record layout wrote them; always read too (markLua)
 //	P unmatched                 sorted set: event id, score = ack time (µs, strictly increasing);
 //	                            trimmed to the newest 10,000
 //	P contact:<id>              string: Contact JSON without identities

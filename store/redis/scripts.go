@@ -6,7 +6,7 @@ import "github.com/redis/go-redis/v9"
 var scripts = []*redis.Script{
 	appendScript, ackScript, applyEventScript, lookupScript, retryEventScript, ensureContactScript, createItemScript, moveScript, appendTimelineScript,
 	pruneConsumerScript, putRecordScript, deleteRecordScript, appendListScript,
-	claimOutboxScript, finishOutboxScript, retryOutboxScript, updateItemScript,
+	claimOutboxScript, finishOutboxScript, retryOutboxScript, updateItemScript, recordDecisionsScript,
 }
 
 // The Lua scripts. Each runs atomically in Redis; go-redis sends EVALSHA
@@ -138,13 +138,14 @@ return {1, redis.call('HGETALL', KEYS[1])}
 // (those whose id is new; see outbox.go). Reply: {'applied'},
 // {'notfound'}, {'conflict'} or {'ok', HGETALL}.
 //
-// KEYS: item, applied marker, decisions, timeline, timeline ids.
+// KEYS: item, legacy applied marker, legacy decisions, timeline, timeline
+// ids, event record.
 // ARGV: prefix, item id, event id (empty for a manual move), expected
 // version, target stage, closed (0|1), updated_at, entry id, entry JSON,
 // decisions JSON (empty for none), window (ms), number of outbox entries,
 // then per entry: id, fixed JSON, due (ms), created (ms).
-var moveScript = redis.NewScript(moveLua + `
-if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then
+var moveScript = redis.NewScript(moveLua + markLua + `
+if ARGV[3] ~= '' and isApplied(KEYS[6], KEYS[2], ARGV[2], true) then
   return {'applied'}
 end
 local cur = redis.call('HMGET', KEYS[1], 'version', 'pipeline', 'stage', 'score')
@@ -156,16 +157,63 @@ if tonumber(cur[1]) ~= tonumber(ARGV[4]) then
 end
 moveItem(ARGV[1], KEYS[1], ARGV[2], cur, ARGV[5], ARGV[6], ARGV[7], KEYS[4], KEYS[5], ARGV[8], ARGV[9])
 if ARGV[3] ~= '' then
-  if ARGV[10] ~= '' then
-    redis.call('HSET', KEYS[3], ARGV[2], ARGV[10])
-    redis.call('PEXPIRE', KEYS[3], ARGV[11])
-  end
-  redis.call('HSET', KEYS[2], ARGV[2], '1')
-  redis.call('PEXPIRE', KEYS[2], ARGV[11])
+  markApplied(KEYS[6], KEYS[2], KEYS[3], ARGV[2], ARGV[10], ARGV[11], redis.call('EXISTS', KEYS[6]) == 1)
 end
 addOutbox(ARGV[1], ARGV[2], 13, tonumber(ARGV[12] or '0'))
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `)
+
+// markLua defines where the (event, item) applied marker and decisions
+// live: in the event record's hash, as fields a:<item> ("1") and d:<item>
+// (ItemDecisions JSON), so they expire with the record and cost no keys of
+// their own. When the record is gone (expired, or an event id that was
+// never appended) they go to the legacy hashes applied:<event> and
+// decisions:<event>, with their own expiry, which is also where gateways
+// before this layout wrote them: every check reads both, so an event
+// applied before an upgrade is not applied again after it.
+//
+// isApplied(record, legacy applied, item, legacy) tells whether the pair
+// is marked (legacy false: the caller knows no legacy hash exists);
+// markApplied(record, legacy applied, legacy decisions, item, decisions
+// JSON or ”, window ms, record exists) marks it and stores the decisions;
+// keepDecisions(record, legacy decisions, item, JSON, window ms, record
+// exists, legacy) stores decisions unless some are stored already.
+const markLua = `
+local function isApplied(rec, la, item, legacy)
+  if redis.call('HEXISTS', rec, 'a:' .. item) == 1 then
+    return true
+  end
+  return legacy and redis.call('HEXISTS', la, item) == 1
+end
+
+local function markApplied(rec, la, ld, item, dec, window, recOK)
+  if recOK then
+    if dec ~= '' then
+      redis.call('HSET', rec, 'a:' .. item, '1', 'd:' .. item, dec)
+    else
+      redis.call('HSET', rec, 'a:' .. item, '1')
+    end
+    return
+  end
+  if dec ~= '' then
+    redis.call('HSET', ld, item, dec)
+    redis.call('PEXPIRE', ld, window)
+  end
+  redis.call('HSET', la, item, '1')
+  redis.call('PEXPIRE', la, window)
+end
+
+local function keepDecisions(rec, ld, item, dec, window, recOK, legacy)
+  if legacy and redis.call('HEXISTS', ld, item) == 1 then
+    return
+  end
+  if recOK then
+    redis.call('HSETNX', rec, 'd:' .. item, dec)
+  elseif redis.call('HSETNX', ld, item, dec) == 1 then
+    redis.call('PEXPIRE', ld, window)
+  end
+end
+`
 
 // moveLua defines moveItem(prefix, item key, item id, {version, pipeline,
 // stage, score}, to, closed, updated_at, timeline key, timeline ids key,
