@@ -177,19 +177,59 @@ func (e *Engine) park(ctx context.Context, p *plan, failures int) {
 }
 
 // Wait blocks until the event is applied (by this process or, on a shared
-// store, by another), or ctx is done. This process's engine wakes the waiter
-// at once; the store is polled only as a fallback for events another
-// process applies, at a growing interval (250 ms up to 2 s) so that many
-// waiters do not turn into a read storm.
+// store, by another), or ctx is done. It checks the store first, since the
+// event may be applied already (Watch skips that for an event it watched
+// from before its append).
 func (e *Engine) Wait(ctx context.Context, eventID string) error {
-	ch := e.waiters.add(eventID)
-	defer e.waiters.remove(eventID, ch)
+	w := e.Watch(eventID)
+	defer w.Close()
+	return w.Wait(ctx, false)
+}
+
+// Watcher is a wait for one event, registered before the event is
+// submitted (Watch), so that the wait for a new event costs no read of the
+// store on a single-process store.
+type Watcher struct {
+	e  *Engine
+	id string
+	ch chan struct{}
+}
+
+// Watch registers a wait for eventID; call Close when done with it.
+func (e *Engine) Watch(eventID string) *Watcher {
+	return &Watcher{e: e, id: eventID, ch: e.waiters.add(eventID)}
+}
+
+// Close unregisters the wait.
+func (w *Watcher) Close() { w.e.waiters.remove(w.id, w.ch) }
+
+// Wait blocks until the event is applied or ctx is done. This process's
+// engine wakes the waiter at once; the store is polled only as a fallback
+// for events another process applies, at a growing interval (250 ms up to
+// 2 s) so that many waiters do not turn into a read storm. fresh says the
+// event was appended after Watch (not a duplicate): it cannot have been
+// applied before the watch began, so the first look at the store is
+// skipped (on a single-process store, every look).
+func (w *Watcher) Wait(ctx context.Context, fresh bool) error {
+	e, eventID := w.e, w.id
 	poll := 250 * time.Millisecond
-	timer := time.NewTimer(0)
+	first := time.Duration(0)
+	if fresh {
+		if e.single {
+			select {
+			case <-w.ch:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		first, poll = poll, 2*poll
+	}
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	for {
 		select {
-		case <-ch:
+		case <-w.ch:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -207,7 +247,7 @@ func (e *Engine) Wait(ctx context.Context, eventID string) error {
 			// check above (the event may have been applied before the
 			// waiter was added), its engine's wake-up is enough.
 			select {
-			case <-ch:
+			case <-w.ch:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()

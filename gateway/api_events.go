@@ -59,6 +59,13 @@ func (g *Gateway) apiPostEvent(w http.ResponseWriter, r *http.Request) {
 		}
 		ev.Attrs[engine.CauseAttr] = c // the action run that caused this event (loop protection)
 	}
+	var watch *engine.Watcher
+	if wait > 0 {
+		// Watched before the append, so a new event needs no look at the
+		// store to learn whether it was applied before the wait began.
+		watch = g.eng.Watch(ev.ID)
+		defer watch.Close()
+	}
 	res, err := g.intake.Submit(r.Context(), ev)
 	if err != nil {
 		g.storeError(w, r, err)
@@ -71,7 +78,7 @@ func (g *Gateway) apiPostEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	applied := g.eng.Wait(ctx, ev.ID) == nil
+	applied := watch.Wait(ctx, !res.Duplicate) == nil
 	reply.Applied = &applied
 	if !applied {
 		httpx.WriteJSON(w, http.StatusAccepted, reply)
