@@ -102,7 +102,10 @@ func TestBrowserBoard(t *testing.T) {
 		t.Fatalf("item at %v after the drag, want engaged", it["stage"])
 	}
 	step(t, tab, "the drawer: timeline with the actor, the failed action",
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`.card[data-id=%q]`, ann))),
+		// Found and clicked in one evaluation: the live update of the move
+		// can redraw the card between chromedp's query and its click
+		// ("Could not find node with given id").
+		clickJS(fmt.Sprintf(`.card[data-id=%q]`, ann)),
 		chromedp.WaitVisible(chromedp.ID("timeline")),
 		waitJS(`Array.from(document.querySelectorAll("#timeline li.move")).some(li => li.textContent.includes("contacted → engaged") && li.querySelector(".actor") && li.querySelector(".actor").textContent === "alice")`),
 		waitJS(`document.getElementById("drawer-title").textContent === "Ann Lee"`),
@@ -269,7 +272,7 @@ func TestBrowserBoardTwoGateways(t *testing.T) {
 	t.Logf("the move on gateway a reached the board of gateway b after %v", time.Since(start))
 	shot(t, tab, "01-moved-on-other-gateway")
 	step(t, tab, "b's drawer shows the actor of a's move",
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`.card[data-id=%q]`, ann))),
+		clickJS(fmt.Sprintf(`.card[data-id=%q]`, ann)), // the card was just redrawn live: see above
 		waitJS(`Array.from(document.querySelectorAll("#timeline li.move .actor")).some(a => a.textContent === "dave")`),
 		chromedp.KeyEvent("\x1b"),
 	)
