@@ -41,17 +41,15 @@ func newRecentEvents() *recentEvents {
 }
 
 // put remembers ev (a copy the store owns) at seq; size is the length of
-// its encoded record. Over the budget it does nothing.
+// its encoded record. A nil ev, or one over the budget, only forgets what
+// seq held.
 func (r *recentEvents) put(seq uint64, ev *normalize.Event, size int) {
-	if ev == nil {
-		return
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old, ok := r.m[seq]; ok {
 		r.bytes -= old.size
 	}
-	if r.bytes+size > recentBudget {
+	if ev == nil || r.bytes+size > recentBudget {
 		delete(r.m, seq)
 		return
 	}
