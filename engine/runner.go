@@ -211,18 +211,13 @@ func (w *Watcher) Close() { w.e.waiters.remove(w.id, w.ch) }
 // applied before the watch began, so the first look at the store is
 // skipped (on a single-process store, every look).
 func (w *Watcher) Wait(ctx context.Context, fresh bool) error {
-	e, eventID := w.e, w.id
+	e := w.e
+	if fresh && e.single {
+		return w.woken(ctx)
+	}
 	poll := 250 * time.Millisecond
 	first := time.Duration(0)
 	if fresh {
-		if e.single {
-			select {
-			case <-w.ch:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
 		first, poll = poll, 2*poll
 	}
 	timer := time.NewTimer(first)
@@ -235,9 +230,9 @@ func (w *Watcher) Wait(ctx context.Context, fresh bool) error {
 			return ctx.Err()
 		case <-timer.C:
 		}
-		rec, _, err := e.st.GetEvent(ctx, eventID)
+		rec, _, err := e.st.GetEvent(ctx, w.id)
 		if err != nil && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
-			e.log.Debug("wait: get event", "event_id", eventID, "err", err)
+			e.log.Debug("wait: get event", "event_id", w.id, "err", err)
 		}
 		if err == nil && rec.Applied {
 			return nil
@@ -246,15 +241,20 @@ func (w *Watcher) Wait(ctx context.Context, fresh bool) error {
 			// Only this process applies this store's log: after the one
 			// check above (the event may have been applied before the
 			// waiter was added), its engine's wake-up is enough.
-			select {
-			case <-w.ch:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			return w.woken(ctx)
 		}
 		timer.Reset(poll)
 		poll = min(2*poll, 2*time.Second)
+	}
+}
+
+// woken waits for this process's engine to wake the watcher.
+func (w *Watcher) woken(ctx context.Context) error {
+	select {
+	case <-w.ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

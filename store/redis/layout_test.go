@@ -5,25 +5,40 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/stagegate/stagegate/internal/testutil/redisserver"
 	"github.com/stagegate/stagegate/store"
+	redisstore "github.com/stagegate/stagegate/store/redis"
 )
+
+// layoutFixture opens a store on a fresh prefix, appends event id, reads
+// its log entry and creates item i-1 at "new".
+func layoutFixture(t *testing.T, id string) (*redisserver.Server, *redisstore.Store, *redis.Client, string, []store.LogEntry) {
+	t.Helper()
+	srv := redisserver.Start(t)
+	prefix := newPrefix()
+	s := open(t, srv, prefix, time.Second)
+	mustAppend(t, s, id)
+	es := readUntil(t, s, "c1", 1, 5*time.Second)
+	if _, _, err := s.CreateItem(t.Context(), store.Item{ID: "i-1", Pipeline: "sales", Stage: "new"}, store.TimelineEntry{}); err != nil {
+		t.Fatal(err)
+	}
+	return srv, s, rawClient(t, srv), prefix, es
+}
+
+// moveI1 is the write that moves item i-1 from version 1 to "won".
+func moveI1() store.ItemWrite {
+	return store.ItemWrite{ItemID: "i-1", ExpectVersion: 1, Decisions: store.ItemDecisions{ItemID: "i-1", Moved: true},
+		Move: &store.ItemMove{To: "won", Entry: store.TimelineEntry{ID: "m1", Kind: store.EntryMove}}}
+}
 
 // A move's applied marker and decisions live in the event's record: the
 // event costs no keys of its own beyond its record and dedup key.
 func TestAppliedMarkerInEventRecord(t *testing.T) {
-	srv := redisserver.Start(t)
-	prefix := newPrefix()
-	s := open(t, srv, prefix, time.Second)
-	raw := rawClient(t, srv)
+	srv, s, raw, prefix, es := layoutFixture(t, "form:rec")
 	ctx := t.Context()
-	mustAppend(t, s, "form:rec")
-	es := readUntil(t, s, "c1", 1, 5*time.Second)
-	if _, _, err := s.CreateItem(ctx, store.Item{ID: "i-1", Pipeline: "sales", Stage: "new"}, store.TimelineEntry{}); err != nil {
-		t.Fatal(err)
-	}
-	move := store.ItemWrite{ItemID: "i-1", ExpectVersion: 1, Decisions: store.ItemDecisions{ItemID: "i-1", Moved: true},
-		Move: &store.ItemMove{To: "won", Entry: store.TimelineEntry{ID: "m1", Kind: store.EntryMove}}}
+	move := moveI1()
 	res, err := s.ApplyBatch(ctx, time.Now(), []store.BatchEntry{{Entry: es[0], Writes: []store.ItemWrite{move}}})
 	if err != nil || !res.Acked[0] || res.Writes[0][0] != store.WriteOK {
 		t.Fatalf("ApplyBatch = %+v, %v", res, err)
@@ -56,16 +71,8 @@ func TestAppliedMarkerInEventRecord(t *testing.T) {
 // hashes of their own: an event it applied is not applied again after the
 // upgrade, and its decisions still read back.
 func TestLegacyAppliedMarkerHonoured(t *testing.T) {
-	srv := redisserver.Start(t)
-	prefix := newPrefix()
-	s := open(t, srv, prefix, time.Second)
-	raw := rawClient(t, srv)
+	_, s, raw, prefix, es := layoutFixture(t, "form:old")
 	ctx := t.Context()
-	mustAppend(t, s, "form:old")
-	es := readUntil(t, s, "c1", 1, 5*time.Second)
-	if _, _, err := s.CreateItem(ctx, store.Item{ID: "i-1", Pipeline: "sales", Stage: "new"}, store.TimelineEntry{}); err != nil {
-		t.Fatal(err)
-	}
 	// What the old layout left: the marker and decisions for i-1, and a
 	// verdict without a move for i-2.
 	d1, _ := json.Marshal(store.ItemDecisions{ItemID: "i-1", Moved: true})
@@ -75,9 +82,7 @@ func TestLegacyAppliedMarkerHonoured(t *testing.T) {
 	raw.PExpire(ctx, prefix+"applied:form:old", time.Hour)
 	raw.PExpire(ctx, prefix+"decisions:form:old", time.Hour)
 
-	move := store.ItemWrite{ItemID: "i-1", ExpectVersion: 1, Decisions: store.ItemDecisions{ItemID: "i-1", Moved: true},
-		Move: &store.ItemMove{To: "won", Entry: store.TimelineEntry{ID: "m1", Kind: store.EntryMove}}}
-	res, err := s.ApplyBatch(ctx, time.Now(), []store.BatchEntry{{Entry: es[0], Writes: []store.ItemWrite{move}}})
+	res, err := s.ApplyBatch(ctx, time.Now(), []store.BatchEntry{{Entry: es[0], Writes: []store.ItemWrite{moveI1()}}})
 	if err != nil || res.Writes[0][0] != store.WriteAlreadyApplied {
 		t.Fatalf("ApplyBatch = %+v, %v; want already applied", res, err)
 	}
