@@ -168,7 +168,7 @@ local acked = 0
 if not conflict then
   acked = 1
   if ARGV[3] ~= '' then
-    ack(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+    ack(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], recOK)
   end
   addEventOutbox(P, b)
 end

@@ -41,18 +41,22 @@ return append_event(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 `)
 
 // ackLua defines ack(log, record, unmatched, failed, group, stream id,
-// applied_at, unmatched flag, failed flag, note, event id, score, keep): it
+// applied_at, unmatched flag, failed flag, note, event id, score, keep[,
+// record exists], the last for a caller that checked already): it
 // acknowledges and deletes a log entry and records the outcome on the event
 // record, keeping the unmatched and failed indexes. The index score is made
 // strictly increasing so that the newest acknowledgement always lists
 // first. ackScript and applyEventScript share it.
 const ackLua = `
-local function ack(log, rec, um, fl, group, sid, at, unmatched, failed, note, id, score, keep)
+local function ack(log, rec, um, fl, group, sid, at, unmatched, failed, note, id, score, keep, recOK)
   if sid ~= '' then
     redis.pcall('XACK', log, group, sid)
     redis.call('XDEL', log, sid)
   end
-  if redis.call('EXISTS', rec) == 0 then
+  if recOK == nil then
+    recOK = redis.call('EXISTS', rec) == 1
+  end
+  if not recOK then
     return 0
   end
   redis.call('HSET', rec, 'applied', '1', 'applied_at', at, 'unmatched', unmatched, 'failed', failed, 'note', note)
