@@ -176,9 +176,10 @@ func (s *Store) applyBatchTx(tx *bbolt.Tx, at time.Time, prep []preparedEntry) (
 	res := store.BatchResult{Writes: make([][]store.WriteStatus, len(prep)), Acked: make([]bool, len(prep))}
 	cache := map[string]*store.Item{} // items as this batch left them
 	conflicted := map[string]bool{}   // items a write of this batch conflicted on
-	items, applied, decisions := tx.Bucket(bItems), tx.Bucket(bApplied), tx.Bucket(bDecisions)
+	items := tx.Bucket(bItems)
 	for i := range prep {
 		p := &prep[i]
+		ev := refEvent(tx, string(p.id))
 		statuses := make([]store.WriteStatus, len(p.writes))
 		ok := true
 		for k, pw := range p.writes {
@@ -194,24 +195,23 @@ func (s *Store) applyBatchTx(tx *bbolt.Tx, at time.Time, prep []preparedEntry) (
 				}
 				cache[w.ItemID] = it
 			}
-			pair := pairKey(string(p.id), w.ItemID)
 			switch {
 			case it == nil:
 				statuses[k] = store.WriteNotFound
-			case w.Move != nil && applied.Get(pair) != nil:
+			case w.Move != nil && ev.has(tx, kindApplied, w.ItemID):
 				statuses[k] = store.WriteAlreadyApplied
 			case conflicted[w.ItemID] || it.Version != w.ExpectVersion:
 				statuses[k], conflicted[w.ItemID], ok = store.WriteConflict, true, false
 			case w.Move != nil:
-				data, err := moveTx(tx, it, movePlan{to: w.Move.To, closed: w.Move.Closed, at: at, eventID: string(p.id),
+				data, err := moveTx(tx, it, movePlan{to: w.Move.To, closed: w.Move.Closed, at: at, event: ev,
 					entryID: pw.entryID, entry: pw.entry, decisions: pw.decisions, outbox: w.Move.Outbox})
 				if err != nil {
 					return res, err
 				}
 				s.items.put(it.ID, data, *it)
 			default:
-				if decisions.Get(pair) == nil {
-					if err := decisions.Put(pair, pw.decisions); err != nil {
+				if !ev.has(tx, kindDecisions, w.ItemID) {
+					if err := ev.putPair(tx, kindDecisions, w.ItemID, pw.decisions); err != nil {
 						return res, err
 					}
 				}
@@ -227,7 +227,7 @@ func (s *Store) applyBatchTx(tx *bbolt.Tx, at time.Time, prep []preparedEntry) (
 			continue
 		}
 		if p.seq != 0 {
-			if err := ackTx(tx, p.seq, p.id, p.state, p.o, at); err != nil {
+			if err := ackTx(tx, p.seq, ev, p.state, p.o, at); err != nil {
 				return res, err
 			}
 		}

@@ -64,15 +64,15 @@ var errClosed = fmt.Errorf("closed: %w", store.ErrUnavailable)
 
 // Bucket names.
 var (
-	bDedup      = []byte("dedup")       // event id → expiry (timeKey)
+	bMeta       = []byte("meta")        // "layout" → u64(version of the file's layout)
+	bDedup      = []byte("dedup")       // event id → expiry (timeKey) + u64(rseq) (evref.go)
 	bExpiry     = []byte("expiry")      // timeKey(expiry) + event id → nil
-	bLog        = []byte("log")         // u64(seq) → event id
-	bEvents     = []byte("events")      // event id → EventRecord JSON without its state (written once)
-	bEvState    = []byte("event_state") // event id → eventState (log.go): seq, then applied, outcome
-	bUnmatched  = []byte("unmatched")   // timeKey(ack) + u64(n) → event id
-	bFailed     = []byte("failed")      // timeKey(ack) + u64(n) → event id of a parked event
-	bDecisions  = []byte("decisions")   // event id \0 item id → ItemDecisions JSON
-	bApplied    = []byte("applied")     // event id \0 item id → nil
+	bLog        = []byte("log")         // u64(seq) → u64(rseq)
+	bEvData     = []byte("event_data")  // u64(rseq) + kind [+ item id] → the event's record, state, decisions, markers (evref.go)
+	bUnmatched  = []byte("unmatched")   // timeKey(ack) + u64(n) → u64(rseq)
+	bFailed     = []byte("failed")      // timeKey(ack) + u64(n) → u64(rseq) of a parked event
+	bDecisions  = []byte("decisions")   // event id \0 item id → ItemDecisions JSON, for an event without a record
+	bApplied    = []byte("applied")     // event id \0 item id → nil, for an event without a record
 	bContacts   = []byte("contacts")    // contact id → Contact JSON
 	bIdentities = []byte("identities")  // kind \0 value → contact id
 	bItems      = []byte("items")       // item id → Item JSON
@@ -88,7 +88,7 @@ var (
 )
 
 var allBuckets = [][]byte{
-	bDedup, bExpiry, bLog, bEvents, bEvState, bUnmatched, bFailed, bDecisions, bApplied,
+	bMeta, bDedup, bExpiry, bLog, bEvData, bUnmatched, bFailed, bDecisions, bApplied,
 	bContacts, bIdentities, bItems, bIdxAll, bIdxPipe, bIdxStage, bIdxContact, bTimelines,
 	bRecords, bRecExpiry, bLists, bListExpiry, bOutbox, bOutboxDue, bOutboxStatus, bOutboxItem,
 }
@@ -117,6 +117,9 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
+		}
+		if err := migrate(tx); err != nil {
+			return fmt.Errorf("upgrade the file's layout: %w", err)
 		}
 		_, err := releaseLeases(tx, now())
 		return err

@@ -85,6 +85,23 @@ func count(t *testing.T, s *Store, bucket []byte) int {
 	return n
 }
 
+// countKind counts the keys of kind (evref.go) in bEvData.
+func countKind(t *testing.T, s *Store, kind byte) int {
+	t.Helper()
+	n := 0
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bEvData).ForEach(func(k, _ []byte) error {
+			if len(k) >= 9 && k[8] == kind {
+				n++
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatalf("View: %v", err)
+	}
+	return n
+}
+
 func TestCommitterIsolatesFailures(t *testing.T) {
 	s := openTemp(t, filepath.Join(t.TempDir(), "sg.db"), Options{})
 	put := func(k string, fail error) *writeReq {

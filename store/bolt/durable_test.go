@@ -130,12 +130,15 @@ func TestDedupExpiry(t *testing.T) {
 	if _, _, err := s.GetEvent(ctx, "reused"); err != nil {
 		t.Fatalf("GetEvent(reused) after sweep: %v; its new key has not expired", err)
 	}
-	for name, b := range map[string][]byte{"dedup": bDedup, "expiry": bExpiry, "events": bEvents} {
+	for name, b := range map[string][]byte{"dedup": bDedup, "expiry": bExpiry} {
 		if n := count(t, s, b); n != 1 {
 			t.Errorf("bucket %s holds %d keys after sweep, want 1 (reused)", name, n)
 		}
 	}
-	if n := count(t, s, bDecisions); n != 0 {
+	if n := countKind(t, s, kindRecord); n != 1 {
+		t.Errorf("%d event records after sweep, want 1 (reused)", n)
+	}
+	if n := count(t, s, bDecisions) + countKind(t, s, kindDecisions); n != 0 {
 		t.Errorf("decisions of swept events kept: %d", n)
 	}
 	if un, err := s.ListUnmatched(ctx, 10); err != nil || len(un) != 0 {
@@ -145,7 +148,7 @@ func TestDedupExpiry(t *testing.T) {
 	if _, err := s.sweep(); err != nil {
 		t.Fatalf("sweep: %v", err)
 	}
-	if n := count(t, s, bDedup) + count(t, s, bUnmatched) + count(t, s, bEvents); n != 0 {
+	if n := count(t, s, bDedup) + count(t, s, bUnmatched) + count(t, s, bEvData); n != 0 {
 		t.Errorf("%d keys left after everything expired", n)
 	}
 }

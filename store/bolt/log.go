@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -38,7 +40,7 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 	}
 	// Everything costly happens here, outside the committer, whose one
 	// goroutine is the write path's bottleneck: the record is encoded once
-	// and never rewritten (its state lives in bEvState).
+	// and never rewritten (its state is a key of its own).
 	data, err := json.Marshal(store.EventRecord{Event: *ev})
 	if err != nil {
 		return store.AppendResult{}, fmt.Errorf("bolt: append %s: %w", ev.ID, err)
@@ -72,48 +74,50 @@ func (s *Store) appendTx(tx *bbolt.Tx, evID string, data []byte, ev *normalize.E
 	}
 	if old != nil {
 		// Expired but not swept yet: forget what the old event left.
-		if err := forgetEvent(tx, evID); err != nil {
+		if err := forgetEvent(tx, eventRef{id: evID, rseq: recordSeq(old)}); err != nil {
 			return store.AppendResult{}, err
 		}
-	}
-	exp := u64(timeKey(now.Add(s.window)))
-	if err := dedup.Put(id, exp); err != nil {
-		return store.AppendResult{}, err
-	}
-	if err := tx.Bucket(bExpiry).Put(append(exp, id...), nil); err != nil {
-		return store.AppendResult{}, err
 	}
 	lb := tx.Bucket(bLog)
 	seq, err := lb.NextSequence()
 	if err != nil {
 		return store.AppendResult{}, err
 	}
-	if err := lb.Put(u64(seq), id); err != nil {
+	// The record sequence is the first log sequence: unique, and growing.
+	exp := timeKey(now.Add(s.window))
+	if err := dedup.Put(id, dedupValue(exp, seq)); err != nil {
 		return store.AppendResult{}, err
 	}
-	if err := tx.Bucket(bEvState).Put(id, u64(seq)); err != nil {
+	if err := tx.Bucket(bExpiry).Put(append(u64(exp), id...), nil); err != nil {
 		return store.AppendResult{}, err
 	}
-	if err := tx.Bucket(bEvents).Put(id, data); err != nil {
+	if err := lb.Put(u64(seq), u64(seq)); err != nil {
+		return store.AppendResult{}, err
+	}
+	evs := tx.Bucket(bEvData)
+	if err := evs.Put(evKey(seq, kindRecord, ""), data); err != nil {
+		return store.AppendResult{}, err
+	}
+	if err := evs.Put(evKey(seq, kindState, ""), u64(seq)); err != nil {
 		return store.AppendResult{}, err
 	}
 	s.recent.put(seq, ev, len(data))
 	return store.AppendResult{Seq: formatSeq(seq)}, nil
 }
 
-// forgetEvent deletes the record of an event and its decisions and applied
-// markers (its dedup keys are the caller's business).
-func forgetEvent(tx *bbolt.Tx, id string) error {
-	if err := tx.Bucket(bEvents).Delete([]byte(id)); err != nil {
+// forgetEvent deletes the record of an event and its state, decisions and
+// applied markers, the ones kept by id too (its dedup keys are the
+// caller's business).
+func forgetEvent(tx *bbolt.Tx, r eventRef) error {
+	if r.rseq != 0 {
+		if err := deletePrefix(tx.Bucket(bEvData), u64(r.rseq)); err != nil {
+			return err
+		}
+	}
+	if err := deletePrefix(tx.Bucket(bDecisions), key(nil, r.id)); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bEvState).Delete([]byte(id)); err != nil {
-		return err
-	}
-	if err := deletePrefix(tx.Bucket(bDecisions), key(nil, id)); err != nil {
-		return err
-	}
-	return deletePrefix(tx.Bucket(bApplied), key(nil, id))
+	return deletePrefix(tx.Bucket(bApplied), key(nil, r.id))
 }
 
 // signal wakes every ReadLog waiting for a new entry.
@@ -169,16 +173,20 @@ func (s *Store) readNext(max int) ([]store.LogEntry, error) {
 	last := s.cursor
 	err := s.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bLog).Cursor()
-		events := tx.Bucket(bEvents)
+		events := tx.Bucket(bEvData)
 		for k, v := c.Seek(u64(s.cursor + 1)); k != nil && len(entries) < max; k, v = c.Next() {
 			last = binary.BigEndian.Uint64(k)
-			if ev, ok := s.recent.take(last, v); ok {
+			if len(v) != 8 {
+				return fmt.Errorf("entry %x: record sequence %x is not 8 bytes", k, v)
+			}
+			rseq := binary.BigEndian.Uint64(v)
+			if ev, ok := s.recent.take(last, rseq); ok {
 				entries = append(entries, store.LogEntry{Seq: formatSeq(last), Event: ev})
 				continue
 			}
 			var rec store.EventRecord
-			if err := getJSON(events, v, &rec); err != nil {
-				return fmt.Errorf("entry %x (%s): %w", k, v, err)
+			if err := getJSON(events, evKey(rseq, kindRecord, ""), &rec); err != nil {
+				return fmt.Errorf("entry %x (record %d): %w", k, rseq, err)
 			}
 			entries = append(entries, store.LogEntry{Seq: formatSeq(last), Event: rec.Event})
 		}
@@ -199,10 +207,9 @@ func (s *Store) Ack(ctx context.Context, e store.LogEntry, o store.Outcome) erro
 		return fmt.Errorf("bolt: ack %s: %w", e.Event.ID, err)
 	}
 	now := s.now()
-	id := []byte(e.Event.ID)
 	state := encodeState(seq, now, o)
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
-		return ackTx(tx, seq, id, state, o, now)
+		return ackTx(tx, seq, refEvent(tx, e.Event.ID), state, o, now)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: ack %s: %w", e.Event.ID, err)
@@ -213,18 +220,21 @@ func (s *Store) Ack(ctx context.Context, e store.LogEntry, o store.Outcome) erro
 // ackTx removes log entry seq and records its event's state (encodeState)
 // unless the entry was acknowledged before or its id was reused; an
 // unmatched event joins the unmatched index.
-func ackTx(tx *bbolt.Tx, seq uint64, id, state []byte, o store.Outcome, now time.Time) error {
+func ackTx(tx *bbolt.Tx, seq uint64, r eventRef, state []byte, o store.Outcome, now time.Time) error {
 	if err := tx.Bucket(bLog).Delete(u64(seq)); err != nil {
 		return err
 	}
-	sb := tx.Bucket(bEvState)
-	cur := sb.Get(id)
-	if len(cur) < 8 || binary.BigEndian.Uint64(cur) != seq || len(cur) > 8 {
-		// Swept after the dedup window, the id was reused, or this
-		// entry was acknowledged before: nothing to mark.
+	if r.rseq == 0 {
+		return nil // swept after the dedup window: nothing to mark
+	}
+	sb, sk := tx.Bucket(bEvData), evKey(r.rseq, kindState, "")
+	cur := sb.Get(sk)
+	if len(cur) != 8 || binary.BigEndian.Uint64(cur) != seq {
+		// The id was reused (its record is another), or this entry
+		// was acknowledged before: nothing to mark.
 		return nil
 	}
-	if err := sb.Put(id, state); err != nil {
+	if err := sb.Put(sk, state); err != nil {
 		return err
 	}
 	index := bUnmatched
@@ -239,7 +249,7 @@ func ackTx(tx *bbolt.Tx, seq uint64, id, state []byte, o store.Outcome, now time
 	if err != nil {
 		return err
 	}
-	return um.Put(append(u64(timeKey(now)), u64(n)...), id)
+	return um.Put(append(u64(timeKey(now)), u64(n)...), u64(r.rseq))
 }
 
 // GetEvent returns the record of event id and the decisions stored for it,
@@ -248,20 +258,16 @@ func (s *Store) GetEvent(ctx context.Context, id string) (store.EventRecord, []s
 	var rec store.EventRecord
 	var ds []store.ItemDecisions
 	err := s.view(func(tx *bbolt.Tx) error {
+		r := refEvent(tx, id)
+		if r.rseq == 0 {
+			return store.ErrNotFound
+		}
 		var err error
-		if rec, err = getRecord(tx, []byte(id)); err != nil {
+		if rec, err = getRecord(tx, r.rseq); err != nil {
 			return err
 		}
-		prefix := key(nil, id)
-		c := tx.Bucket(bDecisions).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var d store.ItemDecisions
-			if err := json.Unmarshal(v, &d); err != nil {
-				return fmt.Errorf("decisions %q: %w", k, err)
-			}
-			ds = append(ds, d)
-		}
-		return nil
+		ds, err = eventDecisions(tx, r)
+		return err
 	})
 	if err != nil {
 		return store.EventRecord{}, nil, fmt.Errorf("bolt: get event %s: %w", id, err)
@@ -301,7 +307,10 @@ func (s *Store) listIndexed(index []byte, limit int, keep func(store.EventRecord
 		seen := map[string]bool{}
 		c := tx.Bucket(index).Cursor()
 		for k, v := c.Last(); k != nil && len(recs) < limit; k, v = c.Prev() {
-			rec, err := getRecord(tx, v)
+			if len(v) != 8 {
+				continue
+			}
+			rec, err := getRecord(tx, binary.BigEndian.Uint64(v))
 			if errors.Is(err, store.ErrNotFound) {
 				continue // swept; the index entry goes on the next sweep
 			}
@@ -326,7 +335,11 @@ func (s *Store) RetryEvent(ctx context.Context, id string) error {
 	var seq uint64
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		seq = 0
-		rec, err := getRecord(tx, []byte(id))
+		r := refEvent(tx, id)
+		if r.rseq == 0 {
+			return clean(store.ErrNotFound)
+		}
+		rec, err := getRecord(tx, r.rseq)
 		if err != nil {
 			return clean(err)
 		}
@@ -337,10 +350,10 @@ func (s *Store) RetryEvent(ctx context.Context, id string) error {
 		if seq, err = lb.NextSequence(); err != nil {
 			return err
 		}
-		if err := lb.Put(u64(seq), []byte(id)); err != nil {
+		if err := lb.Put(u64(seq), u64(r.rseq)); err != nil {
 			return err
 		}
-		return tx.Bucket(bEvState).Put([]byte(id), u64(seq))
+		return tx.Bucket(bEvData).Put(evKey(r.rseq, kindState, ""), u64(seq))
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: retry event %s: %w", id, err)
@@ -355,8 +368,8 @@ const (
 	stateFailed    = 2
 )
 
-// eventState is what bEvState holds for an event: the log sequence it was
-// appended at (8 bytes) while it waits; once acknowledged also the time
+// eventState is an event's state (its kindState key): the log sequence of
+// its entry (8 bytes) while it waits; once acknowledged also the time
 // (8 bytes), a flag byte (stateUnmatched, stateFailed) and the note. Keeping it apart from
 // the event record means an ack rewrites a few bytes, not the whole event.
 func encodeState(seq uint64, at time.Time, o store.Outcome) []byte {
@@ -373,13 +386,14 @@ func encodeState(seq uint64, at time.Time, o store.Outcome) []byte {
 	return append(append(b, flags), o.Note...)
 }
 
-// getRecord reads an event record and fills in its state.
-func getRecord(tx *bbolt.Tx, id []byte) (store.EventRecord, error) {
+// getRecord reads the event record at rseq and fills in its state.
+func getRecord(tx *bbolt.Tx, rseq uint64) (store.EventRecord, error) {
 	var rec store.EventRecord
-	if err := getJSON(tx.Bucket(bEvents), id, &rec); err != nil {
+	evs := tx.Bucket(bEvData)
+	if err := getJSON(evs, evKey(rseq, kindRecord, ""), &rec); err != nil {
 		return rec, err
 	}
-	st := tx.Bucket(bEvState).Get(id)
+	st := evs.Get(evKey(rseq, kindState, ""))
 	if len(st) >= 8 {
 		rec.Seq = formatSeq(binary.BigEndian.Uint64(st))
 	}
@@ -391,4 +405,40 @@ func getRecord(tx *bbolt.Tx, id []byte) (store.EventRecord, error) {
 		rec.Note = string(st[17:])
 	}
 	return rec, nil
+}
+
+// eventDecisions returns the decisions stored for the event, ordered by
+// item id: those under its record and any kept by its id.
+func eventDecisions(tx *bbolt.Tx, r eventRef) ([]store.ItemDecisions, error) {
+	var ds []store.ItemDecisions
+	seen := map[string]bool{}
+	scan := func(b *bbolt.Bucket, prefix []byte) error {
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			item := string(k[len(prefix):])
+			if seen[item] {
+				continue
+			}
+			var d store.ItemDecisions
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("decisions %q: %w", k, err)
+			}
+			seen[item] = true
+			ds = append(ds, d)
+		}
+		return nil
+	}
+	if r.rseq != 0 {
+		if err := scan(tx.Bucket(bEvData), evKey(r.rseq, kindDecisions, "")); err != nil {
+			return nil, err
+		}
+	}
+	n := len(ds)
+	if err := scan(tx.Bucket(bDecisions), key(nil, r.id)); err != nil {
+		return nil, err
+	}
+	if n > 0 && len(ds) > n {
+		slices.SortFunc(ds, func(a, b store.ItemDecisions) int { return strings.Compare(a.ItemID, b.ItemID) })
+	}
+	return ds, nil
 }

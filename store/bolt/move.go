@@ -46,8 +46,12 @@ func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, er
 		if err != nil {
 			return clean(err)
 		}
-		if req.EventID != "" && tx.Bucket(bApplied).Get(pairKey(req.EventID, req.ItemID)) != nil {
-			return clean(store.ErrAlreadyApplied)
+		var ev eventRef
+		if req.EventID != "" {
+			ev = refEvent(tx, req.EventID)
+			if ev.has(tx, kindApplied, req.ItemID) {
+				return clean(store.ErrAlreadyApplied)
+			}
 		}
 		if it.Version != req.ExpectVersion {
 			return clean(fmt.Errorf("%w: version is %d, not %d", store.ErrConflict, it.Version, req.ExpectVersion))
@@ -60,7 +64,7 @@ func (s *Store) Move(ctx context.Context, req store.MoveRequest) (store.Item, er
 		if err != nil {
 			return err
 		}
-		data, err := moveTx(tx, &it, movePlan{to: req.To, closed: req.Closed, at: req.At, eventID: req.EventID,
+		data, err := moveTx(tx, &it, movePlan{to: req.To, closed: req.Closed, at: req.At, event: ev,
 			entryID: e.ID, entry: entryJSON, decisions: decJSON, outbox: req.Outbox})
 		if err != nil {
 			return err
@@ -80,7 +84,7 @@ type movePlan struct {
 	to        string
 	closed    bool
 	at        time.Time
-	eventID   string // empty for a manual move
+	event     eventRef // id empty for a manual move
 	entryID   string
 	entry     []byte // the timeline entry's JSON
 	decisions []byte // the pair's ItemDecisions JSON; nil for none
@@ -117,15 +121,14 @@ func moveTx(tx *bbolt.Tx, it *store.Item, p movePlan) ([]byte, error) {
 	if err := addOutbox(tx, p.outbox, p.at); err != nil {
 		return nil, err
 	}
-	if p.eventID == "" {
+	if p.event.id == "" {
 		return data, nil
 	}
-	pair := pairKey(p.eventID, it.ID)
-	if err := tx.Bucket(bApplied).Put(pair, nil); err != nil {
+	if err := p.event.putPair(tx, kindApplied, it.ID, nil); err != nil {
 		return nil, err
 	}
 	if p.decisions != nil {
-		if err := tx.Bucket(bDecisions).Put(pair, p.decisions); err != nil {
+		if err := p.event.putPair(tx, kindDecisions, it.ID, p.decisions); err != nil {
 			return nil, err
 		}
 	}
@@ -215,13 +218,16 @@ func (s *Store) RecordDecisions(ctx context.Context, eventID string, d store.Ite
 	if eventID == "" || d.ItemID == "" {
 		return errors.New("bolt: record decisions: event id and item id are required")
 	}
-	pair := pairKey(eventID, d.ItemID)
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bDecisions)
-		if b.Get(pair) != nil {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("bolt: record decisions %s %s: %w", eventID, d.ItemID, err)
+	}
+	err = s.update(ctx, func(tx *bbolt.Tx) error {
+		ev := refEvent(tx, eventID)
+		if ev.has(tx, kindDecisions, d.ItemID) {
 			return nil
 		}
-		return putJSON(b, pair, d)
+		return ev.putPair(tx, kindDecisions, d.ItemID, data)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: record decisions %s %s: %w", eventID, d.ItemID, err)

@@ -19,11 +19,15 @@ const recentBudget = 8 << 20
 // gives the event its sequence, and taken (removed) by readNext when the
 // log cursor passes that sequence, whether or not it was used. A
 // transaction that fails and is rerun may hand the same sequence to
-// another event, so readNext uses an entry only when its event id equals
-// the id the log holds at that sequence; otherwise it decodes the record.
-// An entry of a transaction that never committed cannot stay for good: a
-// rolled-back transaction rolls the log's sequence back too, so its
-// sequence is handed out again, and readNext takes it when it gets there.
+// another append, which puts its own entry (or, for an event it does not
+// cache, clears the old one); the last put at a sequence is therefore the
+// committed append's. readNext uses an entry only when the log entry at
+// that sequence names the record of that append (its record sequence is
+// the sequence itself; RetryEvent's entries name an older record), and
+// decodes the record otherwise. An entry of a transaction that never
+// committed cannot stay for good: a rolled-back transaction rolls the
+// log's sequence back too, so its sequence is handed out again, and
+// readNext takes it when it gets there.
 // The cache starts empty on Open.
 type recentEvents struct {
 	mu    sync.Mutex
@@ -57,8 +61,9 @@ func (r *recentEvents) put(seq uint64, ev *normalize.Event, size int) {
 	r.bytes += size
 }
 
-// take removes the entry at seq and returns it if it is the event id.
-func (r *recentEvents) take(seq uint64, id []byte) (normalize.Event, bool) {
+// take removes the entry at seq and returns it if the log entry there
+// names the record appended at seq (rseq == seq).
+func (r *recentEvents) take(seq, rseq uint64) (normalize.Event, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.m[seq]
@@ -67,7 +72,7 @@ func (r *recentEvents) take(seq uint64, id []byte) (normalize.Event, bool) {
 	}
 	delete(r.m, seq)
 	r.bytes -= e.size
-	return e.ev, e.ev.ID == string(id)
+	return e.ev, rseq == seq
 }
 
 // len reports how many entries are held, for tests.

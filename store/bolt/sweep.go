@@ -81,11 +81,12 @@ func sweepExpired(tx *bbolt.Tx, now uint64, limit int) (int, error) {
 		stamp, id := k[:8], k[8:]
 		// The key may have been renewed by a later Append of the same id;
 		// then only this stale index entry goes.
-		if v := dedup.Get(id); v != nil && bytes.Equal(v, stamp) {
+		if v := dedup.Get(id); len(v) >= 8 && bytes.Equal(v[:8], stamp) {
+			r := eventRef{id: string(id), rseq: recordSeq(v)}
 			if err := dedup.Delete(id); err != nil {
 				return 0, err
 			}
-			if err := forgetEvent(tx, string(id)); err != nil {
+			if err := forgetEvent(tx, r); err != nil {
 				return 0, err
 			}
 		}

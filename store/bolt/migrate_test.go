@@ -1,0 +1,169 @@
+package bolt
+
+import (
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/stagegate/stagegate/store"
+)
+
+// writeLayout1 writes, with bbolt alone, a file as the first layout left
+// it: a waiting event (log entry 3), an applied one (1) with decisions and
+// a marker for item i1, an unmatched one (2) in the unmatched index, and
+// a marker and decisions of an event that never had a record.
+func writeLayout1(t *testing.T, path string) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exp := u64(timeKey(t0.Add(time.Hour)))
+	dec := func(item string) []byte {
+		b, _ := json.Marshal(store.ItemDecisions{ItemID: item, Pipeline: "sales", From: "new", To: "won", Moved: true})
+		return b
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b := map[string]*bbolt.Bucket{}
+		for _, name := range []string{"dedup", "expiry", "log", "events", "event_state", "unmatched", "failed", "decisions", "applied", "items"} {
+			var err error
+			if b[name], err = tx.CreateBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		put := func(bucket string, k, v []byte) {
+			if err == nil {
+				err = b[bucket].Put(k, v)
+			}
+		}
+		for seq, id := range map[uint64]string{1: "e-done", 2: "e-unm", 3: "e-wait"} {
+			rec, _ := json.Marshal(store.EventRecord{Event: *ev(id)})
+			put("events", []byte(id), rec)
+			put("dedup", []byte(id), exp)
+			put("expiry", append(exp, id...), nil)
+			switch id {
+			case "e-done":
+				put("event_state", []byte(id), encodeState(seq, t0, store.Outcome{}))
+			case "e-unm":
+				put("event_state", []byte(id), encodeState(seq, t0, store.Outcome{Unmatched: true, Note: "nobody"}))
+				put("unmatched", append(u64(timeKey(t0)), u64(1)...), []byte(id))
+			default:
+				put("event_state", []byte(id), u64(seq))
+				put("log", u64(seq), []byte(id))
+			}
+		}
+		put("decisions", pairKey("e-done", "i1"), dec("i1"))
+		put("applied", pairKey("e-done", "i1"), nil)
+		put("decisions", pairKey("orphan", "i1"), dec("i1"))
+		put("applied", pairKey("orphan", "i1"), nil)
+		it, _ := json.Marshal(store.Item{ID: "i1", Pipeline: "sales", Stage: "won", Version: 2})
+		put("items", []byte("i1"), it)
+		if err != nil {
+			return err
+		}
+		return b["log"].SetSequence(3)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenMigratesLayout1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sg.db")
+	writeLayout1(t, path)
+	clk := &clock{t: t0}
+	ctx := t.Context()
+	check := func(s *Store) {
+		t.Helper()
+		rec, ds, err := s.GetEvent(ctx, "e-done")
+		if err != nil || !rec.Applied || rec.Seq != "1" || len(ds) != 1 || ds[0].ItemID != "i1" || !ds[0].Moved {
+			t.Fatalf("GetEvent(e-done) = %+v, %+v, %v; want applied with the decisions for i1", rec, ds, err)
+		}
+		for _, id := range []string{"e-done", "orphan"} {
+			_, err := s.Move(ctx, store.MoveRequest{ItemID: "i1", ExpectVersion: 2, To: "lost", EventID: id})
+			if !errors.Is(err, store.ErrAlreadyApplied) {
+				t.Fatalf("Move(%s) after the upgrade: %v, want ErrAlreadyApplied", id, err)
+			}
+		}
+		if un, err := s.ListUnmatched(ctx, 10); err != nil || len(un) != 1 || un[0].Event.ID != "e-unm" || un[0].Note != "nobody" {
+			t.Fatalf("ListUnmatched = %+v, %v; want e-unm", un, err)
+		}
+		if res, err := s.Append(ctx, ev("e-done")); err != nil || !res.Duplicate {
+			t.Fatalf("Append(e-done) = %+v, %v; want a duplicate (its dedup key is kept)", res, err)
+		}
+	}
+
+	s, err := Open(store.Config{Path: path, DedupWindow: time.Hour}, Options{Now: clk.Now})
+	if err != nil {
+		t.Fatalf("Open of a layout-1 file: %v", err)
+	}
+	check(s)
+	got, err := s.ReadLog(ctx, "engine", 10, 0)
+	if err != nil || len(got) != 1 || got[0].Event.ID != "e-wait" || got[0].Seq != "3" {
+		t.Fatalf("ReadLog = %+v, %v; want the waiting e-wait at 3", got, err)
+	}
+	res, err := s.Append(ctx, ev("e-new"))
+	if err != nil || res.Seq != "4" {
+		t.Fatalf("Append(e-new) = %+v, %v; want sequence 4, after the old log", res, err)
+	}
+	if err := s.Ack(ctx, got[0], store.Outcome{}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _, err := s.GetEvent(ctx, "e-wait"); err != nil || !rec.Applied {
+		t.Fatalf("GetEvent(e-wait) after Ack = %+v, %v", rec, err)
+	}
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bEvents1, bEvState1} {
+			if tx.Bucket(name) != nil {
+				t.Errorf("bucket %s of layout 1 still there", name)
+			}
+		}
+		if v := tx.Bucket(bMeta).Get(layoutKey); len(v) != 8 || v[7] != layoutVersion {
+			t.Errorf("layout = %x, want %d", v, layoutVersion)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, bApplied) + count(t, s, bDecisions); n != 2 {
+		t.Errorf("%d keys left by id, want 2 (the record-less event's)", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Opened again, nothing is migrated twice and everything still reads.
+	s = openTemp(t, path, Options{Now: clk.Now})
+	check(s)
+	got, err = s.ReadLog(ctx, "engine", 10, 0)
+	if err != nil || len(got) != 1 || got[0].Event.ID != "e-new" {
+		t.Fatalf("ReadLog after reopen = %+v, %v; want e-new only", got, err)
+	}
+}
+
+func TestOpenRefusesNewerLayout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sg.db")
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket(bMeta)
+		if err != nil {
+			return err
+		}
+		return b.Put(layoutKey, u64(layoutVersion+1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if s, err := Open(store.Config{Path: path}, Options{}); err == nil {
+		s.Close()
+		t.Fatal("Open of a file of a newer layout succeeded")
+	}
+}
