@@ -112,16 +112,18 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 	if opts.Now != nil {
 		now = opts.Now
 	}
+	migrated, began := 0, time.Now()
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
-		if err := migrate(tx); err != nil {
+		var err error
+		if migrated, err = migrate(tx); err != nil {
 			return fmt.Errorf("upgrade the file's layout: %w", err)
 		}
-		_, err := releaseLeases(tx, now())
+		_, err = releaseLeases(tx, now())
 		return err
 	})
 	if err != nil {
@@ -142,6 +144,10 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if migrated > 0 {
+		s.log.Info("bolt: upgraded the file to layout 2 (events kept by record sequence)",
+			"path", cfg.Path, "events", migrated, "took", time.Since(began).Round(time.Millisecond))
 	}
 	if s.now == nil {
 		s.now = time.Now
