@@ -80,7 +80,7 @@ var (
 	bIdxPipe    = []byte("idx_pipe")    // pipeline \0 timeKey + item id → nil
 	bIdxStage   = []byte("idx_stage")   // pipeline \0 stage \0 timeKey + item id → nil
 	bIdxContact = []byte("idx_contact") // contact id \0 timeKey + item id → nil
-	bTimelines  = []byte("timelines")   // item id → bucket of entries
+	bTimeline   = []byte("timeline")    // item id \0 kind … → an item's timeline entries (move.go)
 	bRecords    = []byte("records")     // record key → version, expiry, value (records.go)
 	bRecExpiry  = []byte("rec_expiry")  // timeKey(expiry) + record key → nil
 	bLists      = []byte("lists")       // list key → bucket of elements (lists.go)
@@ -89,7 +89,7 @@ var (
 
 var allBuckets = [][]byte{
 	bMeta, bDedup, bExpiry, bLog, bEvData, bUnmatched, bFailed, bDecisions, bApplied,
-	bContacts, bIdentities, bItems, bIdxAll, bIdxPipe, bIdxStage, bIdxContact, bTimelines,
+	bContacts, bIdentities, bItems, bIdxAll, bIdxPipe, bIdxStage, bIdxContact, bTimeline,
 	bRecords, bRecExpiry, bLists, bListExpiry, bOutbox, bOutboxDue, bOutboxStatus, bOutboxItem,
 }
 

@@ -13,13 +13,16 @@ import (
 // Version 1 (no meta bucket) kept events by id: bEvents1 (id → record
 // JSON), bEvState1 (id → state), bDecisions and bApplied (id \0 item), and
 // its log, dedup and unmatched/failed index entries named the event by
-// id. Version 2 keeps them by record sequence (evref.go).
+// id; each item's timeline was a bucket of its own in bTimelines1. Version
+// 2 keeps events by record sequence (evref.go) and all timelines in one
+// bucket (bTimeline).
 const layoutVersion = 2
 
 // The buckets of layout 1 that layout 2 does not have.
 var (
-	bEvents1  = []byte("events")
-	bEvState1 = []byte("event_state")
+	bEvents1    = []byte("events")
+	bEvState1   = []byte("event_state")
+	bTimelines1 = []byte("timelines")
 )
 
 var layoutKey = []byte("layout")
@@ -43,6 +46,11 @@ func migrate(tx *bbolt.Tx) (int, error) {
 		var err error
 		if n, err = migrate1to2(tx); err != nil {
 			return 0, err
+		}
+	}
+	if tx.Bucket(bTimelines1) != nil {
+		if err := flattenTimelines(tx); err != nil {
+			return 0, fmt.Errorf("timelines: %w", err)
 		}
 	}
 	return n, meta.Put(layoutKey, u64(layoutVersion))
@@ -155,4 +163,27 @@ func migrate1to2(tx *bbolt.Tx) (int, error) {
 		}
 	}
 	return len(rseqs), nil
+}
+
+// flattenTimelines moves the item buckets of bTimelines1 into bTimeline,
+// in key order (an item's bucket lists its 'i' keys before its 's' keys,
+// as bTimeline does under the item's prefix).
+func flattenTimelines(tx *bbolt.Tx) error {
+	old, flat := tx.Bucket(bTimelines1), tx.Bucket(bTimeline)
+	c := old.Cursor()
+	for item, v := c.First(); item != nil; item, v = c.Next() {
+		if v != nil {
+			continue // not a bucket
+		}
+		tb := old.Bucket(item)
+		if err := tb.ForEach(func(k, v []byte) error {
+			if len(k) == 0 || (k[0] != tlEntryID && k[0] != tlEntry) {
+				return nil
+			}
+			return flat.Put(timelineKey(string(item), k[0], bytes.Clone(k[1:])), bytes.Clone(v))
+		}); err != nil {
+			return fmt.Errorf("item %s: %w", item, err)
+		}
+	}
+	return tx.DeleteBucket(bTimelines1)
 }

@@ -15,7 +15,8 @@ import (
 // writeLayout1 writes, with bbolt alone, a file as the first layout left
 // it: a waiting event (log entry 3), an applied one (1) with decisions and
 // a marker for item i1, an unmatched one (2) in the unmatched index, and
-// a marker and decisions of an event that never had a record.
+// a marker and decisions of an event that never had a record, and item
+// i1's timeline bucket with one entry (m0).
 func writeLayout1(t *testing.T, path string) {
 	t.Helper()
 	db, err := bbolt.Open(path, 0o600, nil)
@@ -66,6 +67,24 @@ func writeLayout1(t *testing.T, path string) {
 		if err != nil {
 			return err
 		}
+		tls, err := tx.CreateBucket([]byte("timelines"))
+		if err != nil {
+			return err
+		}
+		tl, err := tls.CreateBucket([]byte("i1"))
+		if err != nil {
+			return err
+		}
+		entry, _ := json.Marshal(store.TimelineEntry{ID: "m0", ItemID: "i1", Kind: "created", At: t0})
+		if err := tl.Put(append([]byte{'s'}, u64(1)...), entry); err != nil {
+			return err
+		}
+		if err := tl.Put([]byte("im0"), u64(1)); err != nil {
+			return err
+		}
+		if err := tl.SetSequence(1); err != nil {
+			return err
+		}
 		return b["log"].SetSequence(3)
 	})
 	if err != nil {
@@ -114,11 +133,19 @@ func TestOpenMigratesLayout1(t *testing.T) {
 	if err := s.Ack(ctx, got[0], store.Outcome{}); err != nil {
 		t.Fatal(err)
 	}
+	for _, id := range []string{"m1", "m0"} { // m0 is there already
+		if err := s.AppendTimeline(ctx, store.TimelineEntry{ID: id, ItemID: "i1", Kind: "note", At: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tl, err := s.Timeline(ctx, "i1"); err != nil || len(tl) != 2 || tl[0].ID != "m0" || tl[1].ID != "m1" {
+		t.Fatalf("Timeline(i1) = %+v, %v; want m0 (from layout 1), then m1", tl, err)
+	}
 	if rec, _, err := s.GetEvent(ctx, "e-wait"); err != nil || !rec.Applied {
 		t.Fatalf("GetEvent(e-wait) after Ack = %+v, %v", rec, err)
 	}
 	if err := s.db.View(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bEvents1, bEvState1} {
+		for _, name := range [][]byte{bEvents1, bEvState1, bTimelines1} {
 			if tx.Bucket(name) != nil {
 				t.Errorf("bucket %s of layout 1 still there", name)
 			}
@@ -165,5 +192,43 @@ func TestOpenRefusesNewerLayout(t *testing.T) {
 	if s, err := Open(store.Config{Path: path}, Options{}); err == nil {
 		s.Close()
 		t.Fatal("Open of a file of a newer layout succeeded")
+	}
+}
+
+// The timelines of items whose ids share a prefix stay apart, each counted
+// and ordered on its own.
+func TestTimelinesOfPrefixedItemIDs(t *testing.T) {
+	s := openTemp(t, filepath.Join(t.TempDir(), "sg.db"), Options{})
+	items := []string{"a", "ab", "a-b", "b"}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		for _, id := range items {
+			if err := tx.Bucket(bItems).Put([]byte(id), []byte(`{"id":"`+id+`"}`)); err != nil {
+				return err
+			}
+		}
+		for n := range 3 {
+			for _, id := range []string{"ab", "a", "b", "a-b"} {
+				e := store.TimelineEntry{ID: id + "-" + string(rune('0'+n)), ItemID: id, Kind: "note", At: t0}
+				data, _ := json.Marshal(e)
+				if ok, err := appendEntryJSON(tx, id, e.ID, data); err != nil || !ok {
+					return errors.Join(err, errors.New("not written: "+e.ID))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range items {
+		tl, err := s.Timeline(t.Context(), id)
+		if err != nil || len(tl) != 3 {
+			t.Fatalf("Timeline(%s) = %+v, %v; want 3 entries", id, tl, err)
+		}
+		for n, e := range tl {
+			if want := id + "-" + string(rune('0'+n)); e.ID != want || e.ItemID != id {
+				t.Fatalf("Timeline(%s)[%d] = %s of %s, want %s", id, n, e.ID, e.ItemID, want)
+			}
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,8 +138,9 @@ func moveTx(tx *bbolt.Tx, it *store.Item, p movePlan) ([]byte, error) {
 }
 
 // appendEntry adds e to its item's timeline unless the item has an entry
-// with e.ID; it reports whether it wrote. Entries live in a bucket per
-// item: "s"+u64(seq) → entry JSON keeps the order, "i"+id → seq the ids.
+// with e.ID; it reports whether it wrote. The entries of all items share
+// one bucket (timelineKey), so a move dirties the one leaf that holds its
+// item's newest entries, not an item bucket and its parent's header too.
 func appendEntry(tx *bbolt.Tx, e store.TimelineEntry) (bool, error) {
 	data, err := json.Marshal(e)
 	if err != nil {
@@ -146,24 +149,49 @@ func appendEntry(tx *bbolt.Tx, e store.TimelineEntry) (bool, error) {
 	return appendEntryJSON(tx, e.ItemID, e.ID, data)
 }
 
+// Keys of bTimeline: item id \0 'i' entry id → u64(n), and
+// item id \0 's' u64(n) → entry JSON, n counting the item's entries from 1.
+const (
+	tlEntryID = 'i'
+	tlEntry   = 's'
+)
+
+// timelineKey is the bTimeline key of kind for item, followed by tail.
+func timelineKey(item string, kind byte, tail []byte) []byte {
+	b := make([]byte, 0, len(item)+2+len(tail))
+	b = append(append(append(b, item...), sep, kind), tail...)
+	return b
+}
+
+// hasEntry reports whether item's timeline has an entry with id entryID.
+func hasEntry(tx *bbolt.Tx, item, entryID string) bool {
+	return tx.Bucket(bTimeline).Get(timelineKey(item, tlEntryID, []byte(entryID))) != nil
+}
+
 // appendEntryJSON is appendEntry with the entry encoded already.
 func appendEntryJSON(tx *bbolt.Tx, itemID, entryID string, data []byte) (bool, error) {
-	tb, err := tx.Bucket(bTimelines).CreateBucketIfNotExists([]byte(itemID))
-	if err != nil {
-		return false, err
-	}
-	idKey := append([]byte{'i'}, entryID...)
+	tb := tx.Bucket(bTimeline)
+	idKey := timelineKey(itemID, tlEntryID, []byte(entryID))
 	if tb.Get(idKey) != nil {
 		return false, nil
 	}
-	seq, err := tb.NextSequence()
-	if err != nil {
+	// The item's last entry sits right before the first key past its
+	// entries (item \0 's'+1).
+	n := uint64(1)
+	c := tb.Cursor()
+	k, _ := c.Seek(timelineKey(itemID, tlEntry+1, nil))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	if prefix := timelineKey(itemID, tlEntry, nil); k != nil && len(k) == len(prefix)+8 && bytes.HasPrefix(k, prefix) {
+		n = binary.BigEndian.Uint64(k[len(prefix):]) + 1
+	}
+	if err := tb.Put(timelineKey(itemID, tlEntry, u64(n)), data); err != nil {
 		return false, err
 	}
-	if err := tb.Put(append([]byte{'s'}, u64(seq)...), data); err != nil {
-		return false, err
-	}
-	return true, tb.Put(idKey, u64(seq))
+	return true, tb.Put(idKey, u64(n))
 }
 
 // AppendTimeline adds e to the timeline of item e.ItemID, which must exist;
@@ -192,12 +220,9 @@ func (s *Store) Timeline(ctx context.Context, itemID string) ([]store.TimelineEn
 		if tx.Bucket(bItems).Get([]byte(itemID)) == nil {
 			return store.ErrNotFound
 		}
-		tb := tx.Bucket(bTimelines).Bucket([]byte(itemID))
-		if tb == nil {
-			return nil
-		}
-		c := tb.Cursor()
-		for k, v := c.Seek([]byte{'s'}); k != nil && k[0] == 's'; k, v = c.Next() {
+		prefix := timelineKey(itemID, tlEntry, nil)
+		c := tx.Bucket(bTimeline).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var e store.TimelineEntry
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("entry %x: %w", k, err)

@@ -47,7 +47,7 @@ func (s *Store) UpdateItem(ctx context.Context, u store.ItemUpdate) (store.Item,
 		if err := getJSON(items, []byte(u.ItemID), &out); err != nil {
 			return clean(err)
 		}
-		if tb := tx.Bucket(bTimelines).Bucket([]byte(u.ItemID)); tb != nil && tb.Get(append([]byte{'i'}, u.Entry.ID...)) != nil {
+		if hasEntry(tx, u.ItemID, u.Entry.ID) {
 			return nil
 		}
 		if u.ExpectVersion != 0 && out.Version != u.ExpectVersion {
