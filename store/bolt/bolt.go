@@ -49,7 +49,10 @@ type Store struct {
 	cursor uint64     // highest log sequence delivered since Open
 
 	wakeMu sync.Mutex
-	wake   chan struct{} // closed and replaced after every new log entry
+	wake   chan struct{} // closed and replaced after every commit that added log entries
+	// logGrew is set by a transaction that adds a log entry; only the
+	// committer's goroutine touches it (committed reads and clears it).
+	logGrew bool
 
 	bc *broadcaster // Publish and Subscribe
 
@@ -155,7 +158,7 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 	if s.window <= 0 {
 		s.window = store.DefaultDedupWindow
 	}
-	s.c = newCommitter(db, s.log)
+	s.c = newCommitter(db, s.log, s.committed)
 	interval := opts.SweepInterval
 	if interval <= 0 {
 		interval = time.Minute

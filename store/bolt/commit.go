@@ -37,16 +37,21 @@ type committer struct {
 	stopped chan struct{}
 	commits atomic.Int64 // successful commits, for tests and benchmarks
 
+	// committed, if not nil, runs in the committer's goroutine after
+	// each successful commit, before the writers are answered.
+	committed func()
+
 	mu     sync.RWMutex // held for reading while sending on reqs
 	closed bool
 }
 
-func newCommitter(db *bbolt.DB, log *slog.Logger) *committer {
+func newCommitter(db *bbolt.DB, log *slog.Logger, committed func()) *committer {
 	c := &committer{
-		db:      db,
-		log:     log,
-		reqs:    make(chan *writeReq, maxBatch),
-		stopped: make(chan struct{}),
+		db:        db,
+		log:       log,
+		reqs:      make(chan *writeReq, maxBatch),
+		stopped:   make(chan struct{}),
+		committed: committed,
 	}
 	go c.run()
 	return c
@@ -144,6 +149,9 @@ func (c *committer) commit(group []*writeReq) {
 			return
 		}
 		c.commits.Add(1)
+		if c.committed != nil {
+			c.committed()
+		}
 		for _, r := range pending {
 			r.done <- r.err
 		}

@@ -55,9 +55,6 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 	if err != nil {
 		return store.AppendResult{}, fmt.Errorf("bolt: append %s: %w", ev.ID, err)
 	}
-	if !res.Duplicate {
-		s.signal()
-	}
 	return res, nil
 }
 
@@ -102,6 +99,7 @@ func (s *Store) appendTx(tx *bbolt.Tx, evID string, data []byte, ev *normalize.E
 		return store.AppendResult{}, err
 	}
 	s.recent.put(seq, ev, len(data))
+	s.logGrew = true
 	return store.AppendResult{Seq: formatSeq(seq)}, nil
 }
 
@@ -118,6 +116,18 @@ func forgetEvent(tx *bbolt.Tx, r eventRef) error {
 		return err
 	}
 	return deletePrefix(tx.Bucket(bApplied), key(nil, r.id))
+}
+
+// committed runs after each commit (in the committer's goroutine) and
+// wakes the readers of the log once if the commit added entries: one
+// wake-up per group of appends, not one per append (64 appenders
+// answered by one commit used to queue on wakeMu in turn). A transaction
+// that set logGrew and was rolled back costs a needless wake-up, no more.
+func (s *Store) committed() {
+	if s.logGrew {
+		s.logGrew = false
+		s.signal()
+	}
 }
 
 // signal wakes every ReadLog waiting for a new entry.
@@ -353,12 +363,12 @@ func (s *Store) RetryEvent(ctx context.Context, id string) error {
 		if err := lb.Put(u64(seq), u64(r.rseq)); err != nil {
 			return err
 		}
+		s.logGrew = true
 		return tx.Bucket(bEvData).Put(evKey(r.rseq, kindState, ""), u64(seq))
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: retry event %s: %w", id, err)
 	}
-	s.signal()
 	return nil
 }
 

@@ -40,9 +40,9 @@ func (s *Store) UpdateItem(ctx context.Context, u store.ItemUpdate) (store.Item,
 	}
 	now := s.now() // dedup windows run on the store's clock, like Append's
 	var out store.Item
-	applied, appended := false, false
+	applied := false
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		out, applied, appended = store.Item{}, false, false
+		out, applied = store.Item{}, false
 		items := tx.Bucket(bItems)
 		if err := getJSON(items, []byte(u.ItemID), &out); err != nil {
 			return clean(err)
@@ -80,19 +80,14 @@ func (s *Store) UpdateItem(ctx context.Context, u store.ItemUpdate) (store.Item,
 			}
 		}
 		for i := range u.Events {
-			res, err := s.appendTx(tx, u.Events[i].ID, events[i], nil, now)
-			if err != nil {
+			if _, err := s.appendTx(tx, u.Events[i].ID, events[i], nil, now); err != nil {
 				return err
 			}
-			appended = appended || !res.Duplicate
 		}
 		return nil
 	})
 	if err != nil {
 		return store.Item{}, false, fmt.Errorf("bolt: update item %s: %w", u.ItemID, err)
-	}
-	if appended {
-		s.signal()
 	}
 	return out, applied, nil
 }
