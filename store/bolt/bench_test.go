@@ -1,11 +1,13 @@
 package bolt
 
 import (
+	"bytes"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // BenchmarkAppendParallel appends distinct events from about 64 goroutines.
@@ -50,5 +52,33 @@ func benchAppend(b *testing.B, p int) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	if c := s.c.commits.Load() - commits; c > 0 {
 		b.ReportMetric(float64(b.N)/float64(c), "events/commit")
+	}
+}
+
+// BenchmarkAppendListHits appends tracking-hit-like elements (about 200
+// bytes, a 30-day ttl) to 300 lists from about 64 goroutines, as the open
+// pixel of 300 messages does; pages/hit is what each costs the file.
+func BenchmarkAppendListHits(b *testing.B) {
+	s := openTemp(b, filepath.Join(b.TempDir(), "sg.db"), Options{})
+	var n atomic.Int64
+	value := bytes.Repeat([]byte("h"), 200)
+	before := s.WriteStats()
+	b.ResetTimer()
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			key := "hits:msg-" + strconv.FormatInt(i%300, 10)
+			if _, _, err := s.AppendList(b.Context(), key, "h"+strconv.FormatInt(i, 10), value, 30*24*time.Hour); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+	b.StopTimer()
+	after := s.WriteStats()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hits/s")
+	b.ReportMetric(float64(after.Pages-before.Pages)/float64(b.N), "pages/hit")
+	if c := after.Commits - before.Commits; c > 0 {
+		b.ReportMetric(float64(b.N)/float64(c), "hits/commit")
 	}
 }
