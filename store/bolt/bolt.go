@@ -86,14 +86,14 @@ var (
 	bTimeline   = []byte("timeline")    // item id \0 kind … → an item's timeline entries (move.go)
 	bRecords    = []byte("records")     // record key → version, expiry, value (records.go)
 	bRecExpiry  = []byte("rec_expiry")  // timeKey(expiry) + record key → nil
-	bLists      = []byte("lists")       // list key → bucket of elements (lists.go)
+	bList       = []byte("list_data")   // list key \0 kind … → the lists' elements (lists.go)
 	bListExpiry = []byte("list_expiry") // timeKey(expiry) + list key → nil
 )
 
 var allBuckets = [][]byte{
 	bMeta, bDedup, bExpiry, bLog, bEvData, bUnmatched, bFailed, bDecisions, bApplied,
 	bContacts, bIdentities, bItems, bIdxAll, bIdxPipe, bIdxStage, bIdxContact, bTimeline,
-	bRecords, bRecExpiry, bLists, bListExpiry, bOutbox, bOutboxDue, bOutboxStatus, bOutboxItem,
+	bRecords, bRecExpiry, bList, bListExpiry, bOutbox, bOutboxDue, bOutboxStatus, bOutboxItem,
 }
 
 // Open opens (creating if needed) the database file cfg.Path and its parent

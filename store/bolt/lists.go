@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -13,50 +14,82 @@ import (
 	"github.com/stagegate/stagegate/store"
 )
 
-// Lists live in bLists, one nested bucket per list key:
+// Lists live in bList, all in one bucket, each under its key and sep:
 //
-//	"e" + u64(seq) → uvarint(len(id)) + id + value   the elements, in order
-//	"i" + id       → u64(seq)                        the id index
-//	"x"            → u64(timeKey(expiry))            only for a list with a ttl
+//	key \0 "e" u64(seq) → uvarint(len(id)) + id + value   the elements, in order
+//	key \0 "i" id       → u64(seq)                        the id index
+//	key \0 "x"          → u64(timeKey(expiry))            only for a list with a ttl
 //
-// The bucket's sequence numbers the elements, so they are gapless from 1.
-// bListExpiry indexes the lists that expire, for the sweeper; an expired
-// list counts as absent at once, and the next append starts it afresh.
+// Elements are numbered from 1 without gaps (the next is the last one's
+// plus one). One bucket, not one per list, so an append dirties the leaf
+// that holds the list's newest elements and nothing else (a bucket of its
+// own had its root move on every write, rewriting the parent's header as
+// well). bListExpiry indexes the lists that expire, for the sweeper; an
+// expired list counts as absent at once, and the next append starts it
+// afresh. List keys never contain sep.
 
-// listExpiryKey is the key of a list's expiry inside its bucket.
-var listExpiryKey = []byte{'x'}
+// Kinds of bList keys.
+const (
+	listElemKind   = 'e'
+	listIDKind     = 'i'
+	listExpiryKind = 'x'
+)
 
 // defaultReadLimit is ReadList's limit when the caller gives none.
 const defaultReadLimit = 100
 
-func elemKey(seq uint64) []byte { return append([]byte{'e'}, u64(seq)...) }
+// listKey is the bList key of kind for list k, followed by tail.
+func listKey(k []byte, kind byte, tail []byte) []byte {
+	b := make([]byte, 0, len(k)+2+len(tail))
+	return append(append(append(b, k...), sep, kind), tail...)
+}
 
-func elemIDKey(id string) []byte { return append([]byte{'i'}, id...) }
+// listPrefix is the prefix of every bList key of list k.
+func listPrefix(k []byte) []byte {
+	return append(append(make([]byte, 0, len(k)+1), k...), sep)
+}
 
-// listExpiry returns the expiry of the list in lb (0 for none).
-func listExpiry(lb *bbolt.Bucket) uint64 {
-	if v := lb.Get(listExpiryKey); len(v) == 8 {
+// listExpiry returns the expiry of list k (0 for none).
+func listExpiry(lists *bbolt.Bucket, k []byte) uint64 {
+	if v := lists.Get(listKey(k, listExpiryKind, nil)); len(v) == 8 {
 		return binary.BigEndian.Uint64(v)
 	}
 	return 0
 }
 
-// liveList returns the bucket of the list at k, or nil when there is none
-// or it has expired by now.
-func liveList(tx *bbolt.Tx, k []byte, now uint64) *bbolt.Bucket {
-	lb := tx.Bucket(bLists).Bucket(k)
-	if lb == nil || !live(listExpiry(lb), now) {
-		return nil
-	}
-	return lb
-}
-
-// findElem returns the sequence number of the element with id, or 0.
-func findElem(lb *bbolt.Bucket, id string) uint64 {
-	if v := lb.Get(elemIDKey(id)); len(v) == 8 {
+// findElem returns the sequence number of the element with id in list k,
+// or 0.
+func findElem(lists *bbolt.Bucket, k []byte, id string) uint64 {
+	if v := lists.Get(listKey(k, listIDKind, []byte(id))); len(v) == 8 {
 		return binary.BigEndian.Uint64(v)
 	}
 	return 0
+}
+
+// lastElem returns the sequence number of the last element of list k, or 0.
+func lastElem(lists *bbolt.Bucket, k []byte) uint64 {
+	c := lists.Cursor()
+	key, _ := c.Seek(listKey(k, listElemKind+1, nil))
+	if key == nil {
+		key, _ = c.Last()
+	} else {
+		key, _ = c.Prev()
+	}
+	if prefix := listKey(k, listElemKind, nil); len(key) == len(prefix)+8 && bytes.HasPrefix(key, prefix) {
+		return binary.BigEndian.Uint64(key[len(prefix):])
+	}
+	return 0
+}
+
+// validListKey refuses the list keys bList cannot hold.
+func validListKey(key string) error {
+	if key == "" {
+		return errors.New("key is required")
+	}
+	if strings.IndexByte(key, sep) >= 0 {
+		return errors.New("key contains a NUL byte")
+	}
+	return nil
 }
 
 // AppendList adds an element to the list at key unless the list has one
@@ -65,16 +98,20 @@ func findElem(lb *bbolt.Bucket, id string) uint64 {
 // the whole list to expire that long after now; 0 leaves its expiry as it
 // is. The common retry, a duplicate, is answered without a write.
 func (s *Store) AppendList(ctx context.Context, key, id string, value []byte, ttl time.Duration) (int64, bool, error) {
-	if key == "" || id == "" {
-		return 0, false, errors.New("bolt: append list: key and element id are required")
+	if err := validListKey(key); err != nil {
+		return 0, false, fmt.Errorf("bolt: append list %q: %w", key, err)
+	}
+	if id == "" {
+		return 0, false, errors.New("bolt: append list: element id is required")
 	}
 	nowT := s.now()
 	now, exp := timeKey(nowT), expiryOf(nowT, ttl)
 	k := []byte(key)
 	var seq uint64
 	err := s.view(func(tx *bbolt.Tx) error {
-		if lb := liveList(tx, k, now); lb != nil {
-			seq = findElem(lb, id)
+		lists := tx.Bucket(bList)
+		if live(listExpiry(lists, k), now) {
+			seq = findElem(lists, k, id)
 		}
 		return nil
 	})
@@ -105,44 +142,32 @@ func listElem(id string, value []byte) []byte {
 
 // appendListTx is AppendList's write in tx (it may run more than once).
 func appendListTx(tx *bbolt.Tx, k []byte, id string, elem []byte, now, exp uint64) (seq uint64, dup bool, err error) {
-	lists, idx := tx.Bucket(bLists), tx.Bucket(bListExpiry)
-	lb := lists.Bucket(k)
-	old := uint64(0)
-	if lb != nil {
-		old = listExpiry(lb)
-		if !live(old, now) {
-			// Expired but not swept yet: start the list afresh.
-			if err := lists.DeleteBucket(k); err != nil {
-				return 0, false, err
-			}
-			if err := reindex(idx, k, old, 0); err != nil {
-				return 0, false, err
-			}
-			lb, old = nil, 0
-		} else if seq = findElem(lb, id); seq != 0 {
-			return seq, true, nil
-		}
-	}
-	if lb == nil {
-		if lb, err = lists.CreateBucket(k); err != nil {
+	lists, idx := tx.Bucket(bList), tx.Bucket(bListExpiry)
+	old := listExpiry(lists, k)
+	if !live(old, now) {
+		// Expired but not swept yet: start the list afresh.
+		if err := deletePrefix(lists, listPrefix(k)); err != nil {
 			return 0, false, err
 		}
+		if err := reindex(idx, k, old, 0); err != nil {
+			return 0, false, err
+		}
+		old = 0
+	} else if seq = findElem(lists, k, id); seq != 0 {
+		return seq, true, nil
 	}
-	next, err := lb.NextSequence()
-	if err != nil {
+	next := lastElem(lists, k) + 1
+	if err := lists.Put(listKey(k, listElemKind, u64(next)), elem); err != nil {
 		return 0, false, err
 	}
-	if err := lb.Put(elemKey(next), elem); err != nil {
-		return 0, false, err
-	}
-	if err := lb.Put(elemIDKey(id), u64(next)); err != nil {
+	if err := lists.Put(listKey(k, listIDKind, []byte(id)), u64(next)); err != nil {
 		return 0, false, err
 	}
 	if exp != 0 {
 		if err := reindex(idx, k, old, exp); err != nil {
 			return 0, false, err
 		}
-		if err := lb.Put(listExpiryKey, u64(exp)); err != nil {
+		if err := lists.Put(listKey(k, listExpiryKind, nil), u64(exp)); err != nil {
 			return 0, false, err
 		}
 	}
@@ -153,8 +178,8 @@ func appendListTx(tx *bbolt.Tx, k []byte, id string, elem []byte, now, exp uint6
 // after, in order; limit <= 0 means 100. A missing or expired list has no
 // elements. It seeks straight to after+1.
 func (s *Store) ReadList(ctx context.Context, key string, after int64, limit int) ([]store.ListElem, error) {
-	if key == "" {
-		return nil, errors.New("bolt: read list: key is required")
+	if err := validListKey(key); err != nil {
+		return nil, fmt.Errorf("bolt: read list %q: %w", key, err)
 	}
 	if limit <= 0 {
 		limit = defaultReadLimit
@@ -163,21 +188,22 @@ func (s *Store) ReadList(ctx context.Context, key string, after int64, limit int
 	now := timeKey(s.now())
 	var out []store.ListElem
 	err := s.view(func(tx *bbolt.Tx) error {
-		lb := liveList(tx, []byte(key), now)
-		if lb == nil {
+		lists, k := tx.Bucket(bList), []byte(key)
+		if !live(listExpiry(lists, k), now) {
 			return nil
 		}
-		c := lb.Cursor()
-		for k, v := c.Seek(elemKey(uint64(after) + 1)); k != nil && k[0] == 'e' && len(out) < limit; k, v = c.Next() {
-			if len(k) != 9 {
-				return fmt.Errorf("element key %x: bad length", k)
+		prefix := listKey(k, listElemKind, nil)
+		c := lists.Cursor()
+		for ek, v := c.Seek(listKey(k, listElemKind, u64(uint64(after)+1))); ek != nil && bytes.HasPrefix(ek, prefix) && len(out) < limit; ek, v = c.Next() {
+			if len(ek) != len(prefix)+8 {
+				return fmt.Errorf("element key %x: bad length", ek)
 			}
 			n, w := binary.Uvarint(v)
 			if w <= 0 || uint64(len(v)-w) < n {
-				return fmt.Errorf("element %x: corrupt", k)
+				return fmt.Errorf("element %x: corrupt", ek)
 			}
 			out = append(out, store.ListElem{
-				Seq:   int64(binary.BigEndian.Uint64(k[1:])),
+				Seq:   int64(binary.BigEndian.Uint64(ek[len(prefix):])),
 				ID:    string(v[w : w+int(n)]),
 				Value: bytes.Clone(v[w+int(n):]),
 			})

@@ -13,9 +13,10 @@ import (
 // Version 1 (no meta bucket) kept events by id: bEvents1 (id → record
 // JSON), bEvState1 (id → state), bDecisions and bApplied (id \0 item), and
 // its log, dedup and unmatched/failed index entries named the event by
-// id; each item's timeline was a bucket of its own in bTimelines1. Version
-// 2 keeps events by record sequence (evref.go) and all timelines in one
-// bucket (bTimeline).
+// id; each item's timeline was a bucket of its own in bTimelines1, and each
+// list one in bLists1. Version 2 keeps events by record sequence
+// (evref.go), all timelines in one bucket (bTimeline) and all lists in one
+// (bList).
 const layoutVersion = 2
 
 // The buckets of layout 1 that layout 2 does not have.
@@ -23,6 +24,7 @@ var (
 	bEvents1    = []byte("events")
 	bEvState1   = []byte("event_state")
 	bTimelines1 = []byte("timelines")
+	bLists1     = []byte("lists")
 )
 
 var layoutKey = []byte("layout")
@@ -48,9 +50,11 @@ func migrate(tx *bbolt.Tx) (int, error) {
 			return 0, err
 		}
 	}
-	if tx.Bucket(bTimelines1) != nil {
-		if err := flattenTimelines(tx); err != nil {
-			return 0, fmt.Errorf("timelines: %w", err)
+	for _, f := range [][2][]byte{{bTimelines1, bTimeline}, {bLists1, bList}} {
+		if tx.Bucket(f[0]) != nil {
+			if err := flatten(tx, f[0], f[1]); err != nil {
+				return 0, fmt.Errorf("%s: %w", f[0], err)
+			}
 		}
 	}
 	return n, meta.Put(layoutKey, u64(layoutVersion))
@@ -165,25 +169,22 @@ func migrate1to2(tx *bbolt.Tx) (int, error) {
 	return len(rseqs), nil
 }
 
-// flattenTimelines moves the item buckets of bTimelines1 into bTimeline,
-// in key order (an item's bucket lists its 'i' keys before its 's' keys,
-// as bTimeline does under the item's prefix).
-func flattenTimelines(tx *bbolt.Tx) error {
-	old, flat := tx.Bucket(bTimelines1), tx.Bucket(bTimeline)
-	c := old.Cursor()
-	for item, v := c.First(); item != nil; item, v = c.Next() {
+// flatten moves the nested buckets of the layout-1 bucket old into the
+// flat bucket flat: key k of nested bucket b becomes b \0 k, the form of
+// bTimeline and bList. Both cursors run in key order, so the puts append.
+func flatten(tx *bbolt.Tx, old, flat []byte) error {
+	ob, fb := tx.Bucket(old), tx.Bucket(flat)
+	c := ob.Cursor()
+	for name, v := c.First(); name != nil; name, v = c.Next() {
 		if v != nil {
 			continue // not a bucket
 		}
-		tb := old.Bucket(item)
-		if err := tb.ForEach(func(k, v []byte) error {
-			if len(k) == 0 || (k[0] != tlEntryID && k[0] != tlEntry) {
-				return nil
-			}
-			return flat.Put(timelineKey(string(item), k[0], bytes.Clone(k[1:])), bytes.Clone(v))
+		prefix := append(bytes.Clone(name), sep)
+		if err := ob.Bucket(name).ForEach(func(k, v []byte) error {
+			return fb.Put(append(bytes.Clone(prefix), k...), bytes.Clone(v))
 		}); err != nil {
-			return fmt.Errorf("item %s: %w", item, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	return tx.DeleteBucket(bTimelines1)
+	return tx.DeleteBucket(old)
 }

@@ -16,7 +16,8 @@ import (
 // it: a waiting event (log entry 3), an applied one (1) with decisions and
 // a marker for item i1, an unmatched one (2) in the unmatched index, and
 // a marker and decisions of an event that never had a record, and item
-// i1's timeline bucket with one entry (m0).
+// i1's timeline bucket with one entry (m0), and list hits:m1's bucket
+// with one element (h1) and an expiry.
 func writeLayout1(t *testing.T, path string) {
 	t.Helper()
 	db, err := bbolt.Open(path, 0o600, nil)
@@ -85,6 +86,22 @@ func writeLayout1(t *testing.T, path string) {
 		if err := tl.SetSequence(1); err != nil {
 			return err
 		}
+		lists, err := tx.CreateBucket([]byte("lists"))
+		if err != nil {
+			return err
+		}
+		lb, err := lists.CreateBucket([]byte("hits:m1"))
+		if err != nil {
+			return err
+		}
+		for k, v := range map[string][]byte{"e" + string(u64(1)): listElem("h1", []byte("v1")), "ih1": u64(1), "x": exp} {
+			if err := lb.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		if err := lb.SetSequence(1); err != nil {
+			return err
+		}
 		return b["log"].SetSequence(3)
 	})
 	if err != nil {
@@ -141,11 +158,25 @@ func TestOpenMigratesLayout1(t *testing.T) {
 	if tl, err := s.Timeline(ctx, "i1"); err != nil || len(tl) != 2 || tl[0].ID != "m0" || tl[1].ID != "m1" {
 		t.Fatalf("Timeline(i1) = %+v, %v; want m0 (from layout 1), then m1", tl, err)
 	}
+	if seq, dup, err := s.AppendList(ctx, "hits:m1", "h1", []byte("again"), 0); err != nil || !dup || seq != 1 {
+		t.Fatalf("AppendList(h1) = %d, %v, %v; want the layout-1 element 1, a duplicate", seq, dup, err)
+	}
+	if seq, dup, err := s.AppendList(ctx, "hits:m1", "h2", []byte("v2"), 0); err != nil || dup || seq != 2 {
+		t.Fatalf("AppendList(h2) = %d, %v, %v; want a new element 2", seq, dup, err)
+	}
+	if els, err := s.ReadList(ctx, "hits:m1", 0, 10); err != nil || len(els) != 2 || els[0].ID != "h1" || string(els[0].Value) != "v1" || els[1].ID != "h2" {
+		t.Fatalf("ReadList = %+v, %v; want h1 (v1) then h2", els, err)
+	}
+	clk.Add(2 * time.Hour) // past the list's layout-1 expiry
+	if els, err := s.ReadList(ctx, "hits:m1", 0, 10); err != nil || len(els) != 0 {
+		t.Fatalf("ReadList after the expiry = %+v, %v; want none", els, err)
+	}
+	clk.Add(-2 * time.Hour)
 	if rec, _, err := s.GetEvent(ctx, "e-wait"); err != nil || !rec.Applied {
 		t.Fatalf("GetEvent(e-wait) after Ack = %+v, %v", rec, err)
 	}
 	if err := s.db.View(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bEvents1, bEvState1, bTimelines1} {
+		for _, name := range [][]byte{bEvents1, bEvState1, bTimelines1, bLists1} {
 			if tx.Bucket(name) != nil {
 				t.Errorf("bucket %s of layout 1 still there", name)
 			}
@@ -230,5 +261,19 @@ func TestTimelinesOfPrefixedItemIDs(t *testing.T) {
 				t.Fatalf("Timeline(%s)[%d] = %s of %s, want %s", id, n, e.ID, e.ItemID, want)
 			}
 		}
+	}
+}
+
+func TestListKeyWithNULRefused(t *testing.T) {
+	s := openTemp(t, filepath.Join(t.TempDir(), "sg.db"), Options{})
+	if _, _, err := s.AppendList(t.Context(), "a\x00b", "e1", nil, 0); err == nil {
+		t.Fatal("AppendList with a NUL in the key succeeded")
+	}
+	res, err := s.AppendLists(t.Context(), []store.ListAppend{{Key: "a\x00b", ID: "e1"}, {Key: "ok", ID: "e1"}})
+	if err != nil || len(res) != 2 || res[0].Err == nil || res[1].Err != nil || res[1].Seq != 1 {
+		t.Fatalf("AppendLists = %+v, %v; want the NUL key refused and the other appended", res, err)
+	}
+	if _, err := s.ReadList(t.Context(), "a\x00b", 0, 0); err == nil {
+		t.Fatal("ReadList with a NUL in the key succeeded")
 	}
 }

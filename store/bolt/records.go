@@ -251,11 +251,11 @@ func sweepRecords(tx *bbolt.Tx, now uint64, limit int) (int, error) {
 		}
 		n++
 	}
-	listIdx, lists := tx.Bucket(bListExpiry), tx.Bucket(bLists)
+	listIdx, lists := tx.Bucket(bListExpiry), tx.Bucket(bList)
 	for _, k := range headKeys(listIdx, now, limit-n) {
 		stamp, lk := k[:8], k[8:]
-		if lb := lists.Bucket(lk); lb != nil && bytes.Equal(lb.Get(listExpiryKey), stamp) {
-			if err := lists.DeleteBucket(lk); err != nil {
+		if bytes.Equal(lists.Get(listKey(lk, listExpiryKind, nil)), stamp) {
+			if err := deletePrefix(lists, listPrefix(lk)); err != nil {
 				return n, err
 			}
 		}
@@ -277,8 +277,12 @@ func (s *Store) AppendLists(ctx context.Context, as []store.ListAppend) ([]store
 	elems := make([][]byte, len(as))
 	todo := 0
 	for i, a := range as {
-		if a.Key == "" || a.ID == "" {
-			out[i].Err = errors.New("bolt: append list: key and element id are required")
+		if err := validListKey(a.Key); err != nil {
+			out[i].Err = fmt.Errorf("bolt: append list %q: %w", a.Key, err)
+			continue
+		}
+		if a.ID == "" {
+			out[i].Err = errors.New("bolt: append list: element id is required")
 			continue
 		}
 		elems[i] = listElem(a.ID, a.Value)
