@@ -67,27 +67,27 @@ var errClosed = fmt.Errorf("closed: %w", store.ErrUnavailable)
 
 // Bucket names.
 var (
-	bMeta       = []byte("meta")        // "layout" → u64(version of the file's layout)
-	bDedup      = []byte("dedup")       // event id → expiry (timeKey) + u64(rseq) (evref.go)
-	bExpiry     = []byte("expiry")      // timeKey(expiry) + event id → nil
-	bLog        = []byte("log")         // u64(seq) → u64(rseq)
-	bEvData     = []byte("event_data")  // u64(rseq) + kind [+ item id] → the event's record, state, decisions, markers (evref.go)
-	bUnmatched  = []byte("unmatched")   // timeKey(ack) + u64(n) → u64(rseq)
-	bFailed     = []byte("failed")      // timeKey(ack) + u64(n) → u64(rseq) of a parked event
-	bDecisions  = []byte("decisions")   // event id \0 item id → ItemDecisions JSON, for an event without a record
-	bApplied    = []byte("applied")     // event id \0 item id → nil, for an event without a record
-	bContacts   = []byte("contacts")    // contact id → Contact JSON
-	bIdentities = []byte("identities")  // kind \0 value → contact id
-	bItems      = []byte("items")       // item id → Item JSON
-	bIdxAll     = []byte("idx_all")     // timeKey(created) + item id → nil
-	bIdxPipe    = []byte("idx_pipe")    // pipeline \0 timeKey + item id → nil
-	bIdxStage   = []byte("idx_stage")   // pipeline \0 stage \0 timeKey + item id → nil
-	bIdxContact = []byte("idx_contact") // contact id \0 timeKey + item id → nil
-	bTimeline   = []byte("timeline")    // item id \0 kind … → an item's timeline entries (move.go)
-	bRecords    = []byte("records")     // record key → version, expiry, value (records.go)
-	bRecExpiry  = []byte("rec_expiry")  // timeKey(expiry) + record key → nil
-	bList       = []byte("list_data")   // list key \0 kind … → the lists' elements (lists.go)
-	bListExpiry = []byte("list_expiry") // timeKey(expiry) + list key → nil
+	bMeta       = []byte("meta")             // "layout" → u64(version of the file's layout)
+	bDedup      = []byte("dedup")            // event id → expiry (timeKey) + u64(rseq) (evref.go)
+	bExpiry     = []byte("expiry")           // timeKey(expiry) + event id → nil
+	bLog        = []byte("event_log")        // u64(seq) → u64(rseq)
+	bEvData     = []byte("event_data")       // u64(rseq) + kind [+ item id] → the event's record, state, decisions, markers (evref.go)
+	bUnmatched  = []byte("unmatched_events") // timeKey(ack) + u64(n) → u64(rseq)
+	bFailed     = []byte("failed_events")    // timeKey(ack) + u64(n) → u64(rseq) of a parked event
+	bDecisions  = []byte("decisions")        // event id \0 item id → ItemDecisions JSON, for an event without a record
+	bApplied    = []byte("applied")          // event id \0 item id → nil, for an event without a record
+	bContacts   = []byte("contacts")         // contact id → Contact JSON
+	bIdentities = []byte("identities")       // kind \0 value → contact id
+	bItems      = []byte("items")            // item id → Item JSON
+	bIdxAll     = []byte("idx_all")          // timeKey(created) + item id → nil
+	bIdxPipe    = []byte("idx_pipe")         // pipeline \0 timeKey + item id → nil
+	bIdxStage   = []byte("idx_stage")        // pipeline \0 stage \0 timeKey + item id → nil
+	bIdxContact = []byte("idx_contact")      // contact id \0 timeKey + item id → nil
+	bTimeline   = []byte("timeline")         // item id \0 kind … → an item's timeline entries (move.go)
+	bRecords    = []byte("records")          // record key → version, expiry, value (records.go)
+	bRecExpiry  = []byte("rec_expiry")       // timeKey(expiry) + record key → nil
+	bList       = []byte("list_data")        // list key \0 kind … → the lists' elements (lists.go)
+	bListExpiry = []byte("list_expiry")      // timeKey(expiry) + list key → nil
 )
 
 var allBuckets = [][]byte{
@@ -115,7 +115,11 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	migrated, began := 0, time.Now()
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	upgrade := false
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -123,19 +127,25 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 			}
 		}
 		var err error
-		if migrated, err = migrate(tx); err != nil {
-			return fmt.Errorf("upgrade the file's layout: %w", err)
-		}
-		_, err = releaseLeases(tx, now())
+		upgrade, err = checkLayout(tx)
 		return err
 	})
+	if err == nil && upgrade {
+		err = upgradeFile(db, cfg.Path, log)
+	}
+	if err == nil {
+		err = db.Update(func(tx *bbolt.Tx) error {
+			_, err := releaseLeases(tx, now())
+			return err
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", cfg.Path, err)
 	}
 	s := &Store{
 		db:        db,
-		log:       opts.Logger,
+		log:       log,
 		now:       opts.Now,
 		window:    cfg.DedupWindow,
 		closing:   make(chan struct{}),
@@ -144,13 +154,6 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 		bc:        newBroadcaster(),
 		items:     newItemCache(),
 		recent:    newRecentEvents(),
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	if migrated > 0 {
-		s.log.Info("bolt: upgraded the file to layout 2 (events kept by record sequence)",
-			"path", cfg.Path, "events", migrated, "took", time.Since(began).Round(time.Millisecond))
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -165,6 +168,35 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 	}
 	go s.sweeper(interval)
 	return s, nil
+}
+
+// upgradeFile brings a layout-1 file to layout 2 in steps of one
+// transaction each (upgradeStep), logging the start, every 100,000 events
+// and the end.
+func upgradeFile(db *bbolt.DB, path string, log *slog.Logger) error {
+	began := time.Now()
+	log.Info("bolt: upgrading the file to layout 2 (events by record sequence, one bucket for timelines and for lists)", "path", path)
+	events, logged := 0, 0
+	for {
+		done, n := false, 0
+		err := db.Update(func(tx *bbolt.Tx) error {
+			var err error
+			done, n, err = upgradeStep(tx)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("upgrade the file's layout (%d events moved; the next start goes on from there): %w", events, err)
+		}
+		events += n
+		if events-logged >= 100000 {
+			logged = events
+			log.Info("bolt: upgrading", "path", path, "events", events, "took", time.Since(began).Round(time.Millisecond))
+		}
+		if done {
+			log.Info("bolt: upgraded the file to layout 2", "path", path, "events", events, "took", time.Since(began).Round(time.Millisecond))
+			return nil
+		}
+	}
 }
 
 // Close closes the subscribers' channels, stops the sweeper, answers every

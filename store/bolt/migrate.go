@@ -10,77 +10,161 @@ import (
 )
 
 // layoutVersion is the version of the file's layout this code writes.
+//
 // Version 1 (no meta bucket) kept events by id: bEvents1 (id → record
-// JSON), bEvState1 (id → state), bDecisions and bApplied (id \0 item), and
-// its log, dedup and unmatched/failed index entries named the event by
-// id; each item's timeline was a bucket of its own in bTimelines1, and each
-// list one in bLists1. Version 2 keeps events by record sequence
-// (evref.go), all timelines in one bucket (bTimeline) and all lists in one
-// (bList).
+// JSON), bEvState1 (id → state), bDecisions and bApplied (id \0 item); its
+// log (bLog1) and unmatched/failed indexes (bUnmatched1, bFailed1) named
+// the event by id, and its dedup values were the expiry alone. Each item's
+// timeline was a bucket of its own in bTimelines1, each list one in
+// bLists1.
+//
+// Version 2 keeps events by record sequence (evref.go), the log and the
+// indexes naming that sequence, all timelines in one bucket (bTimeline)
+// and all lists in one (bList).
 const layoutVersion = 2
 
 // The buckets of layout 1 that layout 2 does not have.
 var (
 	bEvents1    = []byte("events")
 	bEvState1   = []byte("event_state")
+	bLog1       = []byte("log")
+	bUnmatched1 = []byte("unmatched")
+	bFailed1    = []byte("failed")
 	bTimelines1 = []byte("timelines")
 	bLists1     = []byte("lists")
 )
 
 var layoutKey = []byte("layout")
 
-// migrate brings a file of layout 1 to layout 2 inside tx (the Open
-// transaction, so a crash in the middle leaves the file as it was), and
-// stamps a new file with the current layout. A file of a newer layout is
-// refused rather than misread. It returns how many events it rewrote.
-func migrate(tx *bbolt.Tx) (int, error) {
+// upgradeChunk bounds what one upgrade transaction moves (entries, events
+// or nested buckets), so an upgrade of any size needs the memory of one
+// chunk, not of the whole file. A variable for tests.
+var upgradeChunk = 20000
+
+// checkLayout reports whether the file must be upgraded, and refuses a
+// file of a newer layout rather than misread it. A new file is stamped
+// with the current layout.
+func checkLayout(tx *bbolt.Tx) (bool, error) {
 	meta := tx.Bucket(bMeta)
 	if v := meta.Get(layoutKey); len(v) == 8 {
-		if got := binary.BigEndian.Uint64(v); got > layoutVersion {
-			return 0, fmt.Errorf("the file has layout %d; this version reads up to %d", got, layoutVersion)
+		got := binary.BigEndian.Uint64(v)
+		if got > layoutVersion {
+			return false, fmt.Errorf("the file has layout %d; this version reads up to %d", got, layoutVersion)
 		}
-		if binary.BigEndian.Uint64(v) == layoutVersion {
-			return 0, nil
+		if got == layoutVersion {
+			return false, nil
 		}
 	}
-	n := 0
-	if tx.Bucket(bEvents1) != nil {
-		var err error
-		if n, err = migrate1to2(tx); err != nil {
-			return 0, err
+	for _, b := range [][]byte{bEvents1, bLog1, bUnmatched1, bFailed1, bTimelines1, bLists1} {
+		if tx.Bucket(b) != nil {
+			return true, nil
 		}
+	}
+	return false, meta.Put(layoutKey, u64(layoutVersion))
+}
+
+// upgradeStep moves one chunk of a layout-1 file to layout 2 in tx and
+// reports whether the upgrade is complete (then the file is stamped) and
+// how many events it moved. Every step leaves the file consistent for the
+// next one: what it moved is deleted from the layout-1 buckets in the same
+// transaction, so a crash between steps resumes where it stopped on the
+// next Open (the gateway serves nothing until the upgrade is complete).
+//
+// The order matters: the log and the indexes are converted first, while
+// the layout-1 state of every event (its record sequence: the log
+// sequence of its latest entry, unique since each is handed out once) is
+// still there to look up; then the events; then the timelines and lists.
+func upgradeStep(tx *bbolt.Tx) (done bool, events int, err error) {
+	for _, m := range [][2][]byte{{bLog1, bLog}, {bUnmatched1, bUnmatched}, {bFailed1, bFailed}} {
+		if tx.Bucket(m[0]) != nil {
+			return false, 0, convertIndex(tx, m[0], m[1])
+		}
+	}
+	if tx.Bucket(bEvents1) != nil {
+		n, err := moveEvents(tx)
+		return false, n, err
 	}
 	for _, f := range [][2][]byte{{bTimelines1, bTimeline}, {bLists1, bList}} {
 		if tx.Bucket(f[0]) != nil {
-			if err := flatten(tx, f[0], f[1]); err != nil {
-				return 0, fmt.Errorf("%s: %w", f[0], err)
-			}
+			return false, 0, flatten(tx, f[0], f[1])
 		}
 	}
-	return n, meta.Put(layoutKey, u64(layoutVersion))
+	return true, 0, tx.Bucket(bMeta).Put(layoutKey, u64(layoutVersion))
 }
 
-// migrate1to2 rewrites the event buckets of layout 1. An event's record
-// sequence is the log sequence its state holds (the sequence of its
-// latest entry: unique, since each is handed out once). Entries that name
-// an event without a record are dropped, as reading them would fail;
-// decisions and markers of such events stay where they are, kept by id.
-//
-// Everything bound for bEvData is collected first and put in key order:
-// bbolt splits nodes only at commit, so keys put in random order into one
-// transaction each copy the part of a growing node behind them (100,000
-// events took a minute that way; in order, about two seconds).
-func migrate1to2(tx *bbolt.Tx) (int, error) {
-	events, states := tx.Bucket(bEvents1), tx.Bucket(bEvState1)
-	dedup, lb := tx.Bucket(bDedup), tx.Bucket(bLog)
+// stateSeq returns the record sequence of a layout-1 event: the sequence
+// its state holds, 0 if it has none.
+func stateSeq(tx *bbolt.Tx, id []byte) uint64 {
+	states := tx.Bucket(bEvState1)
+	if states == nil {
+		return 0
+	}
+	if st := states.Get(id); len(st) >= 8 {
+		return binary.BigEndian.Uint64(st)
+	}
+	return 0
+}
+
+// convertIndex moves up to upgradeChunk entries (seq or time key → event
+// id) from the layout-1 bucket old to new (same key → u64(record
+// sequence)); entries naming an event without a state are dropped, as
+// reading them would fail. The bucket's sequence goes along.
+func convertIndex(tx *bbolt.Tx, old, new []byte) error {
+	ob, nb := tx.Bucket(old), tx.Bucket(new)
+	if err := nb.SetSequence(max(nb.Sequence(), ob.Sequence())); err != nil {
+		return err
+	}
 	type kv struct{ k, v []byte }
-	var out []kv
-	rseqs := map[string]uint64{}
+	var chunk []kv
+	c := ob.Cursor()
+	for k, v := c.First(); k != nil && len(chunk) < upgradeChunk; k, v = c.Next() {
+		chunk = append(chunk, kv{bytes.Clone(k), bytes.Clone(v)})
+	}
+	if len(chunk) == 0 {
+		return tx.DeleteBucket(old)
+	}
+	for _, e := range chunk {
+		if rseq := stateSeq(tx, e.v); rseq != 0 {
+			if err := nb.Put(e.k, u64(rseq)); err != nil {
+				return fmt.Errorf("%s: %w", new, err)
+			}
+		}
+		if err := ob.Delete(e.k); err != nil {
+			return fmt.Errorf("%s: %w", old, err)
+		}
+	}
+	return nil
+}
+
+// moveEvents moves up to upgradeChunk layout-1 events (record, state,
+// decisions and applied markers) under their record sequence and gives
+// their dedup keys the sequence; decisions and markers of events without
+// a record stay where they are, kept by id. It returns how many it moved.
+func moveEvents(tx *bbolt.Tx) (int, error) {
+	events, states := tx.Bucket(bEvents1), tx.Bucket(bEvState1)
+	dedup, evData := tx.Bucket(bDedup), tx.Bucket(bEvData)
+	type kv struct{ k, v []byte }
+	var chunk []kv
 	c := events.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	for k, v := c.First(); k != nil && len(chunk) < upgradeChunk; k, v = c.Next() {
+		chunk = append(chunk, kv{bytes.Clone(k), bytes.Clone(v)})
+	}
+	if len(chunk) == 0 {
+		if states != nil {
+			if err := tx.DeleteBucket(bEvState1); err != nil {
+				return 0, err
+			}
+		}
+		return 0, tx.DeleteBucket(bEvents1)
+	}
+	// bEvData's keys are put in key order: bbolt splits nodes only at
+	// commit, so keys put in random order into one transaction each copy
+	// the part of a growing node behind them.
+	var out []kv
+	for _, e := range chunk {
 		var st []byte
 		if states != nil {
-			st = bytes.Clone(states.Get(k))
+			st = bytes.Clone(states.Get(e.k))
 		}
 		var rseq uint64
 		if len(st) >= 8 {
@@ -89,102 +173,77 @@ func migrate1to2(tx *bbolt.Tx) (int, error) {
 			// A record without a state: layout 1 wrote both together,
 			// so this is damage; keep the record, as waiting.
 			var err error
-			if rseq, err = lb.NextSequence(); err != nil {
+			if rseq, err = tx.Bucket(bLog).NextSequence(); err != nil {
 				return 0, err
 			}
 			st = u64(rseq)
 		}
-		rseqs[string(k)] = rseq
-		out = append(out, kv{evKey(rseq, kindRecord, ""), bytes.Clone(v)}, kv{evKey(rseq, kindState, ""), st})
-		// An existing key, in key order: no node grows.
-		if d := dedup.Get(k); len(d) >= 8 {
-			if err := dedup.Put(bytes.Clone(k), dedupValue(binary.BigEndian.Uint64(d[:8]), rseq)); err != nil {
+		out = append(out, kv{evKey(rseq, kindRecord, ""), e.v}, kv{evKey(rseq, kindState, ""), st})
+		if d := dedup.Get(e.k); len(d) == 8 {
+			if err := dedup.Put(e.k, dedupValue(binary.BigEndian.Uint64(d), rseq)); err != nil {
 				return 0, err
 			}
 		}
-	}
-	// The log and the indexes named the event by id.
-	for _, name := range [][]byte{bLog, bUnmatched, bFailed} {
-		b := tx.Bucket(name)
-		var all []kv
-		if err := b.ForEach(func(k, v []byte) error {
-			all = append(all, kv{bytes.Clone(k), bytes.Clone(v)})
-			return nil
-		}); err != nil {
+		for _, p := range []struct {
+			name []byte
+			kind byte
+		}{{bDecisions, kindDecisions}, {bApplied, kindApplied}} {
+			b := tx.Bucket(p.name)
+			prefix := key(nil, string(e.k))
+			for _, pk := range prefixKeys(b, prefix, 0) {
+				v := bytes.Clone(b.Get(pk))
+				if v == nil {
+					v = []byte{}
+				}
+				out = append(out, kv{evKey(rseq, p.kind, string(pk[len(prefix):])), v})
+				if err := b.Delete(pk); err != nil {
+					return 0, err
+				}
+			}
+		}
+		if err := events.Delete(e.k); err != nil {
 			return 0, err
 		}
-		for _, e := range all {
-			var err error
-			if rseq, ok := rseqs[string(e.v)]; ok {
-				err = b.Put(e.k, u64(rseq))
-			} else {
-				err = b.Delete(e.k)
-			}
-			if err != nil {
-				return 0, fmt.Errorf("%s: %w", name, err)
-			}
-		}
-	}
-	// Decisions and markers of events with a record join the record.
-	for _, p := range []struct {
-		name []byte
-		kind byte
-	}{{bDecisions, kindDecisions}, {bApplied, kindApplied}} {
-		b := tx.Bucket(p.name)
-		var moved [][]byte
-		if err := b.ForEach(func(k, v []byte) error {
-			i := bytes.IndexByte(k, sep)
-			if i < 0 {
-				return nil
-			}
-			if rseq, ok := rseqs[string(k[:i])]; ok {
-				moved = append(moved, bytes.Clone(k))
-				out = append(out, kv{evKey(rseq, p.kind, string(k[i+1:])), append([]byte{}, v...)})
-			}
-			return nil
-		}); err != nil {
-			return 0, err
-		}
-		for _, k := range moved {
-			if err := b.Delete(k); err != nil {
+		if states != nil {
+			if err := states.Delete(e.k); err != nil {
 				return 0, err
 			}
 		}
 	}
 	slices.SortFunc(out, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
-	evData := tx.Bucket(bEvData)
 	for _, e := range out {
 		if err := evData.Put(e.k, e.v); err != nil {
 			return 0, err
 		}
 	}
-	if err := tx.DeleteBucket(bEvents1); err != nil {
-		return 0, err
-	}
-	if states != nil {
-		if err := tx.DeleteBucket(bEvState1); err != nil {
-			return 0, err
-		}
-	}
-	return len(rseqs), nil
+	return len(chunk), nil
 }
 
-// flatten moves the nested buckets of the layout-1 bucket old into the
-// flat bucket flat: key k of nested bucket b becomes b \0 k, the form of
-// bTimeline and bList. Both cursors run in key order, so the puts append.
+// flatten moves up to upgradeChunk nested buckets of the layout-1 bucket
+// old into the flat bucket flat: key k of nested bucket b becomes b \0 k,
+// the form of bTimeline and bList.
 func flatten(tx *bbolt.Tx, old, flat []byte) error {
 	ob, fb := tx.Bucket(old), tx.Bucket(flat)
+	var names [][]byte
 	c := ob.Cursor()
-	for name, v := c.First(); name != nil; name, v = c.Next() {
-		if v != nil {
-			continue // not a bucket
+	for name, v := c.First(); name != nil && len(names) < upgradeChunk; name, v = c.Next() {
+		if v == nil { // a nested bucket
+			names = append(names, bytes.Clone(name))
 		}
+	}
+	if len(names) == 0 {
+		return tx.DeleteBucket(old)
+	}
+	for _, name := range names {
 		prefix := append(bytes.Clone(name), sep)
 		if err := ob.Bucket(name).ForEach(func(k, v []byte) error {
 			return fb.Put(append(bytes.Clone(prefix), k...), bytes.Clone(v))
 		}); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s %s: %w", old, name, err)
+		}
+		if err := ob.DeleteBucket(name); err != nil {
+			return fmt.Errorf("%s %s: %w", old, name, err)
 		}
 	}
-	return tx.DeleteBucket(old)
+	return nil
 }
