@@ -134,6 +134,7 @@ local P = ARGV[1]
 local statuses, conflict = {}, false
 local recOK = redis.call('EXISTS', KEYS[2]) == 1
 local legacy = redis.call('EXISTS', KEYS[5], KEYS[6]) > 0
+local pend, marked = {}, {} -- the record's marker fields, set with the ack in one HSET; their items
 local b = 13
 for w = 1, tonumber(ARGV[12]) do
   local item, expect, prev, move = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
@@ -146,7 +147,7 @@ for w = 1, tonumber(ARGV[12]) do
   local st = 0
   if not cur[1] then
     st = 3
-  elseif move == '1' and isApplied(KEYS[2], KEYS[6], item, legacy) then
+  elseif move == '1' and (marked[item] or isApplied(KEYS[2], KEYS[6], item, legacy)) then
     st = 2
   elseif tonumber(cur[1]) ~= tonumber(expect) or
       (prev ~= '' and not isApplied(P .. 'event:' .. prev, P .. 'applied:' .. prev, item, true)) then
@@ -154,7 +155,8 @@ for w = 1, tonumber(ARGV[12]) do
     conflict = true
   elseif move == '1' then
     moveItem(P, ik, item, cur, to, closed, at, P .. 'timeline:' .. item, P .. 'timeline-ids:' .. item, eid, entry)
-    markApplied(KEYS[2], KEYS[6], KEYS[5], item, dec, ARGV[11], recOK)
+    markApplied(KEYS[2], KEYS[6], KEYS[5], item, dec, ARGV[11], recOK, pend)
+    marked[item] = true
     addOutbox(P, item, ob, nout)
   else
     keepDecisions(KEYS[2], KEYS[5], item, dec, ARGV[11], recOK, legacy)
@@ -168,9 +170,13 @@ local acked = 0
 if not conflict then
   acked = 1
   if ARGV[3] ~= '' then
-    ack(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], recOK)
+    ack(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], recOK, pend)
+    pend = {}
   end
   addEventOutbox(P, b)
+end
+if #pend > 0 then
+  redis.call('HSET', KEYS[2], unpack(pend))
 end
 return {acked, statuses}
 `)

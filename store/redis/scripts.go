@@ -42,13 +42,14 @@ return append_event(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 
 // ackLua defines ack(log, record, unmatched, failed, group, stream id,
 // applied_at, unmatched flag, failed flag, note, event id, score, keep[,
-// record exists], the last for a caller that checked already): it
+// record exists[, more record fields]]), the last two for a caller that
+// checked already and has fields of its own to set with the outcome: it
 // acknowledges and deletes a log entry and records the outcome on the event
 // record, keeping the unmatched and failed indexes. The index score is made
 // strictly increasing so that the newest acknowledgement always lists
 // first. ackScript and applyEventScript share it.
 const ackLua = `
-local function ack(log, rec, um, fl, group, sid, at, unmatched, failed, note, id, score, keep, recOK)
+local function ack(log, rec, um, fl, group, sid, at, unmatched, failed, note, id, score, keep, recOK, more)
   if sid ~= '' then
     redis.pcall('XACK', log, group, sid)
     redis.call('XDEL', log, sid)
@@ -59,7 +60,11 @@ local function ack(log, rec, um, fl, group, sid, at, unmatched, failed, note, id
   if not recOK then
     return 0
   end
-  redis.call('HSET', rec, 'applied', '1', 'applied_at', at, 'unmatched', unmatched, 'failed', failed, 'note', note)
+  if more and #more > 0 then
+    redis.call('HSET', rec, 'applied', '1', 'applied_at', at, 'unmatched', unmatched, 'failed', failed, 'note', note, unpack(more))
+  else
+    redis.call('HSET', rec, 'applied', '1', 'applied_at', at, 'unmatched', unmatched, 'failed', failed, 'note', note)
+  end
   redis.call('ZREM', fl, id)
   local index = um
   if failed == '1' then
@@ -179,7 +184,9 @@ return {'ok', redis.call('HGETALL', KEYS[1])}
 // isApplied(record, legacy applied, item, legacy) tells whether the pair
 // is marked (legacy false: the caller knows no legacy hash exists);
 // markApplied(record, legacy applied, legacy decisions, item, decisions
-// JSON or ”, window ms, record exists) marks it and stores the decisions;
+// JSON or ”, window ms, record exists[, pending]) marks it and stores the
+// decisions, or, given a pending table and an existing record, adds the
+// record's fields to the table for the caller's one HSET;
 // keepDecisions(record, legacy decisions, item, JSON, window ms, record
 // exists, legacy) stores decisions unless some are stored already.
 const markLua = `
@@ -190,7 +197,16 @@ local function isApplied(rec, la, item, legacy)
   return legacy and redis.call('HEXISTS', la, item) == 1
 end
 
-local function markApplied(rec, la, ld, item, dec, window, recOK)
+local function markApplied(rec, la, ld, item, dec, window, recOK, pend)
+  if recOK and pend then
+    pend[#pend + 1] = 'a:' .. item
+    pend[#pend + 1] = '1'
+    if dec ~= '' then
+      pend[#pend + 1] = 'd:' .. item
+      pend[#pend + 1] = dec
+    end
+    return
+  end
   if recOK then
     if dec ~= '' then
       redis.call('HSET', rec, 'a:' .. item, '1', 'd:' .. item, dec)
@@ -231,8 +247,9 @@ const moveLua = `
 local OUTBOX_ARGS = 6
 
 local function moveItem(P, ik, item, cur, to, closed, at, tk, tik, eid, entry)
-  redis.call('HINCRBY', ik, 'version', 1)
-  redis.call('HSET', ik, 'stage', to, 'closed', closed, 'updated_at', at)
+  -- cur[1] is the version this script read and checked: one HSET, not
+  -- HINCRBY and HSET.
+  redis.call('HSET', ik, 'version', string.format('%d', tonumber(cur[1]) + 1), 'stage', to, 'closed', closed, 'updated_at', at)
   if cur[3] ~= to then
     local base = P .. 'items:stage:' .. string.len(cur[2]) .. ':' .. cur[2] .. ':'
     redis.call('ZREM', base .. cur[3], item)
