@@ -152,3 +152,53 @@ func TestDedupExpiry(t *testing.T) {
 		t.Errorf("%d keys left after everything expired", n)
 	}
 }
+
+// A log entry whose event record was forgotten before it was applied (its
+// dedup window passed while it waited, and the sweeper or a new append of
+// the id deleted the record) is dropped with a warning instead of failing
+// every ReadLog after it; a re-appended id is delivered as the new event.
+// (Before the restart, the events this process appended are still handed
+// over from memory.)
+func TestReadLogDropsEntriesOfForgottenEvents(t *testing.T) {
+	clk := &clock{t: t0}
+	path := filepath.Join(t.TempDir(), "sg.db")
+	s := openTemp(t, path, Options{Now: clk.Now})
+	ctx := t.Context()
+	for _, id := range []string{"swept", "again"} {
+		if _, err := s.Append(ctx, ev(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Add(2 * time.Hour) // past the one-hour window, nothing read yet
+	if _, err := s.sweep(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"again", "later"} { // "again": a new event with the old id
+		if _, err := s.Append(ctx, ev(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTemp(t, path, Options{Now: clk.Now})
+	got, err := s.ReadLog(ctx, "engine", 10, 0)
+	if err != nil {
+		t.Fatalf("ReadLog: %v", err)
+	}
+	var ids []string
+	for _, e := range got {
+		ids = append(ids, e.Event.ID)
+	}
+	if len(ids) != 2 || ids[0] != "again" || ids[1] != "later" {
+		t.Fatalf("ReadLog = %v, want [again later]", ids)
+	}
+	// The dropped entries leave the log, so no later Open meets them.
+	deadline := time.Now().Add(5 * time.Second)
+	for count(t, s, bLog) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("log holds %d entries, want the 2 delivered", count(t, s, bLog))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -180,8 +180,10 @@ func (s *Store) readNext(max int) ([]store.LogEntry, error) {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
 	var entries []store.LogEntry
+	var forgotten []uint64
 	last := s.cursor
 	err := s.view(func(tx *bbolt.Tx) error {
+		entries, forgotten = entries[:0], forgotten[:0]
 		c := tx.Bucket(bLog).Cursor()
 		events := tx.Bucket(bEvData)
 		for k, v := c.Seek(u64(s.cursor + 1)); k != nil && len(entries) < max; k, v = c.Next() {
@@ -195,7 +197,16 @@ func (s *Store) readNext(max int) ([]store.LogEntry, error) {
 				continue
 			}
 			var rec store.EventRecord
-			if err := getJSON(events, evKey(rseq, kindRecord, ""), &rec); err != nil {
+			err := getJSON(events, evKey(rseq, kindRecord, ""), &rec)
+			if errors.Is(err, store.ErrNotFound) {
+				// The sweeper (or a new append of the id) forgot the
+				// event when its dedup window passed while it waited:
+				// nothing is left to apply, and failing here would
+				// stop the whole log behind it.
+				forgotten = append(forgotten, last)
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("entry %x (record %d): %w", k, rseq, err)
 			}
 			entries = append(entries, store.LogEntry{Seq: formatSeq(last), Event: rec.Event})
@@ -206,7 +217,29 @@ func (s *Store) readNext(max int) ([]store.LogEntry, error) {
 		return nil, err
 	}
 	s.cursor = last
+	if len(forgotten) > 0 {
+		s.log.Warn("bolt: log entries whose event record was forgotten before it was applied (the dedup window passed while they waited) are dropped",
+			"count", len(forgotten), "first_seq", forgotten[0])
+		go s.dropLogEntries(forgotten)
+	}
 	return entries, nil
+}
+
+// dropLogEntries deletes log entries readNext passed over; if that fails
+// (the store is closing), the next Open passes over them again.
+func (s *Store) dropLogEntries(seqs []uint64) {
+	err := s.update(context.Background(), func(tx *bbolt.Tx) error {
+		lb := tx.Bucket(bLog)
+		for _, seq := range seqs {
+			if err := lb.Delete(u64(seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("bolt: dropping forgotten log entries failed", "count", len(seqs), "err", err)
+	}
 }
 
 // Ack removes the entry from the log and marks its event applied with o.
