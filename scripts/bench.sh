@@ -26,6 +26,8 @@
 #   PROFILE=1  run the gateway as `sgbench serve` (same code, in-process) and keep
 #              CPU and mutex profiles in PROFILE_DIR (default /tmp/sgbench-profiles)
 #   REDIS_URL_QUERY    appended to the gateway's Redis URL, e.g. "?pool_size=128"
+#   RANDOM_IDS=1  webhook ids of the throughput run scatter over the key space
+#                 (hashes, as message and provider ids do); default near-sequential
 #   SKIP_CORE=1   skip the webhook/engine runs (1-3 above, redis-compare)
 #   SKIP_NGINX=1  skip the tracking pixel/click and telephony rows beside nginx; they
 #                 need nginx, wrk and jq (as root: apt-get install -y nginx-light wrk jq),
@@ -313,9 +315,11 @@ bench_store() { # store
 	local redisflag=()
 	[ -n "$REDIS_PORT" ] && redisflag=(-redis "127.0.0.1:$REDIS_PORT")
 	[ -n "$REDIS_PORT" ] && redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
+	local idflag=()
+	[ "${RANDOM_IDS:-0}" = 1 ] && idflag=(-random-ids)
 	timeout 300 "$SGBENCH" throughput -url "$base" -token "$TOKEN" -secret "$SECRET" \
 		-events "$EVENTS" -clients "$CLIENTS" -items "$ITEMS" -max-time 60s -apply-timeout 60s \
-		${redisflag[@]+"${redisflag[@]}"} -store "$st" -out "$RESULTS"
+		${redisflag[@]+"${redisflag[@]}"} ${idflag[@]+"${idflag[@]}"} -store "$st" -out "$RESULTS"
 	if [ -n "$REDIS_PORT" ]; then
 		# Where redis-server's time went during the throughput run (usec per call, calls).
 		redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep '^cmdstat_' >"$TMP/commandstats-$st.txt" || true

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,7 +26,7 @@ type throughputOpts struct {
 	pipeline, typ, backType  string
 	items, events, clients   int
 	maxTime, applyTimeout    time.Duration
-	ceiling                  bool
+	ceiling, randomIDs       bool
 	store, out               string
 	redisAddr                string
 }
@@ -58,6 +60,7 @@ func cmdThroughput(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.BoolVar(&o.ceiling, "ceiling", false, "sign with a wrong secret and expect 401: the HTTP ceiling, no store work")
 	fs.StringVar(&o.store, "store", "", "label of the store under test, for the report (bolt, redis)")
 	fs.StringVar(&o.out, "out", "", "append the result as a JSON line to this file")
+	fs.BoolVar(&o.randomIDs, "random-ids", false, "webhook ids that scatter over the key space (hashes, as message and provider ids do) instead of near-sequential ones")
 	fs.StringVar(&o.redisAddr, "redis", "", "host:port of the gateway's Redis, to report its CPU time per event (optional)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -117,6 +120,10 @@ func throughput(ctx context.Context, o throughputOpts, logw io.Writer) (Result, 
 		}
 		body := []byte(`{"type":"` + typ + `","subject":{"email":"` + itemEmail(j%o.items, domain) + `"},"attrs":{"n":"` + strconv.Itoa(j) + `"}}`)
 		id := "b" + run + "-" + strconv.Itoa(j)
+		if o.randomIDs {
+			h := sha256.Sum256([]byte(id))
+			id = "b" + hex.EncodeToString(h[:12])
+		}
 		reqs[j] = prepared{id: id, sig: stdwebhooks.Sign(secret, id, ts, body), body: body}
 	}
 
