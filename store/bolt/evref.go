@@ -73,21 +73,16 @@ func (r eventRef) pair(tx *bbolt.Tx, kind byte, item string) (*bbolt.Bucket, []b
 	return tx.Bucket(bDecisions), pairKey(r.id, item)
 }
 
-// getPair returns the value of the pair (r, item) of kind, nil if there is
-// none. An event with a record also has its markers looked up by id,
-// in case one was set by id before its append (the old buckets are empty
-// in the usual case, which costs nothing).
-func (r eventRef) getPair(tx *bbolt.Tx, kind byte, item string) []byte {
-	b, k := r.pair(tx, kind, item)
-	if v := b.Get(k); v != nil || r.rseq == 0 {
-		return v
-	}
-	return eventRef{id: r.id}.getPair(tx, kind, item)
-}
-
-// has reports whether the pair (r, item) of kind exists.
+// has reports whether the pair (r, item) of kind exists. An event with a
+// record also has its pairs looked up by id, in case one was set by id
+// before its append (the old buckets are empty in the usual case, which
+// costs nothing).
 func (r eventRef) has(tx *bbolt.Tx, kind byte, item string) bool {
-	return r.getPair(tx, kind, item) != nil
+	b, k := r.pair(tx, kind, item)
+	if b.Get(k) != nil {
+		return true
+	}
+	return r.rseq != 0 && eventRef{id: r.id}.has(tx, kind, item)
 }
 
 // putPair stores the pair (r, item) of kind.

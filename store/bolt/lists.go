@@ -68,17 +68,7 @@ func findElem(lists *bbolt.Bucket, k []byte, id string) uint64 {
 
 // lastElem returns the sequence number of the last element of list k, or 0.
 func lastElem(lists *bbolt.Bucket, k []byte) uint64 {
-	c := lists.Cursor()
-	key, _ := c.Seek(listKey(k, listElemKind+1, nil))
-	if key == nil {
-		key, _ = c.Last()
-	} else {
-		key, _ = c.Prev()
-	}
-	if prefix := listKey(k, listElemKind, nil); len(key) == len(prefix)+8 && bytes.HasPrefix(key, prefix) {
-		return binary.BigEndian.Uint64(key[len(prefix):])
-	}
-	return 0
+	return lastSeqUnder(lists, listKey(k, listElemKind, nil))
 }
 
 // validListKey refuses the list keys bList cannot hold.

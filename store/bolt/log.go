@@ -183,7 +183,6 @@ func (s *Store) readNext(max int) ([]store.LogEntry, error) {
 	var forgotten []uint64
 	last := s.cursor
 	err := s.view(func(tx *bbolt.Tx) error {
-		entries, forgotten = entries[:0], forgotten[:0]
 		c := tx.Bucket(bLog).Cursor()
 		events := tx.Bucket(bEvData)
 		for k, v := c.Seek(u64(s.cursor + 1)); k != nil && len(entries) < max; k, v = c.Next() {
@@ -451,33 +450,32 @@ func getRecord(tx *bbolt.Tx, rseq uint64) (store.EventRecord, error) {
 }
 
 // eventDecisions returns the decisions stored for the event, ordered by
-// item id: those under its record and any kept by its id.
+// item id: those under its record and any kept by its id (where a pair
+// under the record wins).
 func eventDecisions(tx *bbolt.Tx, r eventRef) ([]store.ItemDecisions, error) {
 	var ds []store.ItemDecisions
-	seen := map[string]bool{}
-	scan := func(b *bbolt.Bucket, prefix []byte) error {
+	evData := tx.Bucket(bEvData)
+	scan := func(b *bbolt.Bucket, prefix []byte, byID bool) error {
 		c := b.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			item := string(k[len(prefix):])
-			if seen[item] {
+			if byID && r.rseq != 0 && evData.Get(evKey(r.rseq, kindDecisions, string(k[len(prefix):]))) != nil {
 				continue
 			}
 			var d store.ItemDecisions
 			if err := json.Unmarshal(v, &d); err != nil {
 				return fmt.Errorf("decisions %q: %w", k, err)
 			}
-			seen[item] = true
 			ds = append(ds, d)
 		}
 		return nil
 	}
 	if r.rseq != 0 {
-		if err := scan(tx.Bucket(bEvData), evKey(r.rseq, kindDecisions, "")); err != nil {
+		if err := scan(evData, evKey(r.rseq, kindDecisions, ""), false); err != nil {
 			return nil, err
 		}
 	}
 	n := len(ds)
-	if err := scan(tx.Bucket(bDecisions), key(nil, r.id)); err != nil {
+	if err := scan(tx.Bucket(bDecisions), key(nil, r.id), true); err != nil {
 		return nil, err
 	}
 	if n > 0 && len(ds) > n {

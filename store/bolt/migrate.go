@@ -105,6 +105,19 @@ func stateSeq(tx *bbolt.Tx, id []byte) uint64 {
 	return 0
 }
 
+// kv is a key and its value, copied out of a transaction's pages.
+type kv struct{ k, v []byte }
+
+// headChunk copies the first upgradeChunk pairs of b, to move in one step.
+func headChunk(b *bbolt.Bucket) []kv {
+	var chunk []kv
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && len(chunk) < upgradeChunk; k, v = c.Next() {
+		chunk = append(chunk, kv{bytes.Clone(k), bytes.Clone(v)})
+	}
+	return chunk
+}
+
 // convertIndex moves up to upgradeChunk entries (seq or time key → event
 // id) from the layout-1 bucket old to new (same key → u64(record
 // sequence)); entries naming an event without a state are dropped, as
@@ -114,12 +127,7 @@ func convertIndex(tx *bbolt.Tx, old, new []byte) error {
 	if err := nb.SetSequence(max(nb.Sequence(), ob.Sequence())); err != nil {
 		return err
 	}
-	type kv struct{ k, v []byte }
-	var chunk []kv
-	c := ob.Cursor()
-	for k, v := c.First(); k != nil && len(chunk) < upgradeChunk; k, v = c.Next() {
-		chunk = append(chunk, kv{bytes.Clone(k), bytes.Clone(v)})
-	}
+	chunk := headChunk(ob)
 	if len(chunk) == 0 {
 		return tx.DeleteBucket(old)
 	}
@@ -143,12 +151,7 @@ func convertIndex(tx *bbolt.Tx, old, new []byte) error {
 func moveEvents(tx *bbolt.Tx) (int, error) {
 	events, states := tx.Bucket(bEvents1), tx.Bucket(bEvState1)
 	dedup, evData := tx.Bucket(bDedup), tx.Bucket(bEvData)
-	type kv struct{ k, v []byte }
-	var chunk []kv
-	c := events.Cursor()
-	for k, v := c.First(); k != nil && len(chunk) < upgradeChunk; k, v = c.Next() {
-		chunk = append(chunk, kv{bytes.Clone(k), bytes.Clone(v)})
-	}
+	chunk := headChunk(events)
 	if len(chunk) == 0 {
 		if states != nil {
 			if err := tx.DeleteBucket(bEvState1); err != nil {

@@ -109,28 +109,33 @@ func writeLayout1(t *testing.T, path string) {
 	}
 }
 
-func TestOpenMigratesLayout1(t *testing.T) {
+// layout1File writes the layout-1 fixture into a new file, with the
+// upgrade moving chunk entries a step (0: the default) until the test ends.
+func layout1File(t *testing.T, chunk int) string {
+	t.Helper()
+	if chunk > 0 {
+		old := upgradeChunk
+		upgradeChunk = chunk
+		t.Cleanup(func() { upgradeChunk = old })
+	}
 	path := filepath.Join(t.TempDir(), "sg.db")
 	writeLayout1(t, path)
-	checkUpgradedLayout1(t, path)
+	return path
+}
+
+func TestOpenMigratesLayout1(t *testing.T) {
+	checkUpgradedLayout1(t, layout1File(t, 0))
 }
 
 // In steps of one entry, event or bucket, the upgrade ends the same.
 func TestUpgradeInSmallSteps(t *testing.T) {
-	defer func(n int) { upgradeChunk = n }(upgradeChunk)
-	upgradeChunk = 1
-	path := filepath.Join(t.TempDir(), "sg.db")
-	writeLayout1(t, path)
-	checkUpgradedLayout1(t, path)
+	checkUpgradedLayout1(t, layout1File(t, 1))
 }
 
 // An upgrade stopped between two steps (a crash, a kill) goes on from
 // there on the next Open, with nothing lost or doubled.
 func TestUpgradeResumesAfterInterruption(t *testing.T) {
-	defer func(n int) { upgradeChunk = n }(upgradeChunk)
-	upgradeChunk = 1
-	path := filepath.Join(t.TempDir(), "sg.db")
-	writeLayout1(t, path)
+	path := layout1File(t, 1)
 	db, err := bbolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -175,19 +174,7 @@ func appendEntryJSON(tx *bbolt.Tx, itemID, entryID string, data []byte) (bool, e
 	if tb.Get(idKey) != nil {
 		return false, nil
 	}
-	// The item's last entry sits right before the first key past its
-	// entries (item \0 's'+1).
-	n := uint64(1)
-	c := tb.Cursor()
-	k, _ := c.Seek(timelineKey(itemID, tlEntry+1, nil))
-	if k == nil {
-		k, _ = c.Last()
-	} else {
-		k, _ = c.Prev()
-	}
-	if prefix := timelineKey(itemID, tlEntry, nil); k != nil && len(k) == len(prefix)+8 && bytes.HasPrefix(k, prefix) {
-		n = binary.BigEndian.Uint64(k[len(prefix):]) + 1
-	}
+	n := lastSeqUnder(tb, timelineKey(itemID, tlEntry, nil)) + 1
 	if err := tb.Put(timelineKey(itemID, tlEntry, u64(n)), data); err != nil {
 		return false, err
 	}
