@@ -58,22 +58,16 @@ func pairKey(eventID, itemID string) []byte {
 }
 
 // lastSeqUnder returns the 8-byte sequence that ends the last key of b
-// under prefix (keys prefix + u64(n)), or 0 when there is none: the key
-// right before the first one past the prefix.
+// under prefix (keys prefix + u64(n)), or 0 when there is none.
 func lastSeqUnder(b *bbolt.Bucket, prefix []byte) uint64 {
-	past := bytes.Clone(prefix)
-	past[len(past)-1]++
-	c := b.Cursor()
-	k, _ := c.Seek(past)
-	if k == nil {
-		k, _ = c.Last()
-	} else {
-		k, _ = c.Prev()
-	}
-	if len(k) == len(prefix)+8 && bytes.HasPrefix(k, prefix) {
-		return binary.BigEndian.Uint64(k[len(prefix):])
-	}
-	return 0
+	var n uint64
+	_ = reverseScan(b, prefix, func(k []byte) (bool, error) {
+		if len(k) == len(prefix)+8 {
+			n = binary.BigEndian.Uint64(k[len(prefix):])
+		}
+		return true, nil
+	})
+	return n
 }
 
 // identityKey is the key of an identity.

@@ -69,8 +69,9 @@ func (s *Store) ListOutbox(ctx context.Context, f store.OutboxFilter) ([]store.O
 	return out, nil
 }
 
-// reverseScan calls fn with the keys of b that start with prefix (which
-// ends in the separator), last first, until fn says stop.
+// reverseScan calls fn with the keys of b that start with prefix (whose
+// last byte is below 0xff: a separator or a key kind), last first, until
+// fn says stop.
 func reverseScan(b *bbolt.Bucket, prefix []byte, fn func(k []byte) (stop bool, err error)) error {
 	upper := append(bytes.Clone(prefix[:len(prefix)-1]), prefix[len(prefix)-1]+1)
 	c := b.Cursor()
