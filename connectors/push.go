@@ -69,7 +69,14 @@ func (s *Push) Refuse(w http.ResponseWriter, r *http.Request, status int, code, 
 // LogRefusal logs at warn at most once per WarnEvery, else at debug. quiet
 // refusals (scanners probing paths) always go to debug.
 func (s *Push) LogRefusal(r *http.Request, quiet bool, code, msg string) {
-	args := []any{"code", code, "reason", msg, "remote", r.RemoteAddr, "path", r.URL.Path}
+	s.LogRefusalOf(r.RemoteAddr, r.URL.Path, quiet, code, msg)
+}
+
+// LogRefusalOf is LogRefusal for a request already answered (its handler
+// has returned, so the request is not read again): its remote address and
+// path, kept by the caller.
+func (s *Push) LogRefusalOf(remote, path string, quiet bool, code, msg string) {
+	args := []any{"code", code, "reason", msg, "remote", remote, "path", path}
 	if !quiet {
 		if warn, quieted := s.warns.Allow(s.now()); warn {
 			s.log.Warn("request refused", append(args, "quieted_since_last", quieted)...)

@@ -17,6 +17,7 @@ const (
 	defaultMaxLinks     = 200
 	DefaultMaxBody      = 2 << 20 // 2 MiB of JSON for POST /api/v1/messages
 	defaultMaxHits      = 1000
+	maxPendingHits      = 1 << 16
 	defaultStoreTimeout = 2 * time.Second
 	defaultCacheSize    = 10000
 	defaultThreshold    = 50
@@ -49,6 +50,13 @@ type Config struct {
 	// MaxHits bounds the hits stored per message (statistics); hits over it
 	// are still scored and still fire events. Default 1000.
 	MaxHits int `yaml:"max_hits"`
+	// PendingHits is how many pixel and click hits may be answered before
+	// they are stored (scored, written and their events submitted in the
+	// background, in groups). A crash can lose at most this many hits and
+	// the events they would make; a graceful stop loses none. When that
+	// many are pending, the next hit is stored before its answer. Default
+	// 0: every hit is stored before its answer.
+	PendingHits int `yaml:"pending_hits"`
 	// StoreTimeout bounds each store call of the pixel and click paths.
 	// Default 2s.
 	StoreTimeout time.Duration `yaml:"store_timeout"`
@@ -156,6 +164,9 @@ func (c *Config) Validate() validate.Errors {
 		if p.v <= 0 {
 			errs.Add(p.path, "must be positive")
 		}
+	}
+	if c.PendingHits < 0 || c.PendingHits > maxPendingHits {
+		errs.Add("pending_hits", "must be between 0 (every hit stored before its answer) and %d", maxPendingHits)
 	}
 	if c.StoreTimeout < time.Millisecond {
 		errs.Add("store_timeout", "must be at least 1ms")

@@ -1,6 +1,7 @@
 package tracking
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -26,7 +27,8 @@ const maxUserAgent = 512
 
 // servePixel answers GET and HEAD /t/o/{token}: always the 43-byte GIF with
 // Cache-Control: no-store, whatever the token and whether or not the store
-// answers. A valid token's hit is scored and recorded first (bounded by
+// answers. A valid token's hit is scored and recorded after the answer
+// while fewer than pending_hits are waiting, else before it (bounded by
 // store_timeout); a failure is counted and logged, never shown.
 func (t *Tracker) servePixel(w http.ResponseWriter, r *http.Request) {
 	t.recordOpen(r)
@@ -46,21 +48,31 @@ func (t *Tracker) recordOpen(r *http.Request) {
 		t.badToken(r, "open pixel token does not verify")
 		return
 	}
+	f := t.factsOf(r)
+	if t.later.later(func(ctx context.Context) { t.open(ctx, p.Msg, &f) }) {
+		t.stats.answeredFirst.Add(1)
+		return
+	}
 	ctx, cancel := t.storeCtx(r)
 	defer cancel()
-	st, err := t.state(ctx, p.Msg)
+	t.open(ctx, p.Msg, &f)
+}
+
+// open records a pixel hit of message id.
+func (t *Tracker) open(ctx context.Context, id MsgID, f *hitFacts) {
+	st, err := t.state(ctx, id)
 	switch {
 	case isNotFound(err):
 		t.stats.unknownLinks.Add(1)
 		t.Intake().Reject(t.Name(), "unknown_link")
-		t.LogRefusal(r, true, "unknown_message", "signed token of a message not in the store (expired?)")
+		t.LogRefusalOf(f.remote, f.path, true, "unknown_message", "signed token of a message not in the store (expired?)")
 		return
 	case err != nil:
-		t.lost(err, p.Msg.String())
+		t.lost(err, id.String())
 		return
 	}
 	t.stats.opens.Add(1)
-	t.observe(ctx, r, st, kindOpen, 0)
+	t.observe(ctx, f, st, kindOpen, 0)
 }
 
 // serveClick answers GET and HEAD /t/c/{token} with a 302 to the link's
@@ -111,7 +123,12 @@ func (t *Tracker) serveClick(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.stats.clicks.Add(1)
-	t.observe(ctx, r, st, kindClick, p.Link)
+	f := t.factsOf(r)
+	if t.later.later(func(ctx context.Context) { t.observe(ctx, &f, st, kindClick, p.Link) }) {
+		t.stats.answeredFirst.Add(1)
+	} else {
+		t.observe(ctx, &f, st, kindClick, p.Link)
+	}
 	if l.Honeypot { // no destination: a blank page
 		t.page(w, http.StatusOK, blankPage)
 		return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -26,13 +25,13 @@ const (
 // click of its class, and, for a human click, the open it implies. Store
 // and intake failures are counted and logged; they never change the
 // answer to the client.
-func (t *Tracker) observe(ctx context.Context, r *http.Request, st *msgState, kind string, link int) {
-	now := t.Now()
+func (t *Tracker) observe(ctx context.Context, f *hitFacts, st *msgState, kind string, link int) {
+	now := f.at
 	if kind == kindClick {
 		t.catchUp(ctx, st, now)
 	}
 	l, _ := st.msg.link(link)
-	h := scoredHit{At: now, Kind: kind, Link: link, Method: r.Method, UA: userAgent(r), IP: t.clientIP(r)}
+	h := scoredHit{At: now, Kind: kind, Link: link, Method: f.method, UA: f.ua, IP: f.ip}
 	id := strconv.FormatUint(rand.Uint64(), 36)
 
 	st.mu.Lock()

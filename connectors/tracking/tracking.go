@@ -38,6 +38,7 @@ type Tracker struct {
 	cfg     *Config
 	records store.Records
 	hits    *hitWriter            // the hit lists' writes, in groups
+	later   *pendingHits          // hits answered before they are stored
 	items   connectors.ItemGetter // nil: item ids are not checked
 	signer  *tokenSigner
 	scorer  *botscore.Scorer
@@ -78,6 +79,7 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Tracker, err
 	t := &Tracker{
 		Push: p, cfg: cfg, records: deps.Records, items: deps.Items, signer: signer,
 		hits:    newHitWriter(deps.Records, cfg.StoreTimeout),
+		later:   newPendingHits(cfg.PendingHits, cfg.StoreTimeout),
 		scorer:  scorer,
 		public:  strings.TrimRight(deps.PublicURL, "/"),
 		prefix:  "tracking/" + base.Name + "/",

@@ -167,6 +167,7 @@ type Records struct {
 	recs      map[string]fakeRec
 	lists     map[string]*fakeList
 	beforePut func(key string)
+	beforeAdd func(key string)
 }
 
 type fakeRec struct {
@@ -199,6 +200,13 @@ func (f *Records) SetBeforePut(hook func(key string)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.beforePut = hook
+}
+
+// SetBeforeAppend sets the hook run before each AppendList (nil: none).
+func (f *Records) SetBeforeAppend(hook func(key string)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.beforeAdd = hook
 }
 
 func (f *Records) enter() error {
@@ -277,6 +285,11 @@ func (f *Records) DeleteRecord(_ context.Context, key string, expect int64) erro
 // AppendList implements store.Records.
 func (f *Records) AppendList(_ context.Context, key, id string, value []byte, ttl time.Duration) (int64, bool, error) {
 	f.mu.Lock()
+	if hook := f.beforeAdd; hook != nil {
+		f.mu.Unlock()
+		hook(key)
+		f.mu.Lock()
+	}
 	defer f.mu.Unlock()
 	if err := f.enter(); err != nil {
 		return 0, false, err
