@@ -34,6 +34,8 @@
 #                 else they are skipped with a log line. CH_DURATION=10s (each wrk run)
 #                 CH_MESSAGES=300 (tracked messages the pixel/click load rotates over)
 #                 CH_MAX_HITS=1000000 (so every hit is stored) CH_CALLBACKS=300000
+#                 CH_PENDING_HITS=1024 (hits answered before they are stored; 0 = each
+#                 hit stored before its answer)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -62,6 +64,7 @@ SKIP_NGINX=${SKIP_NGINX:-0}
 CH_DURATION=${CH_DURATION:-10s}
 CH_MESSAGES=${CH_MESSAGES:-300}
 CH_MAX_HITS=${CH_MAX_HITS:-1000000}
+CH_PENDING_HITS=${CH_PENDING_HITS:-1024}
 CH_CALLBACKS=${CH_CALLBACKS:-300000}
 TEL_TOKEN="sgbench-twilio-token-0123456789"
 
@@ -449,6 +452,7 @@ connectors:
     type: tracking
     keys: ["sgbench-tracking-key-0123456789"]
     max_hits: $CH_MAX_HITS
+    pending_hits: $CH_PENDING_HITS
   - name: tel
     type: telephony
     provider: twilio
@@ -545,7 +549,8 @@ if [ "$SKIP_NGINX" != 1 ]; then
 			echo "wrk -t2 -c$CLIENTS -d$CH_DURATION --latency on each route; nginx answers the same paths with no work"
 			echo "(\`empty_gif\`, \`return 302\`, \`return 204\`), measured right before the gateway with the same wrk script."
 			echo "Pixel and click rotate over $CH_MESSAGES messages prepared through \`POST /api/v1/messages\` (max_hits"
-			echo "$CH_MAX_HITS: every hit is stored before the answer); telephony posts distinct signed Twilio callbacks"
+			echo "$CH_MAX_HITS: every hit is stored; pending_hits $CH_PENDING_HITS: up to that many answered before they are"
+			echo "stored, 0 = each before its answer); telephony posts distinct signed Twilio callbacks"
 			echo "(3 per call). Targets: pixel and click ≥ 0.5× nginx with p99 ≤ 5 ms; telephony ≥ 0.4× nginx."
 			echo
 			echo "| store | route | gateway/s | p99 ms | non-2xx/3xx | nginx/s | nginx p99 ms | ratio |"
