@@ -42,8 +42,9 @@ type Records interface {
 	// AppendList adds an element to the list at key unless the list already
 	// has one with id; it returns the element's sequence number and whether
 	// it was there already (then nothing changes, not even the expiry).
-	// ttl > 0 makes the whole list expire that long after its last append;
-	// 0 leaves the list's expiry as it is.
+	// ttl > 0 makes the whole list expire that long after its last append
+	// (or a little later: bolt rounds the expiry up to a step of ttl/1024,
+	// an hour at most, never earlier); 0 leaves the list's expiry as it is.
 	AppendList(ctx context.Context, key, id string, value []byte, ttl time.Duration) (seq int64, duplicate bool, err error)
 	// ReadList returns up to limit elements with Seq > after, in order
 	// (limit <= 0 means 100); a missing list has none.

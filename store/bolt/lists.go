@@ -49,6 +49,30 @@ func listPrefix(k []byte) []byte {
 	return append(append(make([]byte, 0, len(k)+1), k...), sep)
 }
 
+// Lists' expiries are rounded up to a step of ttl/1024, at most
+// listExpiryStepMax, so that appends to a list within one step find its
+// expiry unchanged and leave the expiry index alone (rewriting it cost each
+// hit of a busy list a random index page). A list is kept at most that step
+// (0.1% of its ttl, an hour at most) past ttl after its last append, never
+// less.
+const listExpiryStepMax = time.Hour
+
+// listExpiryOf is the timeKey of a list's expiry after an append at now
+// with ttl (0, never, for ttl <= 0): now+ttl rounded up to the step.
+func listExpiryOf(now time.Time, ttl time.Duration) uint64 {
+	if ttl <= 0 {
+		return 0
+	}
+	step := min(ttl/1024, listExpiryStepMax)
+	at := now.Add(ttl)
+	if step > 0 {
+		if rem := at.UnixNano() % int64(step); rem != 0 {
+			at = at.Add(step - time.Duration(rem))
+		}
+	}
+	return timeKey(at)
+}
+
 // listExpiry returns the expiry of list k (0 for none).
 func listExpiry(lists *bbolt.Bucket, k []byte) uint64 {
 	if v := lists.Get(listKey(k, listExpiryKind, nil)); len(v) == 8 {
@@ -95,7 +119,7 @@ func (s *Store) AppendList(ctx context.Context, key, id string, value []byte, tt
 		return 0, false, errors.New("bolt: append list: element id is required")
 	}
 	nowT := s.now()
-	now, exp := timeKey(nowT), expiryOf(nowT, ttl)
+	now, exp := timeKey(nowT), listExpiryOf(nowT, ttl)
 	k := []byte(key)
 	var seq uint64
 	err := s.view(func(tx *bbolt.Tx) error {
@@ -153,7 +177,7 @@ func appendListTx(tx *bbolt.Tx, k []byte, id string, elem []byte, now, exp uint6
 	if err := lists.Put(listKey(k, listIDKind, []byte(id)), u64(next)); err != nil {
 		return 0, false, err
 	}
-	if exp != 0 {
+	if exp != 0 && exp != old {
 		if err := reindex(idx, k, old, exp); err != nil {
 			return 0, false, err
 		}

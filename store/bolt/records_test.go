@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -129,5 +131,52 @@ func TestRecordsAfterClose(t *testing.T) {
 		if !errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("%s after Close: %v, want ErrUnavailable", name, err)
 		}
+	}
+}
+
+// A list's expiry moves in steps of ttl/1024 (an hour at most): appends
+// within one step leave it, and its index entry, as they are; it is never
+// earlier than the last append plus ttl.
+func TestListExpiryStep(t *testing.T) {
+	clk := &clock{t: t0.Add(17 * time.Second)} // not on a step boundary
+	s := openTemp(t, filepath.Join(t.TempDir(), "sg.db"), Options{Now: clk.Now, SweepInterval: time.Hour})
+	ctx := t.Context()
+	const ttl = 2048 * time.Hour // step: an hour (ttl/1024 would be two)
+	expiry := func() time.Time {
+		t.Helper()
+		var exp uint64
+		if err := s.view(func(tx *bbolt.Tx) error {
+			exp = listExpiry(tx.Bucket(bList), []byte("hits/m"))
+			return nil
+		}); err != nil {
+			t.Fatalf("view: %v", err)
+		}
+		return keyTime(u64(exp))
+	}
+	appendAt := func(id string) time.Time {
+		t.Helper()
+		if _, _, err := s.AppendList(ctx, "hits/m", id, []byte(id), ttl); err != nil {
+			t.Fatalf("AppendList(%s): %v", id, err)
+		}
+		got := clk.Now().Add(ttl)
+		if exp := expiry(); exp.Before(got) || !exp.Before(got.Add(time.Hour)) {
+			t.Fatalf("expiry after an append at %v = %v, want in [%v, +1h)", clk.Now(), exp, got)
+		}
+		return expiry()
+	}
+	first := appendAt("h1")
+	clk.Add(10 * time.Minute)
+	if again := appendAt("h2"); !again.Equal(first) {
+		t.Errorf("expiry moved from %v to %v within one step", first, again)
+	}
+	if n := count(t, s, bListExpiry); n != 1 {
+		t.Errorf("%d list expiry index entries, want 1", n)
+	}
+	clk.Add(time.Hour)
+	if later := appendAt("h3"); !later.After(first) {
+		t.Errorf("expiry %v after an append a step later, want after %v", later, first)
+	}
+	if n := count(t, s, bListExpiry); n != 1 {
+		t.Errorf("%d list expiry index entries after the move, want 1", n)
 	}
 }
