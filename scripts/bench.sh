@@ -24,7 +24,8 @@
 #   REDIS_REQUESTS=100000 BENCHTIME=1s
 #   STORES="bolt redis"  SKIP_GOBENCH=0  SKIP_CHANNELS=0
 #   PROFILE=1  run the gateway as `sgbench serve` (same code, in-process) and keep
-#              CPU and mutex profiles in PROFILE_DIR (default /tmp/sgbench-profiles)
+#              CPU and mutex profiles in PROFILE_DIR (default /tmp/sgbench-profiles);
+#              the tracking/telephony rows' gateway too (cpu-channels-<store>.out)
 #   REDIS_URL_QUERY    appended to the gateway's Redis URL, e.g. "?pool_size=128"
 #   RANDOM_IDS=1  webhook ids of the throughput run scatter over the key space
 #                 (hashes, as message and provider ids do); default near-sequential
@@ -513,13 +514,23 @@ bench_channels() { # store
 	base="http://127.0.0.1:$port"
 	export SGBENCH_API_TOKEN=$TOKEN
 	"bin/stagegate" check -config "$cfg" >&2
-	"bin/stagegate" serve -config "$cfg" >"$TMP/gateway-channels-$st.log" 2>&1 &
+	if [ "$PROFILE" = 1 ]; then
+		mkdir -p "$PROFILE_DIR"
+		"$SGBENCH" serve -config "$cfg" -log-level warn \
+			-cpuprofile "$PROFILE_DIR/cpu-channels-$st.out" -mutexprofile "$PROFILE_DIR/mutex-channels-$st.out" \
+			>"$TMP/gateway-channels-$st.log" 2>&1 &
+	else
+		"bin/stagegate" serve -config "$cfg" >"$TMP/gateway-channels-$st.log" 2>&1 &
+	fi
 	GW_PID=$!
 	wait_ready "$base" 30
 	log "$st: channel gateway pid $GW_PID on $base"
 	channel_rows "$st" "$base"
 	stop_pid "$GW_PID" gateway 30
 	GW_PID=""
+	if [ "$PROFILE" = 1 ]; then
+		log "$st: channel profiles in $PROFILE_DIR (go tool pprof -top bin/sgbench $PROFILE_DIR/cpu-channels-$st.out)"
+	fi
 	if [ "$st" = redis ]; then
 		stop_pid "$REDIS_PID" redis-server 10
 		REDIS_PID=""
