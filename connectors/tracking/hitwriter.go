@@ -64,8 +64,10 @@ func (w *hitWriter) append(ctx context.Context, a store.ListAppend) store.ListAp
 // serve writes groups from the queue until r is written or the queue is
 // empty (r is then in a group another writer is writing).
 func (w *hitWriter) serve(r *hitReq) {
-	var g []*hitReq
-	as := make([]store.ListAppend, 0, 16)
+	var (
+		g  []*hitReq
+		as []store.ListAppend // made once there is a group: most calls find none
+	)
 	for len(r.done) == 0 {
 		var first *hitReq
 		select {
@@ -74,6 +76,9 @@ func (w *hitWriter) serve(r *hitReq) {
 			return
 		}
 		g = group.Collect(w.reqs, first, maxHitGroup, g)
+		if as == nil {
+			as = make([]store.ListAppend, 0, len(g))
+		}
 		as = as[:0]
 		for _, q := range g {
 			as = append(as, q.a)
