@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/stagegate/stagegate/internal/group"
@@ -27,6 +28,7 @@ type hitWriter struct {
 	timeout time.Duration
 	reqs    chan *hitReq
 	token   chan struct{}
+	serves  atomic.Int64 // serve calls (a test checks that a waiting hit does not spin)
 }
 
 // hitReq is one hit waiting for its group.
@@ -50,20 +52,29 @@ func (w *hitWriter) append(ctx context.Context, a store.ListAppend) store.ListAp
 	case <-ctx.Done():
 		return store.ListAppendResult{Err: ctx.Err()}
 	}
-	for {
-		select {
-		case res := <-r.done:
-			return res
-		case w.token <- struct{}{}:
-			w.serve(r)
-			<-w.token
-		}
+	return w.wait(r)
+}
+
+// wait returns the result of r, a queued hit: written by the writer this
+// request becomes, or by another that took r into its group.
+func (w *hitWriter) wait(r *hitReq) store.ListAppendResult {
+	select {
+	case res := <-r.done:
+		return res
+	case w.token <- struct{}{}:
+		w.serve(r)
+		<-w.token
+		// r is written, or in a group another writer took from the queue
+		// and is writing: waiting for it is all that is left. (Taking the
+		// token again here spun while that group was on its way.)
+		return <-r.done
 	}
 }
 
 // serve writes groups from the queue until r is written or the queue is
 // empty (r is then in a group another writer is writing).
 func (w *hitWriter) serve(r *hitReq) {
+	w.serves.Add(1)
 	var (
 		g  []*hitReq
 		as []store.ListAppend // made once there is a group: most calls find none

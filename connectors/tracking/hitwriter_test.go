@@ -101,3 +101,48 @@ func TestHitWriterFailure(t *testing.T) {
 		t.Fatalf("after the failure: %+v", res)
 	}
 }
+
+// heldLists holds every AppendLists until release is closed, and says when
+// the first one has begun.
+type heldLists struct {
+	store.Records
+	begun   chan struct{}
+	once    sync.Once
+	release chan struct{}
+}
+
+func (h *heldLists) AppendLists(ctx context.Context, as []store.ListAppend) ([]store.ListAppendResult, error) {
+	h.once.Do(func() { close(h.begun) })
+	<-h.release
+	return store.AppendLists(ctx, h.Records, as)
+}
+
+// TestHitWriterWaitDoesNotSpin: a hit another writer took into its group
+// waits for that group's write; it used to take the free token again and
+// again, finding the queue empty each time, for as long as the write took
+// (a busy loop per waiting hit: most of a core under load on bolt).
+func TestHitWriterWaitDoesNotSpin(t *testing.T) {
+	rec := &heldLists{Records: newFakeRecords(time.Now), begun: make(chan struct{}), release: make(chan struct{})}
+	w := newHitWriter(rec, 5*time.Second)
+	// b is queued first, as by a request that has not begun waiting yet,
+	// so the writer that a's request becomes takes both into one group.
+	b := &hitReq{a: store.ListAppend{Key: "hits/b", ID: "b", Value: []byte("v")}, done: make(chan store.ListAppendResult, 1)}
+	w.reqs <- b
+	resA := make(chan store.ListAppendResult, 1)
+	go func() { resA <- w.append(t.Context(), store.ListAppend{Key: "hits/a", ID: "a", Value: []byte("v")}) }()
+	<-rec.begun
+	resB := make(chan store.ListAppendResult, 1)
+	go func() { resB <- w.wait(b) }()
+	time.Sleep(50 * time.Millisecond) // the group's write is on its way
+	close(rec.release)
+	for name, ch := range map[string]chan store.ListAppendResult{"a": resA, "b": resB} {
+		if res := <-ch; res.Err != nil || res.Seq != 1 {
+			t.Errorf("hit %s: %+v, want stored at 1", name, res)
+		}
+	}
+	// a's writer served once; b's waiter at most once (it found the queue
+	// empty) and then waited.
+	if n := w.serves.Load(); n > 2 {
+		t.Errorf("%d serve calls for one group of two hits: the waiting hit spun on the token", n)
+	}
+}
