@@ -67,22 +67,65 @@ func PutJSON(ctx context.Context, r Records, key string, v any, expect int64, tt
 // stored (the version read when nothing was written). When every attempt
 // lost its race the error wraps ErrConflict.
 func UpdateJSON[T any](ctx context.Context, r Records, key string, ttl time.Duration, change func(v *T, version int64) (bool, error)) (T, int64, error) {
+	v, ver, _, err := updateJSON(ctx, r, nil, key, ttl, change)
+	return v, ver, err
+}
+
+// UpdateJSONAppend is UpdateJSON that also appends a to its list, in the
+// same store step as the record's first write (AppendAndPut: one commit,
+// one round trip), or alone when change writes nothing. When change fails
+// nothing is appended; when the first write loses its race the append has
+// happened and the next attempts write the record alone. duplicate is the
+// append's: the list had an element with a.ID already.
+func UpdateJSONAppend[T any](ctx context.Context, r Records, a ListAppend, key string, ttl time.Duration, change func(v *T, version int64) (bool, error)) (v T, version int64, duplicate bool, err error) {
+	return updateJSON(ctx, r, &a, key, ttl, change)
+}
+
+// updateJSON is UpdateJSON and UpdateJSONAppend: a, when not nil, is
+// appended with the first write.
+func updateJSON[T any](ctx context.Context, r Records, a *ListAppend, key string, ttl time.Duration, change func(v *T, version int64) (bool, error)) (T, int64, bool, error) {
+	dup := false
+	appendAlone := func() error {
+		if a == nil {
+			return nil
+		}
+		var err error
+		if _, dup, err = r.AppendList(ctx, a.Key, a.ID, a.Value, a.TTL); err != nil {
+			return fmt.Errorf("append list %s: %w", a.Key, err)
+		}
+		return nil
+	}
 	for range UpdateAttempts {
 		var v T
 		ver, err := GetJSON(ctx, r, key, &v)
 		if err != nil {
-			return v, 0, err
+			return v, 0, false, err
 		}
 		write, err := change(&v, ver)
-		if err != nil || !write {
-			return v, ver, err
+		if err != nil {
+			return v, ver, false, err
 		}
-		next, err := PutJSON(ctx, r, key, &v, ver, ttl)
+		if !write {
+			return v, ver, dup, appendAlone()
+		}
+		var next int64
+		if a == nil {
+			next, err = PutJSON(ctx, r, key, &v, ver, ttl)
+		} else {
+			b, merr := json.Marshal(&v)
+			if merr != nil {
+				return v, 0, false, fmt.Errorf("record %s: encode: %w", key, merr)
+			}
+			_, dup, next, err = AppendAndPut(ctx, r, *a, RecordPut{Key: key, Value: b, Expect: ver, TTL: ttl})
+			if err == nil || errors.Is(err, ErrConflict) {
+				a = nil // appended; a lost race retries the record alone
+			}
+		}
 		if errors.Is(err, ErrConflict) {
 			continue
 		}
-		return v, next, err
+		return v, next, dup, err
 	}
 	var zero T
-	return zero, 0, fmt.Errorf("record %s: %w %d times in a row", key, ErrConflict, UpdateAttempts)
+	return zero, 0, dup, fmt.Errorf("record %s: %w %d times in a row", key, ErrConflict, UpdateAttempts)
 }

@@ -16,6 +16,17 @@ type memRecords struct {
 	vals          map[string]store.Record
 	lose          int // PutRecord calls left that bump the version and conflict
 	puts          int
+	appended      map[string]bool // list element ids appended (one list)
+	appends       int
+}
+
+func (m *memRecords) AppendList(_ context.Context, _, id string, _ []byte, _ time.Duration) (int64, bool, error) {
+	m.appends++
+	if m.appended[id] {
+		return 1, true, nil
+	}
+	m.appended[id] = true
+	return int64(len(m.appended)), false, nil
 }
 
 func (m *memRecords) GetRecord(_ context.Context, key string) (store.Record, error) {
@@ -64,19 +75,51 @@ func TestUpdateJSON(t *testing.T) {
 		{name: "the budget runs out", lose: store.UpdateAttempts, change: incr, wantPuts: store.UpdateAttempts, wantErr: store.ErrConflict},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := &memRecords{vals: map[string]store.Record{}, lose: tt.lose}
-			got, ver, err := store.UpdateJSON(ctx, r, "k", 0, tt.change)
-			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
-				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+		for _, withAppend := range []bool{false, true} {
+			name := tt.name
+			if withAppend {
+				name = "UpdateJSONAppend: " + name
 			}
-			if err == nil && (got != tt.want || ver != tt.wantVer) {
-				t.Errorf("got %+v version %d, want %+v version %d", got, ver, tt.want, tt.wantVer)
-			}
-			if r.puts != tt.wantPuts {
-				t.Errorf("%d puts, want %d", r.puts, tt.wantPuts)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				r := &memRecords{vals: map[string]store.Record{}, lose: tt.lose, appended: map[string]bool{}}
+				var (
+					got counter
+					ver int64
+					dup bool
+					err error
+				)
+				if withAppend {
+					got, ver, dup, err = store.UpdateJSONAppend(ctx, r, store.ListAppend{Key: "l", ID: "a1"}, "k", 0, tt.change)
+				} else {
+					got, ver, err = store.UpdateJSON(ctx, r, "k", 0, tt.change)
+				}
+				if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				if err == nil && (got != tt.want || ver != tt.wantVer) {
+					t.Errorf("got %+v version %d, want %+v version %d", got, ver, tt.want, tt.wantVer)
+				}
+				if r.puts != tt.wantPuts {
+					t.Errorf("%d puts, want %d", r.puts, tt.wantPuts)
+				}
+				// The append is made once, with the first write or alone,
+				// and not at all when change fails.
+				wantAppends := 0
+				if withAppend && !errors.Is(tt.wantErr, errBoom) {
+					wantAppends = 1
+				}
+				if r.appends != wantAppends || dup {
+					t.Errorf("%d appends (duplicate %v), want %d", r.appends, dup, wantAppends)
+				}
+				if withAppend && wantAppends == 1 {
+					_, _, dup, err = store.UpdateJSONAppend(ctx, r, store.ListAppend{Key: "l", ID: "a1"}, "k", 0,
+						func(*counter, int64) (bool, error) { return false, nil })
+					if err != nil || !dup {
+						t.Errorf("the same element again: duplicate %v, %v; want true", dup, err)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -55,8 +55,9 @@ type AcceptedEvent struct {
 // callCache): if that emits nothing and changes the call, the append and
 // the call's write, expecting the cached version, go to the store as one
 // step (store.AppendAndPut: one commit, one round trip). Anything else — an
-// event to emit, nothing to change, a lost version check — appends (if not
-// done yet) and then goes the safe way, apply.
+// event to emit, nothing to change, a lost version check — goes the safe
+// way, apply, which makes the append (if not done yet) in the same store
+// step as the call's write.
 func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 	root := cb.RootID()
 	val, err := json.Marshal(storedCallback{Callback: *cb, Raw: string(cb.Raw)})
@@ -64,7 +65,7 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 		return Answer{}, fmt.Errorf("telephony %s: encode callback: %w", c.Name(), err)
 	}
 	app := store.ListAppend{Key: callbacksKey(c.Name(), root), ID: cb.ID, Value: val, TTL: c.retention}
-	appended, dup := false, false
+	pending, dup := &app, false // pending: the append is still to be made
 	cur, version := c.calls.get(root, c.Now())
 	if next, events, changed := Fold(cur, cb, cb.ReceivedAt, c.opts); len(events) == 0 && changed && next.SettleAt.Equal(cur.SettleAt) {
 		data, err := json.Marshal(next)
@@ -79,21 +80,16 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 			c.calls.put(next, v, c.Now())
 			return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup, Outcome: next.Outcome, Events: []AcceptedEvent{}}, nil
 		case errors.Is(err, store.ErrConflict):
-			appended = true // the cache was behind: fold again from the store
+			pending = nil // appended; the cache was behind: fold again from the store
 		default:
 			return Answer{}, fmt.Errorf("telephony %s: call %s: append callback: %w", c.Name(), root, err)
 		}
 	}
-	if !appended {
-		if _, dup, err = c.records.AppendList(ctx, app.Key, app.ID, app.Value, app.TTL); err != nil {
-			return Answer{}, fmt.Errorf("telephony %s: call %s: append callback: %w", c.Name(), root, err)
-		}
-	}
-	call, events, err := c.apply(ctx, root, cb, cb.ReceivedAt)
+	call, events, adup, err := c.apply(ctx, root, cb, cb.ReceivedAt, pending)
 	if err != nil {
 		return Answer{}, err
 	}
-	return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup, Outcome: call.Outcome, Events: events}, nil
+	return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup || adup, Outcome: call.Outcome, Events: events}, nil
 }
 
 // apply runs the state machine for the call root: read the call, fold cb
@@ -103,13 +99,19 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 // from the new version: the
 // events it submitted are submitted again and are duplicates. If the
 // intake fails nothing is written, so the next attempt derives them again.
-func (c *Connector) apply(ctx context.Context, root string, cb *Callback, now time.Time) (Call, []AcceptedEvent, error) {
+//
+// app, when not nil, is cb's append to the callback list, not made yet: it
+// goes with the call's write (store.UpdateJSONAppend: one store step for
+// both), or alone when the call does not change, and not at all when the
+// intake fails (the provider's retry is then not taken for a duplicate).
+// duplicate is that append's.
+func (c *Connector) apply(ctx context.Context, root string, cb *Callback, now time.Time, app *store.ListAppend) (_ Call, _ []AcceptedEvent, duplicate bool, _ error) {
 	var (
 		result   Call
 		accepted []AcceptedEvent
 		written  bool
 	)
-	_, version, err := store.UpdateJSON(ctx, c.records, callKey(c.Name(), root), c.retention, func(call *Call, version int64) (bool, error) {
+	change := func(call *Call, version int64) (bool, error) {
 		switch {
 		case version == 0 && cb == nil:
 			result, accepted, written = Call{}, nil, false // expired or never written
@@ -141,14 +143,24 @@ func (c *Connector) apply(ctx context.Context, root string, cb *Callback, now ti
 		}
 		*call = next
 		return true, nil
-	})
+	}
+	key := callKey(c.Name(), root)
+	var (
+		version int64
+		err     error
+	)
+	if app != nil {
+		_, version, duplicate, err = store.UpdateJSONAppend(ctx, c.records, *app, key, c.retention, change)
+	} else {
+		_, version, err = store.UpdateJSON(ctx, c.records, key, c.retention, change)
+	}
 	switch {
 	case errors.Is(err, store.ErrConflict):
-		return Call{}, nil, fmt.Errorf("telephony %s: call %s: %w", c.Name(), root, errBusy)
+		return Call{}, nil, false, fmt.Errorf("telephony %s: call %s: %w", c.Name(), root, errBusy)
 	case err != nil:
-		return Call{}, nil, fmt.Errorf("telephony %s: call %s: %w", c.Name(), root, err)
+		return Call{}, nil, false, fmt.Errorf("telephony %s: call %s: %w", c.Name(), root, err)
 	case written:
 		c.calls.put(result, version, c.Now())
 	}
-	return result, accepted, nil
+	return result, accepted, duplicate, nil
 }

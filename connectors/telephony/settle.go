@@ -149,7 +149,7 @@ func (c *Connector) settleBucket(ctx context.Context, b int64, now time.Time) er
 			return fmt.Errorf("telephony %s: settle bucket %d: %w", c.Name(), b, err)
 		}
 		for _, e := range elems {
-			if _, _, err := c.apply(ctx, e.ID, nil, now); err != nil {
+			if _, _, _, err := c.apply(ctx, e.ID, nil, now, nil); err != nil {
 				return err
 			}
 			after = e.Seq

@@ -133,6 +133,33 @@ func TestIntakeDownWritesNoState(t *testing.T) {
 	}
 }
 
+// TestRetryAfterIntakeDownIsNew: a callback refused because the intake was
+// down is not kept in the call's callback list either, so the provider's
+// retry is recorded as new (duplicate false), once, with its event.
+func TestRetryAfterIntakeDownIsNew(t *testing.T) {
+	g := newEnv(t, ProviderGeneric, nil)
+	body := `{"call_id":"c1","direction":"inbound","from":"+12025550123","to":"+15550001111","status":"ringing"}`
+	g.in.SetDown(true)
+	if w := serve(g.c, genericRequest("msg_1", g.clk.Now(), body)); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("intake down: %d %s", w.Code, w.Body)
+	}
+	if n := g.fake.ListLen(callbacksKey("tel", "c1")); n != 0 {
+		t.Errorf("%d callbacks kept of a refused callback, want 0", n)
+	}
+	g.in.SetDown(false)
+	w := serve(g.c, genericRequest("msg_1", g.clk.Now(), body))
+	var a Answer
+	if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("retry: %d %s", w.Code, w.Body)
+	}
+	if a.Duplicate || len(a.Events) != 1 || a.Events[0].Duplicate {
+		t.Errorf("retry answer %+v, want a new callback with one new event", a)
+	}
+	if n := g.fake.ListLen(callbacksKey("tel", "c1")); n != 1 {
+		t.Errorf("%d callbacks stored after the retry, want 1", n)
+	}
+}
+
 func TestRecordsDown(t *testing.T) {
 	e := newEnv(t, ProviderTwilio, nil)
 	e.fake.SetDown(true)
