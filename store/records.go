@@ -68,6 +68,12 @@ type ListAppend struct {
 	Key, ID string
 	Value   []byte
 	TTL     time.Duration
+	// Unique is the caller's promise that no element of the list has ID
+	// (a fresh random id, never retried): AppendLists and AppendAndPut may
+	// then neither look the id up nor index it, which saves a write per
+	// element. A later append of the same id need not be found as a
+	// duplicate. Tracking hits use it; anything a sender may retry must not.
+	Unique bool
 }
 
 // RecordPut is the arguments of one Records.PutRecord.

@@ -52,7 +52,9 @@ func (t *Tracker) observe(ctx context.Context, f *hitFacts, st *msgState, kind s
 	if overCap {
 		t.stats.overCap.Add(1)
 	} else {
-		res := t.hits.append(ctx, store.ListAppend{Key: st.hitsKey, ID: id, Value: appendHit(make([]byte, 0, 256), &h), TTL: t.cfg.Retention})
+		// id is random and a hit is never retried: Unique spares the
+		// store the id's lookup and index.
+		res := t.hits.append(ctx, store.ListAppend{Key: st.hitsKey, ID: id, Value: appendHit(make([]byte, 0, 256), &h), TTL: t.cfg.Retention, Unique: true})
 		if res.Err != nil {
 			t.lost(res.Err, st.msg.ID)
 		} else {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stagegate/stagegate/store"
 )
 
 // BenchmarkAppendParallel appends distinct events from about 64 goroutines.
@@ -58,7 +60,19 @@ func benchAppend(b *testing.B, p int) {
 // BenchmarkAppendListHits appends tracking-hit-like elements (about 200
 // bytes, a 30-day ttl) to 300 lists from about 64 goroutines, as the open
 // pixel of 300 messages does; pages/hit is what each costs the file.
+// indexed: AppendList, the id looked up and indexed; unique: AppendLists
+// of one element with Unique, as the tracking connector writes hits.
 func BenchmarkAppendListHits(b *testing.B) {
+	for _, unique := range []bool{false, true} {
+		name := "indexed"
+		if unique {
+			name = "unique"
+		}
+		b.Run(name, func(b *testing.B) { benchAppendListHits(b, unique) })
+	}
+}
+
+func benchAppendListHits(b *testing.B, unique bool) {
 	s := openTemp(b, filepath.Join(b.TempDir(), "sg.db"), Options{})
 	var n atomic.Int64
 	value := bytes.Repeat([]byte("h"), 200)
@@ -69,7 +83,18 @@ func BenchmarkAppendListHits(b *testing.B) {
 		for pb.Next() {
 			i := n.Add(1)
 			key := "hits:msg-" + strconv.FormatInt(i%300, 10)
-			if _, _, err := s.AppendList(b.Context(), key, "h"+strconv.FormatInt(i, 10), value, 30*24*time.Hour); err != nil {
+			id := "h" + strconv.FormatInt(i, 10)
+			var err error
+			if unique {
+				var res []store.ListAppendResult
+				res, err = s.AppendLists(b.Context(), []store.ListAppend{{Key: key, ID: id, Value: value, TTL: 30 * 24 * time.Hour, Unique: true}})
+				if err == nil {
+					err = res[0].Err
+				}
+			} else {
+				_, _, err = s.AppendList(b.Context(), key, id, value, 30*24*time.Hour)
+			}
+			if err != nil {
 				b.Error(err)
 			}
 		}

@@ -17,7 +17,7 @@ import (
 // Lists live in bList, all in one bucket, each under its key and sep:
 //
 //	key \0 "e" u64(seq) → uvarint(len(id)) + id + value   the elements, in order
-//	key \0 "i" id       → u64(seq)                        the id index
+//	key \0 "i" id       → u64(seq)                        the id index (not of elements appended Unique)
 //	key \0 "x"          → u64(timeKey(expiry))            only for a list with a ttl
 //
 // Elements are numbered from 1 without gaps (the next is the last one's
@@ -139,7 +139,7 @@ func (s *Store) AppendList(ctx context.Context, key, id string, value []byte, tt
 	dup := false
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
-		seq, dup, err = appendListTx(tx, k, id, elem, now, exp)
+		seq, dup, err = appendListTx(tx, k, id, elem, now, exp, false)
 		return err
 	})
 	if err != nil {
@@ -155,7 +155,7 @@ func listElem(id string, value []byte) []byte {
 }
 
 // appendListTx is AppendList's write in tx (it may run more than once).
-func appendListTx(tx *bbolt.Tx, k []byte, id string, elem []byte, now, exp uint64) (seq uint64, dup bool, err error) {
+func appendListTx(tx *bbolt.Tx, k []byte, id string, elem []byte, now, exp uint64, unique bool) (seq uint64, dup bool, err error) {
 	lists, idx := tx.Bucket(bList), tx.Bucket(bListExpiry)
 	old := listExpiry(lists, k)
 	if !live(old, now) {
@@ -167,15 +167,19 @@ func appendListTx(tx *bbolt.Tx, k []byte, id string, elem []byte, now, exp uint6
 			return 0, false, err
 		}
 		old = 0
-	} else if seq = findElem(lists, k, id); seq != 0 {
-		return seq, true, nil
+	} else if !unique {
+		if seq = findElem(lists, k, id); seq != 0 {
+			return seq, true, nil
+		}
 	}
 	next := lastElem(lists, k) + 1
 	if err := lists.Put(listKey(k, listElemKind, u64(next)), elem); err != nil {
 		return 0, false, err
 	}
-	if err := lists.Put(listKey(k, listIDKind, []byte(id)), u64(next)); err != nil {
-		return 0, false, err
+	if !unique { // a unique element's id is kept in the element only
+		if err := lists.Put(listKey(k, listIDKind, []byte(id)), u64(next)); err != nil {
+			return 0, false, err
+		}
 	}
 	if exp != 0 && exp != old {
 		if err := reindex(idx, k, old, exp); err != nil {

@@ -165,7 +165,7 @@ func (s *Store) AppendListPutRecord(ctx context.Context, a store.ListAppend, p s
 	)
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
-		seq, dup, err = appendListTx(tx, []byte(a.Key), a.ID, elem, now, listExpiryOf(nowT, a.TTL))
+		seq, dup, err = appendListTx(tx, []byte(a.Key), a.ID, elem, now, listExpiryOf(nowT, a.TTL), a.Unique)
 		if err != nil {
 			return err
 		}
@@ -298,7 +298,7 @@ func (s *Store) AppendLists(ctx context.Context, as []store.ListAppend) ([]store
 			if elems[i] == nil {
 				continue
 			}
-			seq, dup, err := appendListTx(tx, []byte(a.Key), a.ID, elems[i], now, listExpiryOf(nowT, a.TTL))
+			seq, dup, err := appendListTx(tx, []byte(a.Key), a.ID, elems[i], now, listExpiryOf(nowT, a.TTL), a.Unique)
 			if err != nil {
 				return err
 			}

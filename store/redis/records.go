@@ -17,7 +17,7 @@ import (
 //
 //	P rec:<key>        hash: v (version), d (value); PEXPIRE'd for a ttl
 //	P list:<key>       hash: seq (decimal) → "<len(id)>:<id><value>"
-//	P list-ids:<key>   hash: element id → seq
+//	P list-ids:<key>   hash: element id → seq (not of elements appended Unique)
 //
 // Writes run as scripts (putRecordScript, deleteRecordScript,
 // appendListScript); expiry is Redis's own, so an expired record or list
@@ -147,8 +147,17 @@ func (s *Store) AppendList(ctx context.Context, key, id string, value []byte, tt
 		return 0, false, errors.New("redis: append list: key and element id are required")
 	}
 	res, err := appendListScript.Run(ctx, s.rdb, []string{s.key("list", key), s.key("list-ids", key)},
-		id, listElem(id, value), ttlMillis(ttl)).Int64Slice()
+		id, listElem(id, value), ttlMillis(ttl), "0").Int64Slice()
 	return appendListReply(key, res, err)
+}
+
+// uniqueArg is appendListScript's last argument: "1" for an element
+// appended unique (store.ListAppend.Unique).
+func uniqueArg(unique bool) string {
+	if unique {
+		return "1"
+	}
+	return "0"
 }
 
 // listElem is the stored form of a list element: len(id) in decimal, ":",
@@ -186,7 +195,7 @@ func (s *Store) AppendListPutRecord(ctx context.Context, a store.ListAppend, p s
 	var app, put *redis.Cmd
 	_ = s.pipelinedScripts(ctx, func(pl redis.Pipeliner) error { // each command keeps its own error
 		app = appendListScript.Run(ctx, pl, []string{s.key("list", a.Key), s.key("list-ids", a.Key)},
-			a.ID, listElem(a.ID, a.Value), ttlMillis(a.TTL))
+			a.ID, listElem(a.ID, a.Value), ttlMillis(a.TTL), uniqueArg(a.Unique))
 		put = putRecordScript.Run(ctx, pl, []string{s.key("rec", p.Key)}, p.Expect, p.Value, ttlMillis(p.TTL))
 		return nil
 	})
@@ -276,7 +285,7 @@ func (s *Store) AppendLists(ctx context.Context, as []store.ListAppend) ([]store
 				continue
 			}
 			cmds[i] = appendListScript.Run(ctx, pl, []string{s.key("list", a.Key), s.key("list-ids", a.Key)},
-				a.ID, listElem(a.ID, a.Value), ttlMillis(a.TTL))
+				a.ID, listElem(a.ID, a.Value), ttlMillis(a.TTL), uniqueArg(a.Unique))
 		}
 		return nil
 	})

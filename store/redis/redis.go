@@ -36,7 +36,7 @@
 //	P timeline-ids:<item>       set: entry ids already in the timeline
 //	P rec:<key>                 hash: v (version), d (value); PEXPIRE'd when put with a ttl
 //	P list:<key>                hash: seq (decimal, gapless from 1) → "<len(id)>:<id><value>"
-//	P list-ids:<key>            hash: element id → seq; expires together with P list:<key>
+//	P list-ids:<key>            hash: element id → seq (not of elements appended Unique); expires together with P list:<key>
 //	P outbox:<id>, P outbox:due, P outbox:st:<status>, P outbox:item:<item>,
 //	P outbox:grp:<stage entry>  the outbox of stage actions (see outbox.go)
 //	P bc:<topic>                pub/sub channel (not a key) of Publish and Subscribe

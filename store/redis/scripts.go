@@ -343,20 +343,27 @@ return {'ok'}
 `)
 
 // appendListScript adds an element unless the list has its id; the next
-// sequence number is the size of the id index plus one, so numbers are
-// gapless. A ttl refreshes the expiry of both keys. Reply: {seq, 1} for an
-// id already there (nothing changes), {seq, 0} for a new element.
+// sequence number is the number of elements plus one, so numbers are
+// gapless. An element appended unique (store.ListAppend.Unique) is neither
+// looked up nor put in the id index. A ttl refreshes the expiry of both
+// keys. Reply: {seq, 1} for an id already there (nothing changes), {seq, 0}
+// for a new element.
 //
 // KEYS: elements, id index. ARGV: element id, encoded element, ttl (ms, 0
-// to leave the expiry alone).
+// to leave the expiry alone), "1" for a unique element.
 var appendListScript = redis.NewScript(`
-local seq = redis.call('HGET', KEYS[2], ARGV[1])
-if seq then
-  return {tonumber(seq), 1}
+local unique = ARGV[4] == '1'
+if not unique then
+  local known = redis.call('HGET', KEYS[2], ARGV[1])
+  if known then
+    return {tonumber(known), 1}
+  end
 end
-seq = redis.call('HLEN', KEYS[2]) + 1
+local seq = redis.call('HLEN', KEYS[1]) + 1
 local field = string.format('%d', seq)
-redis.call('HSET', KEYS[2], ARGV[1], field)
+if not unique then
+  redis.call('HSET', KEYS[2], ARGV[1], field)
+end
 redis.call('HSET', KEYS[1], field, ARGV[2])
 if ARGV[3] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])

@@ -57,6 +57,38 @@ func testAppendLists(t *testing.T, open Opener) {
 		checkHitList(t, s, "hits/b", "x0", "before", "b1", "two")
 	})
 
+	// Elements appended Unique land in order like the others, keep their
+	// ids, and the list's sequence stays gapless for the appends after
+	// them, which are deduplicated as usual.
+	t.Run("Unique", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		res, err := store.AppendLists(ctx, s, []store.ListAppend{
+			{Key: "hits/u", ID: "u1", Value: []byte("one"), TTL: time.Hour, Unique: true},
+			{Key: "hits/u", ID: "u2", Value: []byte("two"), Unique: true},
+		})
+		if err != nil || len(res) != 2 {
+			t.Fatalf("AppendLists: %+v, %v", res, err)
+		}
+		for i, r := range res {
+			if r.Err != nil || r.Seq != int64(i+1) || r.Duplicate {
+				t.Errorf("unique append %d: %+v, want seq %d", i, r, i+1)
+			}
+		}
+		if seq, dup, err := s.AppendList(ctx, "hits/u", "k3", []byte("three"), 0); err != nil || seq != 3 || dup {
+			t.Errorf("AppendList after unique appends = %d, %v, %v; want 3, new", seq, dup, err)
+		}
+		seq, dup, _, err := store.AppendAndPut(ctx, s, store.ListAppend{Key: "hits/u", ID: "u4", Value: []byte("four"), Unique: true},
+			store.RecordPut{Key: "rec/u", Value: []byte("r")})
+		if err != nil || seq != 4 || dup {
+			t.Errorf("AppendAndPut unique = %d, %v, %v; want 4, new", seq, dup, err)
+		}
+		if res, err := store.AppendLists(ctx, s, []store.ListAppend{{Key: "hits/u", ID: "k3", Value: []byte("again")}}); err != nil || res[0].Seq != 3 || !res[0].Duplicate {
+			t.Errorf("AppendLists of k3 again = %+v, %v; want the duplicate at 3", res, err)
+		}
+		checkHitList(t, s, "hits/u", "u1", "one", "u2", "two", "k3", "three", "u4", "four")
+	})
+
 	t.Run("Empty", func(t *testing.T) {
 		s := open(t)
 		res, err := store.AppendLists(t.Context(), s, nil)
