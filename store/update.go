@@ -85,16 +85,6 @@ func UpdateJSONAppend[T any](ctx context.Context, r Records, a ListAppend, key s
 // appended with the first write.
 func updateJSON[T any](ctx context.Context, r Records, a *ListAppend, key string, ttl time.Duration, change func(v *T, version int64) (bool, error)) (T, int64, bool, error) {
 	dup := false
-	appendAlone := func() error {
-		if a == nil {
-			return nil
-		}
-		var err error
-		if _, dup, err = r.AppendList(ctx, a.Key, a.ID, a.Value, a.TTL); err != nil {
-			return fmt.Errorf("append list %s: %w", a.Key, err)
-		}
-		return nil
-	}
 	for range UpdateAttempts {
 		var v T
 		ver, err := GetJSON(ctx, r, key, &v)
@@ -106,7 +96,12 @@ func updateJSON[T any](ctx context.Context, r Records, a *ListAppend, key string
 			return v, ver, false, err
 		}
 		if !write {
-			return v, ver, dup, appendAlone()
+			if a != nil { // nothing to write with: the append alone
+				if _, dup, err = r.AppendList(ctx, a.Key, a.ID, a.Value, a.TTL); err != nil {
+					return v, ver, false, fmt.Errorf("append list %s: %w", a.Key, err)
+				}
+			}
+			return v, ver, dup, nil
 		}
 		var next int64
 		if a == nil {
