@@ -120,7 +120,7 @@ func (h *heldLists) AppendLists(ctx context.Context, as []store.ListAppend) ([]s
 // TestHitWriterWaitDoesNotSpin: a hit another writer took into its group
 // waits for that group's write; it used to take the free token again and
 // again, finding the queue empty each time, for as long as the write took
-// (a busy loop per waiting hit: most of a core under load on bolt).
+// (a busy loop per waiting hit, for milliseconds on bolt).
 func TestHitWriterWaitDoesNotSpin(t *testing.T) {
 	rec := &heldLists{Records: newFakeRecords(time.Now), begun: make(chan struct{}), release: make(chan struct{})}
 	w := newHitWriter(rec, 5*time.Second)
