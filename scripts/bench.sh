@@ -234,6 +234,22 @@ connectors:
 EOF
 }
 
+# start_gateway CONFIG NAME: starts the gateway on CONFIG in the background,
+# logging to $TMP/gateway-NAME.log, and sets GW_PID. With PROFILE=1 it runs
+# as `sgbench serve`, writing cpu-NAME.out and mutex-NAME.out in PROFILE_DIR.
+start_gateway() {
+	local cfg=$1 name=$2
+	if [ "$PROFILE" = 1 ]; then
+		mkdir -p "$PROFILE_DIR"
+		"$SGBENCH" serve -config "$cfg" -log-level warn \
+			-cpuprofile "$PROFILE_DIR/cpu-$name.out" -mutexprofile "$PROFILE_DIR/mutex-$name.out" \
+			>"$TMP/gateway-$name.log" 2>&1 &
+	else
+		"bin/stagegate" serve -config "$cfg" >"$TMP/gateway-$name.log" 2>&1 &
+	fi
+	GW_PID=$!
+}
+
 wait_ready() { # base-url seconds
 	local base=$1 secs=$2 i
 	for ((i = 0; i < secs * 10; i++)); do
@@ -284,15 +300,7 @@ bench_store() { # store
 	base="http://127.0.0.1:$port"
 	export SGBENCH_API_TOKEN=$TOKEN SGBENCH_WEBHOOK_SECRET=$SECRET
 	"bin/stagegate" check -config "$cfg" >&2
-	if [ "$PROFILE" = 1 ]; then
-		mkdir -p "$PROFILE_DIR"
-		"$SGBENCH" serve -config "$cfg" -log-level warn \
-			-cpuprofile "$PROFILE_DIR/cpu-$st.out" -mutexprofile "$PROFILE_DIR/mutex-$st.out" \
-			>"$TMP/gateway-$st.log" 2>&1 &
-	else
-		"bin/stagegate" serve -config "$cfg" >"$TMP/gateway-$st.log" 2>&1 &
-	fi
-	GW_PID=$!
+	start_gateway "$cfg" "$st"
 	wait_ready "$base" 30
 	log "$st: gateway pid $GW_PID on $base"
 
@@ -514,15 +522,7 @@ bench_channels() { # store
 	base="http://127.0.0.1:$port"
 	export SGBENCH_API_TOKEN=$TOKEN
 	"bin/stagegate" check -config "$cfg" >&2
-	if [ "$PROFILE" = 1 ]; then
-		mkdir -p "$PROFILE_DIR"
-		"$SGBENCH" serve -config "$cfg" -log-level warn \
-			-cpuprofile "$PROFILE_DIR/cpu-channels-$st.out" -mutexprofile "$PROFILE_DIR/mutex-channels-$st.out" \
-			>"$TMP/gateway-channels-$st.log" 2>&1 &
-	else
-		"bin/stagegate" serve -config "$cfg" >"$TMP/gateway-channels-$st.log" 2>&1 &
-	fi
-	GW_PID=$!
+	start_gateway "$cfg" "channels-$st"
 	wait_ready "$base" 30
 	log "$st: channel gateway pid $GW_PID on $base"
 	channel_rows "$st" "$base"
