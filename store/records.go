@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/stagegate/stagegate/normalize"
 )
 
 // Record is a small versioned value a connector keeps: a call's state, a
@@ -89,6 +91,32 @@ type RecordPut struct {
 // AppendAndPut.
 type AppendPutter interface {
 	AppendListPutRecord(ctx context.Context, a ListAppend, p RecordPut) (seq int64, duplicate bool, version int64, err error)
+}
+
+// EventsPutter is implemented by drivers that can append events to the
+// log in the same atomic step as an AppendListPutRecord (bolt: one
+// transaction, one commit). The append stands whatever the put's version
+// check says, as in AppendListPutRecord; the events are appended (each
+// deduplicated as by Store.Append) if and only if the put passes its
+// check. A lost check is an error wrapping ErrConflict with the append's
+// result and no event written; any other error means nothing was written.
+//
+// A caller that derives events from the state it puts uses this to emit
+// them on the strength of a state it holds in memory: the events become
+// durable only if that state was the stored one.
+type EventsPutter interface {
+	AppendListPutRecordEvents(ctx context.Context, a ListAppend, p RecordPut, evs []*normalize.Event) (EventsPutResult, error)
+}
+
+// EventsPutResult is the outcome of EventsPutter.AppendListPutRecordEvents:
+// the append's as AppendList returns it, the record's new version (0 when
+// the check was lost) and one AppendResult per event, in order (none when
+// the check was lost).
+type EventsPutResult struct {
+	Seq       int64
+	Duplicate bool
+	Version   int64
+	Events    []AppendResult
 }
 
 // AppendAndPut appends a to its list and then puts p, together when r is an

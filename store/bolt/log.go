@@ -41,11 +41,10 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 	// Everything costly happens here, outside the committer, whose one
 	// goroutine is the write path's bottleneck: the record is encoded once
 	// and never rewritten (its state is a key of its own).
-	data, err := json.Marshal(store.EventRecord{Event: *ev})
+	data, own, err := encodeEvent(ev)
 	if err != nil {
-		return store.AppendResult{}, fmt.Errorf("bolt: append %s: %w", ev.ID, err)
+		return store.AppendResult{}, err
 	}
-	own := copyEvent(ev)
 	var res store.AppendResult
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
@@ -56,6 +55,16 @@ func (s *Store) Append(ctx context.Context, ev *normalize.Event) (store.AppendRe
 		return store.AppendResult{}, fmt.Errorf("bolt: append %s: %w", ev.ID, err)
 	}
 	return res, nil
+}
+
+// encodeEvent is what appendTx takes of ev: its record encoded, and a
+// copy of ev the store owns.
+func encodeEvent(ev *normalize.Event) ([]byte, *normalize.Event, error) {
+	data, err := json.Marshal(store.EventRecord{Event: *ev})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bolt: append %s: %w", ev.ID, err)
+	}
+	return data, copyEvent(ev), nil
 }
 
 // appendTx records the encoded event record data in the log of tx with

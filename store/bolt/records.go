@@ -10,6 +10,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
 
@@ -146,44 +147,79 @@ func putRecordTx(tx *bbolt.Tx, k, value []byte, expect, now, exp uint64) (uint64
 // put in one transaction (one commit). The append stands whatever the
 // put's version check says.
 func (s *Store) AppendListPutRecord(ctx context.Context, a store.ListAppend, p store.RecordPut) (int64, bool, int64, error) {
+	r, err := s.AppendListPutRecordEvents(ctx, a, p, nil)
+	return r.Seq, r.Duplicate, r.Version, err
+}
+
+var _ store.EventsPutter = (*Store)(nil)
+
+// AppendListPutRecordEvents implements store.EventsPutter: the append,
+// the put and, if the put passes its version check, the events' appends
+// to the log, in one transaction (one commit). The events are encoded
+// before the committer runs, as Append does.
+func (s *Store) AppendListPutRecordEvents(ctx context.Context, a store.ListAppend, p store.RecordPut, evs []*normalize.Event) (store.EventsPutResult, error) {
 	if a.Key == "" || a.ID == "" {
-		return 0, false, 0, errors.New("bolt: append list: key and element id are required")
+		return store.EventsPutResult{}, errors.New("bolt: append list: key and element id are required")
 	}
 	if err := checkKey("put record", p.Key); err != nil {
-		return 0, false, 0, err
+		return store.EventsPutResult{}, err
 	}
 	if p.Expect < 0 {
-		return 0, false, 0, fmt.Errorf("bolt: put record %s: negative version %d", p.Key, p.Expect)
+		return store.EventsPutResult{}, fmt.Errorf("bolt: put record %s: negative version %d", p.Key, p.Expect)
+	}
+	data := make([][]byte, len(evs))
+	owns := make([]*normalize.Event, len(evs))
+	for i, ev := range evs {
+		if ev == nil || ev.ID == "" {
+			return store.EventsPutResult{}, errors.New("bolt: append: event id is required")
+		}
+		var err error
+		if data[i], owns[i], err = encodeEvent(ev); err != nil {
+			return store.EventsPutResult{}, err
+		}
 	}
 	nowT := s.now()
 	now := timeKey(nowT)
 	elem := listElem(a.ID, a.Value)
 	var (
-		seq, version uint64
-		dup          bool
-		putErr       error
+		res    store.EventsPutResult
+		putErr error
 	)
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		var err error
-		seq, dup, err = appendListTx(tx, []byte(a.Key), a.ID, elem, now, listExpiryOf(nowT, a.TTL), a.Unique)
+		res, putErr = store.EventsPutResult{}, nil // this may be a rerun
+		seq, dup, err := appendListTx(tx, []byte(a.Key), a.ID, elem, now, listExpiryOf(nowT, a.TTL), a.Unique)
 		if err != nil {
 			return err
 		}
+		res.Seq, res.Duplicate = int64(seq), dup
+		var version uint64
 		version, putErr = putRecordTx(tx, []byte(p.Key), p.Value, uint64(p.Expect), now, expiryOf(nowT, p.TTL))
 		var ce cleanError
 		if errors.As(putErr, &ce) {
 			putErr = ce.err // refused before writing: the append commits alone
 			return nil
 		}
-		return putErr
+		if putErr != nil {
+			return putErr
+		}
+		res.Version = int64(version)
+		if len(evs) > 0 {
+			res.Events = make([]store.AppendResult, len(evs))
+		}
+		for i, ev := range evs {
+			if res.Events[i], err = s.appendTx(tx, ev.ID, data[i], owns[i], nowT); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return 0, false, 0, fmt.Errorf("bolt: append list %s and put record %s: %w", a.Key, p.Key, err)
+		return store.EventsPutResult{}, fmt.Errorf("bolt: append list %s and put record %s: %w", a.Key, p.Key, err)
 	}
 	if putErr != nil {
-		return int64(seq), dup, 0, fmt.Errorf("bolt: put record %s: %w", p.Key, putErr)
+		return res, fmt.Errorf("bolt: put record %s: %w", p.Key, putErr)
 	}
-	return int64(seq), dup, int64(version), nil
+	return res, nil
 }
 
 // DeleteRecord removes the record at key if its version is expect.

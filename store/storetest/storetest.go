@@ -77,6 +77,7 @@ func RunWith(t *testing.T, open func(t *testing.T) store.Store, opts Options) {
 		{"Records", testRecords},
 		{"Lists", testLists},
 		{"AppendAndPut", testAppendAndPut},
+		{"EventsPut", testEventsPut},
 		{"AppendLists", testAppendLists},
 		{"Expiry", func(t *testing.T, open Opener) { testExpiry(t, open, opts) }},
 		{"Broadcast", testBroadcast},
