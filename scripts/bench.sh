@@ -36,7 +36,8 @@
 #                 CH_MESSAGES=300 (tracked messages the pixel/click load rotates over)
 #                 CH_MAX_HITS=1000000 (so every hit is stored) CH_CALLBACKS=300000
 #                 CH_PENDING_HITS=1024 (hits answered before they are stored; 0 = each
-#                 hit stored before its answer)
+#                 hit stored before its answer) CH_ROUTES="pixel click telephony" (which
+#                 of those rows to run)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -67,6 +68,7 @@ CH_MESSAGES=${CH_MESSAGES:-300}
 CH_MAX_HITS=${CH_MAX_HITS:-1000000}
 CH_PENDING_HITS=${CH_PENDING_HITS:-1024}
 CH_CALLBACKS=${CH_CALLBACKS:-300000}
+CH_ROUTES=${CH_ROUTES:-pixel click telephony}
 TEL_TOKEN="sgbench-twilio-token-0123456789"
 
 TOKEN="sgbench-token-$RANDOM$RANDOM"
@@ -493,7 +495,7 @@ channel_rows() {
 		TELEPHONY_WRK_N="$CH_CALLBACKS" timeout 300 "$GO" test -count=1 -run TestWriteWrkScript ./connectors/telephony/ >&2
 
 	local route nurl gurl lua g n
-	for route in pixel click telephony; do
+	for route in $CH_ROUTES; do
 		case "$route" in
 		pixel) nurl="http://127.0.0.1:$NGINX_PORT/t/o/x" gurl="$base/t/o/x" lua="$TMP/pixels.lua" ;;
 		click) nurl="http://127.0.0.1:$NGINX_PORT/t/c/x" gurl="$base/t/c/x" lua="$TMP/clicks.lua" ;;
