@@ -148,6 +148,41 @@ func SubmitEach(ctx context.Context, in Intake, evs []*normalize.Event) ([]Resul
 	return res, nil
 }
 
+// PutIntake is an Intake that records events in the same store step as an
+// append-and-put on the connectors' Records (store.EventsPutter): the
+// events are recorded if and only if the put passes its version check. A
+// connector may then derive events from a state it cached rather than
+// read: the check proves that state was the stored one. The gateway's
+// intake is one; whether it can do it depends on its store (bolt can).
+//
+// SubmitWithPut returns the append's and the put's results and one Result
+// per event (deduplicated on its ID as by Submit), in the order of evs. A
+// lost check is an error wrapping store.ErrConflict: the append stands,
+// no event was recorded. An error wrapping ErrUnavailable means nothing
+// was written. errors.ErrUnsupported means the store cannot do this and
+// nothing was written: make the steps one by one instead.
+type PutIntake interface {
+	Intake
+	SubmitWithPut(ctx context.Context, evs []*normalize.Event, a store.ListAppend, p store.RecordPut) (PutResult, error)
+}
+
+// PutResult is the answer of PutIntake.SubmitWithPut.
+type PutResult struct {
+	Seq       int64 // the append's, as Records.AppendList returns it
+	Duplicate bool  // the append's
+	Version   int64 // the record's new version; 0 when the check was lost
+	Events    []Result
+}
+
+// SubmitWithPut is in's PutIntake.SubmitWithPut when in has one, else
+// errors.ErrUnsupported with nothing written.
+func SubmitWithPut(ctx context.Context, in Intake, evs []*normalize.Event, a store.ListAppend, p store.RecordPut) (PutResult, error) {
+	if pi, ok := in.(PutIntake); ok {
+		return pi.SubmitWithPut(ctx, evs, a, p)
+	}
+	return PutResult{}, errors.ErrUnsupported
+}
+
 // Create says where a connector creates a contact and an item when an event
 // matches nothing.
 type Create struct {

@@ -28,16 +28,73 @@ func (in *intake) Submit(ctx context.Context, ev *normalize.Event) (connectors.R
 	}
 	res, err := in.st.Append(ctx, ev)
 	if err != nil {
-		in.m.unavailable.WithLabelValues(ev.Connector).Inc()
-		in.log.Warn("intake: store refused event", "connector", ev.Connector, "event_id", ev.ID, "err", err)
-		return connectors.Result{}, fmt.Errorf("intake %s: %w: %w", ev.ID, connectors.ErrUnavailable, err)
+		return connectors.Result{}, in.refused(ev, err)
 	}
+	return in.count(ev, res), nil
+}
+
+// refused counts and logs the store's refusal of ev and says so.
+func (in *intake) refused(ev *normalize.Event, err error) error {
+	in.m.unavailable.WithLabelValues(ev.Connector).Inc()
+	in.log.Warn("intake: store refused event", "connector", ev.Connector, "event_id", ev.ID, "err", err)
+	return fmt.Errorf("intake %s: %w: %w", ev.ID, connectors.ErrUnavailable, err)
+}
+
+// count counts what the store did with ev.
+func (in *intake) count(ev *normalize.Event, res store.AppendResult) connectors.Result {
 	if res.Duplicate {
 		in.m.duplicate.WithLabelValues(ev.Connector).Inc()
 	} else {
 		in.m.received.WithLabelValues(ev.Connector).Inc()
 	}
-	return connectors.Result{EventID: ev.ID, Duplicate: res.Duplicate}, nil
+	return connectors.Result{EventID: ev.ID, Duplicate: res.Duplicate}
+}
+
+var _ connectors.PutIntake = (*intake)(nil)
+
+// SubmitWithPut implements connectors.PutIntake when the store is a
+// store.EventsPutter (bolt), and answers errors.ErrUnsupported otherwise
+// (Redis: the connector makes the steps one by one).
+func (in *intake) SubmitWithPut(ctx context.Context, evs []*normalize.Event, a store.ListAppend, p store.RecordPut) (connectors.PutResult, error) {
+	ep, ok := in.st.(store.EventsPutter)
+	if !ok {
+		return connectors.PutResult{}, errors.ErrUnsupported
+	}
+	if err := valid(evs); err != nil {
+		return connectors.PutResult{}, err
+	}
+	r, err := ep.AppendListPutRecordEvents(ctx, a, p, evs)
+	out := connectors.PutResult{Seq: r.Seq, Duplicate: r.Duplicate, Version: r.Version}
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return out, fmt.Errorf("intake: %w", err)
+	case err != nil:
+		var first error
+		for _, ev := range evs {
+			if e := in.refused(ev, err); first == nil {
+				first = e
+			}
+		}
+		if first == nil { // no events: the store's error as it is
+			first = fmt.Errorf("intake: %w: %w", connectors.ErrUnavailable, err)
+		}
+		return connectors.PutResult{}, first
+	}
+	out.Events = make([]connectors.Result, len(evs))
+	for i, ev := range evs {
+		out.Events[i] = in.count(ev, r.Events[i])
+	}
+	return out, nil
+}
+
+// valid refuses a batch with an event that has no id or no known type.
+func valid(evs []*normalize.Event) error {
+	for _, ev := range evs {
+		if ev.ID == "" || !ev.Type.Valid() {
+			return fmt.Errorf("intake: event %q of type %q is not valid", ev.ID, ev.Type)
+		}
+	}
+	return nil
 }
 
 // SubmitBatch implements connectors.BatchIntake. Every event is appended
@@ -45,10 +102,8 @@ func (in *intake) Submit(ctx context.Context, ev *normalize.Event) (connectors.R
 // Redis's grouping appender), so a batch costs a few store writes, not
 // one each. An invalid event fails the batch before anything is written.
 func (in *intake) SubmitBatch(ctx context.Context, evs []*normalize.Event) ([]connectors.Result, error) {
-	for _, ev := range evs {
-		if ev.ID == "" || !ev.Type.Valid() {
-			return nil, fmt.Errorf("intake: event %q of type %q is not valid", ev.ID, ev.Type)
-		}
+	if err := valid(evs); err != nil {
+		return nil, err
 	}
 	return connectors.SubmitEach(ctx, in, evs)
 }

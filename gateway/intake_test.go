@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -100,5 +101,50 @@ func TestIntakeSubmitBatchInvalid(t *testing.T) {
 	}
 	if _, _, err := st.GetEvent(context.Background(), "ev-good"); err == nil {
 		t.Fatal("the valid event of a refused batch was recorded")
+	}
+}
+
+// TestIntakeSubmitWithPut: on bolt the events are recorded with the
+// append and the put, and not on a lost version check (which is not an
+// outage); an invalid event writes nothing; a closed store is an outage;
+// a store that is not a store.EventsPutter answers errors.ErrUnsupported.
+func TestIntakeSubmitWithPut(t *testing.T) {
+	st, err := bolt.Open(store.Config{Path: filepath.Join(t.TempDir(), "sg.db"), DedupWindow: time.Hour}, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	in := &intake{st: st, m: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	app := func(id string) store.ListAppend { return store.ListAppend{Key: "call/1/cbs", ID: id, Value: []byte(id)} }
+	put := func(expect int64) store.RecordPut { return store.RecordPut{Key: "call/1", Value: []byte("s"), Expect: expect} }
+
+	res, err := in.SubmitWithPut(ctx, []*normalize.Event{batchEvent("ev-1")}, app("cb1"), put(0))
+	if err != nil || res.Version != 1 || res.Seq != 1 || len(res.Events) != 1 || res.Events[0].EventID != "ev-1" || res.Events[0].Duplicate {
+		t.Fatalf("first = %+v, %v", res, err)
+	}
+	res, err = in.SubmitWithPut(ctx, []*normalize.Event{batchEvent("ev-2")}, app("cb2"), put(0))
+	if !errors.Is(err, store.ErrConflict) || errors.Is(err, connectors.ErrUnavailable) || res.Seq != 2 || len(res.Events) != 0 {
+		t.Fatalf("stale version = %+v, %v; want the append, no events, ErrConflict and not an outage", res, err)
+	}
+	if _, err := in.SubmitWithPut(ctx, []*normalize.Event{{ID: "ev-3"}}, app("cb3"), put(1)); err == nil {
+		t.Fatal("an event without a type was taken")
+	}
+	if elems, _ := st.ReadList(ctx, "call/1/cbs", 0, 10); len(elems) != 2 {
+		t.Fatalf("%d callbacks, want 2: the invalid event's put wrote nothing", len(elems))
+	}
+	entries, err := st.ReadLog(ctx, "test", 10, 0)
+	if err != nil || len(entries) != 1 || entries[0].Event.ID != "ev-1" {
+		t.Fatalf("log = %d entries, %v; want ev-1 only", len(entries), err)
+	}
+
+	plain := &intake{st: struct{ store.Store }{st}, m: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	if _, err := plain.SubmitWithPut(ctx, []*normalize.Event{batchEvent("ev-4")}, app("cb4"), put(1)); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("store without EventsPutter: %v, want errors.ErrUnsupported", err)
+	}
+
+	st.Close()
+	if _, err := in.SubmitWithPut(ctx, []*normalize.Event{batchEvent("ev-5")}, app("cb5"), put(1)); !errors.Is(err, connectors.ErrUnavailable) {
+		t.Fatalf("closed store: %v, want ErrUnavailable", err)
 	}
 }

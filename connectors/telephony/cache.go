@@ -17,10 +17,11 @@ const (
 // read or wrote last, so that most callbacks can skip reading the call:
 // apply folds into the cached state and writes it back expecting the
 // cached version. The compare-and-set is what makes this safe — it
-// succeeds only if the cached state was the stored one — so the cache is
-// used only for folds that emit no event (an event must never be
-// submitted on the strength of a state that may be stale). Safe for
-// concurrent use; Calls are immutable once cached (Fold copies).
+// succeeds only if the cached state was the stored one. A fold that emits
+// events uses the cache only when the intake records them in the same
+// atomic step as that compare-and-set (connectors.PutIntake): an event
+// must never be recorded on the strength of a state that may be stale.
+// Safe for concurrent use; Calls are immutable once cached (Fold copies).
 type callCache struct {
 	mu sync.Mutex
 	m  map[string]cachedCall

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,4 +204,47 @@ func errorCode(t testing.TB, w *httptest.ResponseRecorder) string {
 		t.Fatalf("answer %d %q is not an error body: %v", w.Code, w.Body.String(), err)
 	}
 	return e.Error.Code
+}
+
+// intakeMode says which intake a test's connector gets: stepwise makes
+// every step on its own (as on Redis); putting records events in the
+// step of the call's write (connectors.PutIntake, as on bolt).
+type intakeMode bool
+
+const (
+	stepwise intakeMode = false
+	putting  intakeMode = true
+)
+
+func (m intakeMode) String() string {
+	if m == putting {
+		return "put"
+	}
+	return "steps"
+}
+
+// on gives e the intake of mode m and returns e.
+func (m intakeMode) on(e *env) *env {
+	if m == putting {
+		e.in.PutWith(e.rec)
+	}
+	return e
+}
+
+// eachIntake runs f as a subtest per intake mode.
+func eachIntake(t *testing.T, f func(t *testing.T, m intakeMode)) {
+	for _, m := range []intakeMode{stepwise, putting} {
+		t.Run(m.String(), func(t *testing.T) { f(t, m) })
+	}
+}
+
+// readCounter is store.Records that counts the calls' reads.
+type readCounter struct {
+	store.Records
+	reads atomic.Int64
+}
+
+func (r *readCounter) GetRecord(ctx context.Context, key string) (store.Record, error) {
+	r.reads.Add(1)
+	return r.Records.GetRecord(ctx, key)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
 )
@@ -52,12 +53,16 @@ type AcceptedEvent struct {
 // written back. A nil error means all of that is durable.
 //
 // A callback first folds into the state this process cached (see
-// callCache): if that emits nothing and changes the call, the append and
-// the call's write, expecting the cached version, go to the store as one
-// step (store.AppendAndPut: one commit, one round trip). Anything else — an
-// event to emit, nothing to change, a lost version check — goes the safe
-// way, apply, which makes the append (if not done yet) in the same store
-// step as the call's write.
+// callCache). If that changes the call (and its settle time stays), the
+// append, the call's write expecting the cached version and the events the
+// fold emits go to the store as one step: store.AppendAndPut when there is
+// no event (one commit, one round trip), the intake's SubmitWithPut when
+// there is (one commit on bolt; the events are recorded only if the
+// version check proves the cached state current). Anything else — nothing
+// to change, a new settle time, a lost version check, an intake that
+// cannot put (Redis) — goes the safe way, apply, which reads the call and
+// makes the append (if not done yet) in the same store step as the call's
+// write.
 func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 	root := cb.RootID()
 	val, err := json.Marshal(storedCallback{Callback: *cb, Raw: string(cb.Raw)})
@@ -67,20 +72,32 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 	app := store.ListAppend{Key: callbacksKey(c.Name(), root), ID: cb.ID, Value: val, TTL: c.retention}
 	pending, dup := &app, false // pending: the append is still to be made
 	cur, version := c.calls.get(root, c.Now())
-	if next, events, changed := Fold(cur, cb, cb.ReceivedAt, c.opts); len(events) == 0 && changed && next.SettleAt.Equal(cur.SettleAt) {
+	if next, events, changed := Fold(cur, cb, cb.ReceivedAt, c.opts); changed && next.SettleAt.Equal(cur.SettleAt) {
 		data, err := json.Marshal(next)
 		if err != nil {
 			return Answer{}, fmt.Errorf("telephony %s: call %s: encode: %w", c.Name(), root, err)
 		}
+		put := store.RecordPut{Key: callKey(c.Name(), root), Value: data, Expect: version, TTL: c.retention}
+		accepted := []AcceptedEvent{}
 		var v int64
-		_, dup, v, err = store.AppendAndPut(ctx, c.records, app,
-			store.RecordPut{Key: callKey(c.Name(), root), Value: data, Expect: version, TTL: c.retention})
+		if len(events) == 0 {
+			_, dup, v, err = store.AppendAndPut(ctx, c.records, app, put)
+		} else {
+			var res connectors.PutResult
+			res, err = connectors.SubmitWithPut(ctx, c.Intake(), events, app, put)
+			dup, v = res.Duplicate, res.Version
+			for i, r := range res.Events {
+				accepted = append(accepted, AcceptedEvent{EventID: r.EventID, Type: events[i].Type, Duplicate: r.Duplicate})
+			}
+		}
 		switch {
 		case err == nil:
 			c.calls.put(next, v, c.Now())
-			return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup, Outcome: next.Outcome, Events: []AcceptedEvent{}}, nil
+			return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup, Outcome: next.Outcome, Events: accepted}, nil
 		case errors.Is(err, store.ErrConflict):
 			pending = nil // appended; the cache was behind: fold again from the store
+		case errors.Is(err, errors.ErrUnsupported):
+			// nothing written: the safe way makes every step
 		default:
 			return Answer{}, fmt.Errorf("telephony %s: call %s: append callback: %w", c.Name(), root, err)
 		}

@@ -50,32 +50,37 @@ func realStores(t *testing.T) map[string]store.Records {
 // calls API over each real driver.
 func TestRealStores(t *testing.T) {
 	for name, rec := range realStores(t) {
-		t.Run(name, func(t *testing.T) {
-			for _, tc := range sequences {
-				if !slices.Contains([]string{"two_legs_one_agent_answers", "missed_waits_settle", "outbound_answered",
-					"same_callback_five_times", "generic_pbx_double_hangup"}, tc.name) {
-					continue
-				}
-				t.Run(tc.name, func(t *testing.T) {
-					provider := ProviderTwilio
-					if tc.steps[0].gen != "" {
-						provider = ProviderGeneric
-					}
-					e := newEnvWith(t, "tel-"+tc.name, provider, rec, nil)
-					o := foldOptions(tc)
-					e.c.opts.Settle = o.Settle
-					if got := types(runHTTP(t, e, tc)); !slices.Equal(got, tc.want) {
-						t.Errorf("events %v, want %v", got, tc.want)
-					}
-				})
-			}
-			t.Run("concurrent", func(t *testing.T) { concurrentOn(t, rec) })
-		})
+		t.Run(name, func(t *testing.T) { eachIntake(t, func(t *testing.T, m intakeMode) { realStoreOn(t, rec, m) }) })
 	}
 }
 
-func concurrentOn(t *testing.T, rec store.Records) {
-	e := newEnvWith(t, "tel-conc", ProviderTwilio, rec, func(c *Config) { c.Settle = DefaultSettle })
+// realStoreOn is TestRealStores on one store with intakes of mode m; its
+// connectors' names carry the mode, so that the modes' calls do not meet.
+func realStoreOn(t *testing.T, rec store.Records, m intakeMode) {
+	for _, tc := range sequences {
+		if !slices.Contains([]string{"two_legs_one_agent_answers", "missed_waits_settle", "outbound_answered",
+			"same_callback_five_times", "generic_pbx_double_hangup"}, tc.name) {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			provider := ProviderTwilio
+			if tc.steps[0].gen != "" {
+				provider = ProviderGeneric
+			}
+			e := m.on(newEnvWith(t, "tel-"+m.String()+"-"+tc.name, provider, rec, nil))
+			o := foldOptions(tc)
+			e.c.opts.Settle = o.Settle
+			if got := types(runHTTP(t, e, tc)); !slices.Equal(got, tc.want) {
+				t.Errorf("events %v, want %v", got, tc.want)
+			}
+		})
+	}
+	t.Run("concurrent", func(t *testing.T) { concurrentOn(t, rec, m) })
+}
+
+func concurrentOn(t *testing.T, rec store.Records, m intakeMode) {
+	name := "tel-conc-" + m.String()
+	e := m.on(newEnvWith(t, name, ProviderTwilio, rec, func(c *Config) { c.Settle = DefaultSettle }))
 	var all []url.Values
 	for range 3 {
 		all = append(all, in("ringing", 0), in("completed", 1, "CallDuration", "80"),
@@ -99,7 +104,7 @@ func concurrentOn(t *testing.T, rec store.Records) {
 	if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
 		t.Errorf("events %v", got)
 	}
-	cbs, err := rec.ReadList(context.Background(), callbacksKey("tel-conc", "CA100"), 0, 100)
+	cbs, err := rec.ReadList(context.Background(), callbacksKey(name, "CA100"), 0, 100)
 	if err != nil || len(cbs) != 7 {
 		t.Errorf("%d callbacks stored (%v), want 7", len(cbs), err)
 	}

@@ -60,9 +60,13 @@ func envFor(t *testing.T, tc seqCase) *env {
 // TestSequencesThroughHandler runs every sequence of fold_test.go through
 // HTTP, the fake store and the sweeper: the same events, once each.
 func TestSequencesThroughHandler(t *testing.T) {
+	eachIntake(t, func(t *testing.T, m intakeMode) { sequencesThroughHandler(t, m) })
+}
+
+func sequencesThroughHandler(t *testing.T, m intakeMode) {
 	for _, tc := range sequences {
 		t.Run(tc.name, func(t *testing.T) {
-			e := envFor(t, tc)
+			e := m.on(envFor(t, tc))
 			evs := runHTTP(t, e, tc)
 			if got := types(evs); !slices.Equal(got, tc.want) {
 				t.Errorf("events %v, want %v", got, tc.want)
@@ -83,154 +87,166 @@ func TestSequencesThroughHandler(t *testing.T) {
 }
 
 func TestDuplicateCallbackRecordedOnce(t *testing.T) {
-	e := newEnv(t, ProviderTwilio, nil)
-	for range 5 {
-		if w := e.postTwilio(t, in("ringing", 0)); w.Code != http.StatusNoContent {
-			t.Fatalf("%d %s", w.Code, w.Body)
+	eachIntake(t, func(t *testing.T, m intakeMode) {
+		e := m.on(newEnv(t, ProviderTwilio, nil))
+		for range 5 {
+			if w := e.postTwilio(t, in("ringing", 0)); w.Code != http.StatusNoContent {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
 		}
-	}
-	if n := e.fake.ListLen(callbacksKey("tel", "CA100")); n != 1 {
-		t.Errorf("%d callbacks stored, want 1", n)
-	}
-	if evs := e.in.Events(); len(evs) != 1 || e.in.Submits() != 1 {
-		t.Errorf("events %v after %d submits", types(evs), e.in.Submits())
-	}
+		if n := e.fake.ListLen(callbacksKey("tel", "CA100")); n != 1 {
+			t.Errorf("%d callbacks stored, want 1", n)
+		}
+		if evs := e.in.Events(); len(evs) != 1 || e.in.Submits() != 1 {
+			t.Errorf("events %v after %d submits", types(evs), e.in.Submits())
+		}
 
-	g := newEnv(t, ProviderGeneric, nil)
-	body := `{"call_id":"c1","direction":"inbound","from":"+12025550123","to":"+15550001111","status":"ringing"}`
-	for i := range 3 {
-		w := serve(g.c, genericRequest("msg_1", g.clk.Now(), body))
-		var a Answer
-		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Code != http.StatusOK {
-			t.Fatalf("%d %s", w.Code, w.Body)
+		g := m.on(newEnv(t, ProviderGeneric, nil))
+		body := `{"call_id":"c1","direction":"inbound","from":"+12025550123","to":"+15550001111","status":"ringing"}`
+		for i := range 3 {
+			w := serve(g.c, genericRequest("msg_1", g.clk.Now(), body))
+			var a Answer
+			if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Code != http.StatusOK {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+			if a.Duplicate != (i > 0) || a.CallID != "c1" || a.CallbackID != "msg_1" || a.Outcome != OutcomeActive ||
+				len(a.Events) != map[bool]int{true: 1, false: 0}[i == 0] {
+				t.Errorf("answer %d: %+v", i, a)
+			}
 		}
-		if a.Duplicate != (i > 0) || a.CallID != "c1" || a.CallbackID != "msg_1" || a.Outcome != OutcomeActive ||
-			len(a.Events) != map[bool]int{true: 1, false: 0}[i == 0] {
-			t.Errorf("answer %d: %+v", i, a)
-		}
-	}
+	})
 }
 
 // TestIntakeDownWritesNoState: when the intake cannot make the events
 // durable the provider gets 503 and the call state is not written, so the
 // retry derives the events again.
 func TestIntakeDownWritesNoState(t *testing.T) {
-	e := newEnv(t, ProviderTwilio, nil)
-	e.in.SetDown(true)
-	w := e.postTwilio(t, in("no-answer", 1))
-	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || errorCode(t, w) != "unavailable" {
-		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
-	}
-	if _, ok := storedCall(t, e.fake, "tel", "CA100"); ok {
-		t.Fatal("call state written although its events are not durable")
-	}
-	e.in.SetDown(false)
-	if w := e.postTwilio(t, in("no-answer", 1)); w.Code != http.StatusNoContent {
-		t.Fatalf("retry: %d %s", w.Code, w.Body)
-	}
-	if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound, missed}) {
-		t.Errorf("events %v", got)
-	}
+	eachIntake(t, func(t *testing.T, m intakeMode) {
+		e := m.on(newEnv(t, ProviderTwilio, nil))
+		e.in.SetDown(true)
+		w := e.postTwilio(t, in("no-answer", 1))
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || errorCode(t, w) != "unavailable" {
+			t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
+		}
+		if _, ok := storedCall(t, e.fake, "tel", "CA100"); ok {
+			t.Fatal("call state written although its events are not durable")
+		}
+		e.in.SetDown(false)
+		if w := e.postTwilio(t, in("no-answer", 1)); w.Code != http.StatusNoContent {
+			t.Fatalf("retry: %d %s", w.Code, w.Body)
+		}
+		if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound, missed}) {
+			t.Errorf("events %v", got)
+		}
+	})
 }
 
 // TestRetryAfterIntakeDownIsNew: a callback refused because the intake was
 // down is not kept in the call's callback list either, so the provider's
 // retry is recorded as new (duplicate false), once, with its event.
 func TestRetryAfterIntakeDownIsNew(t *testing.T) {
-	g := newEnv(t, ProviderGeneric, nil)
-	body := `{"call_id":"c1","direction":"inbound","from":"+12025550123","to":"+15550001111","status":"ringing"}`
-	g.in.SetDown(true)
-	if w := serve(g.c, genericRequest("msg_1", g.clk.Now(), body)); w.Code != http.StatusServiceUnavailable {
-		t.Fatalf("intake down: %d %s", w.Code, w.Body)
-	}
-	if n := g.fake.ListLen(callbacksKey("tel", "c1")); n != 0 {
-		t.Errorf("%d callbacks kept of a refused callback, want 0", n)
-	}
-	g.in.SetDown(false)
-	w := serve(g.c, genericRequest("msg_1", g.clk.Now(), body))
-	var a Answer
-	if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Code != http.StatusOK {
-		t.Fatalf("retry: %d %s", w.Code, w.Body)
-	}
-	if a.Duplicate || len(a.Events) != 1 || a.Events[0].Duplicate {
-		t.Errorf("retry answer %+v, want a new callback with one new event", a)
-	}
-	if n := g.fake.ListLen(callbacksKey("tel", "c1")); n != 1 {
-		t.Errorf("%d callbacks stored after the retry, want 1", n)
-	}
+	eachIntake(t, func(t *testing.T, m intakeMode) {
+		g := m.on(newEnv(t, ProviderGeneric, nil))
+		body := `{"call_id":"c1","direction":"inbound","from":"+12025550123","to":"+15550001111","status":"ringing"}`
+		g.in.SetDown(true)
+		if w := serve(g.c, genericRequest("msg_1", g.clk.Now(), body)); w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("intake down: %d %s", w.Code, w.Body)
+		}
+		if n := g.fake.ListLen(callbacksKey("tel", "c1")); n != 0 {
+			t.Errorf("%d callbacks kept of a refused callback, want 0", n)
+		}
+		g.in.SetDown(false)
+		w := serve(g.c, genericRequest("msg_1", g.clk.Now(), body))
+		var a Answer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Code != http.StatusOK {
+			t.Fatalf("retry: %d %s", w.Code, w.Body)
+		}
+		if a.Duplicate || len(a.Events) != 1 || a.Events[0].Duplicate {
+			t.Errorf("retry answer %+v, want a new callback with one new event", a)
+		}
+		if n := g.fake.ListLen(callbacksKey("tel", "c1")); n != 1 {
+			t.Errorf("%d callbacks stored after the retry, want 1", n)
+		}
+	})
 }
 
 func TestRecordsDown(t *testing.T) {
-	e := newEnv(t, ProviderTwilio, nil)
-	e.fake.SetDown(true)
-	w := e.postTwilio(t, in("ringing", 0))
-	if w.Code != http.StatusServiceUnavailable || errorCode(t, w) != "unavailable" {
-		t.Fatalf("%d %s", w.Code, w.Body)
-	}
-	if len(e.in.Events()) != 0 {
-		t.Error("events submitted while the records are down")
-	}
+	eachIntake(t, func(t *testing.T, m intakeMode) {
+		e := m.on(newEnv(t, ProviderTwilio, nil))
+		e.fake.SetDown(true)
+		w := e.postTwilio(t, in("ringing", 0))
+		if w.Code != http.StatusServiceUnavailable || errorCode(t, w) != "unavailable" {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		if len(e.in.Events()) != 0 {
+			t.Error("events submitted while the records are down")
+		}
+	})
 }
 
 // TestConflictRefolds: another writer changes the call between our read
 // and our write; the fold starts again from its version.
 func TestConflictRefolds(t *testing.T) {
-	e := newEnv(t, ProviderTwilio, nil)
-	var fired atomic.Bool
-	e.fake.SetBeforePut(func(key string) {
-		if key == callKey("tel", "CA100") && fired.CompareAndSwap(false, true) {
-			if w := e.postTwilio(t, child("CA201", agentA, "in-progress", 1)); w.Code != http.StatusNoContent {
-				t.Errorf("concurrent writer: %d %s", w.Code, w.Body)
+	eachIntake(t, func(t *testing.T, m intakeMode) {
+		e := m.on(newEnv(t, ProviderTwilio, nil))
+		var fired atomic.Bool
+		e.fake.SetBeforePut(func(key string) {
+			if key == callKey("tel", "CA100") && fired.CompareAndSwap(false, true) {
+				if w := e.postTwilio(t, child("CA201", agentA, "in-progress", 1)); w.Code != http.StatusNoContent {
+					t.Errorf("concurrent writer: %d %s", w.Code, w.Body)
+				}
 			}
+		})
+		if w := e.postTwilio(t, in("ringing", 0)); w.Code != http.StatusNoContent {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		call, _ := storedCall(t, e.fake, "tel", "CA100")
+		if len(call.Legs) != 2 || call.Outcome != OutcomeAnswered || len(call.Events) != 1 {
+			t.Fatalf("call %+v", call)
+		}
+		if evs := e.in.Events(); len(evs) != 1 {
+			t.Errorf("events %v", types(evs))
 		}
 	})
-	if w := e.postTwilio(t, in("ringing", 0)); w.Code != http.StatusNoContent {
-		t.Fatalf("%d %s", w.Code, w.Body)
-	}
-	call, _ := storedCall(t, e.fake, "tel", "CA100")
-	if len(call.Legs) != 2 || call.Outcome != OutcomeAnswered || len(call.Events) != 1 {
-		t.Fatalf("call %+v", call)
-	}
-	if evs := e.in.Events(); len(evs) != 1 {
-		t.Errorf("events %v", types(evs))
-	}
 }
 
 // TestConcurrentCallbacks sends the callbacks of one call (three legs, each
 // twice) from many goroutines at once.
 func TestConcurrentCallbacks(t *testing.T) {
-	e := newEnv(t, ProviderTwilio, func(c *Config) { c.Settle = DefaultSettle })
-	var all []url.Values
-	for range 2 {
-		all = append(all,
-			in("ringing", 0), in("completed", 1, "CallDuration", "80"),
-			child("CA201", agentA, "ringing", 0), child("CA201", agentA, "in-progress", 1), child("CA201", agentA, "completed", 2, "CallDuration", "70"),
-			child("CA202", agentB, "ringing", 0), child("CA202", agentB, "canceled", 1))
-	}
-	rand.New(rand.NewPCG(3, 4)).Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-	var wg sync.WaitGroup
-	for _, p := range all {
-		wg.Go(func() {
-			if w := e.postTwilio(t, p); w.Code != http.StatusNoContent {
-				t.Errorf("%d %s", w.Code, w.Body)
-			}
-		})
-	}
-	wg.Wait()
-	e.clk.Add(DefaultSettle + 2*SettleBucket)
-	if err := e.c.sweep(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
-		t.Errorf("events %v", got)
-	}
-	call, _ := storedCall(t, e.fake, "tel", "CA100")
-	if len(call.Legs) != 3 || call.Outcome != OutcomeAnswered {
-		t.Errorf("call %+v", call)
-	}
-	if n := e.fake.ListLen(callbacksKey("tel", "CA100")); n != 7 {
-		t.Errorf("%d callbacks stored, want 7", n)
-	}
+	eachIntake(t, func(t *testing.T, m intakeMode) {
+		e := m.on(newEnv(t, ProviderTwilio, func(c *Config) { c.Settle = DefaultSettle }))
+		var all []url.Values
+		for range 2 {
+			all = append(all,
+				in("ringing", 0), in("completed", 1, "CallDuration", "80"),
+				child("CA201", agentA, "ringing", 0), child("CA201", agentA, "in-progress", 1), child("CA201", agentA, "completed", 2, "CallDuration", "70"),
+				child("CA202", agentB, "ringing", 0), child("CA202", agentB, "canceled", 1))
+		}
+		rand.New(rand.NewPCG(3, 4)).Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		var wg sync.WaitGroup
+		for _, p := range all {
+			wg.Go(func() {
+				if w := e.postTwilio(t, p); w.Code != http.StatusNoContent {
+					t.Errorf("%d %s", w.Code, w.Body)
+				}
+			})
+		}
+		wg.Wait()
+		e.clk.Add(DefaultSettle + 2*SettleBucket)
+		if err := e.c.sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
+			t.Errorf("events %v", got)
+		}
+		call, _ := storedCall(t, e.fake, "tel", "CA100")
+		if len(call.Legs) != 3 || call.Outcome != OutcomeAnswered {
+			t.Errorf("call %+v", call)
+		}
+		if n := e.fake.ListLen(callbacksKey("tel", "CA100")); n != 7 {
+			t.Errorf("%d callbacks stored, want 7", n)
+		}
+	})
 }
 
 // TestSweeperTiming: the missed decision is not taken before settle has
@@ -377,36 +393,106 @@ func TestNewRefuses(t *testing.T) {
 // of one call in turn; each one's cached copy goes stale and its
 // compare-and-set sends it back to the stored call.
 func TestTwoGatewaysShareCalls(t *testing.T) {
-	a := newEnv(t, ProviderTwilio, func(c *Config) { c.Settle = DefaultSettle })
-	b := newEnvWith(t, "tel", ProviderTwilio, a.rec, func(c *Config) { c.Settle = DefaultSettle })
-	b.c.Push, _ = connectors.NewPush("telephony", connectors.Base{Name: "tel"}, connectors.Deps{Intake: a.in, Now: a.clk.Now}, DefaultMaxBody)
-	steps := []struct {
-		gw *env
-		p  url.Values
-	}{
-		{a, in("ringing", 0)},
-		{a, child("CA201", agentA, "ringing", 0)},
-		{b, child("CA202", agentB, "ringing", 0)},
-		{a, child("CA201", agentA, "no-answer", 1)},   // a's copy lacks CA202
-		{b, child("CA202", agentB, "in-progress", 1)}, // b's copy lacks CA201's no-answer
-		{a, child("CA202", agentB, "completed", 2, "CallDuration", "31")},
-		{b, in("completed", 1, "CallDuration", "50")},
-	}
-	for i, s := range steps {
-		if w := s.gw.postTwilio(t, s.p); w.Code != http.StatusNoContent {
-			t.Fatalf("step %d: %d %s", i, w.Code, w.Body)
+	eachIntake(t, func(t *testing.T, m intakeMode) {
+		a := m.on(newEnv(t, ProviderTwilio, func(c *Config) { c.Settle = DefaultSettle }))
+		b := newEnvWith(t, "tel", ProviderTwilio, a.rec, func(c *Config) { c.Settle = DefaultSettle })
+		b.c.Push, _ = connectors.NewPush("telephony", connectors.Base{Name: "tel"}, connectors.Deps{Intake: a.in, Now: a.clk.Now}, DefaultMaxBody)
+		steps := []struct {
+			gw *env
+			p  url.Values
+		}{
+			{a, in("ringing", 0)},
+			{a, child("CA201", agentA, "ringing", 0)},
+			{b, child("CA202", agentB, "ringing", 0)},
+			{a, child("CA201", agentA, "no-answer", 1)},   // a's copy lacks CA202
+			{b, child("CA202", agentB, "in-progress", 1)}, // b's copy lacks CA201's no-answer
+			{a, child("CA202", agentB, "completed", 2, "CallDuration", "31")},
+			{b, in("completed", 1, "CallDuration", "50")},
 		}
-	}
-	a.clk.Add(time.Minute)
-	if err := a.c.sweep(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	call, _ := storedCall(t, a.fake, "tel", "CA100")
-	if len(call.Legs) != 3 || call.Outcome != OutcomeAnswered || call.Legs[1].Status != StatusNoAnswer ||
-		call.Legs[2].Status != StatusCompleted || call.Legs[2].Duration != 31 {
-		t.Fatalf("call %+v", call)
-	}
-	if got := types(a.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
-		t.Errorf("events %v", got)
-	}
+		for i, s := range steps {
+			if w := s.gw.postTwilio(t, s.p); w.Code != http.StatusNoContent {
+				t.Fatalf("step %d: %d %s", i, w.Code, w.Body)
+			}
+		}
+		a.clk.Add(time.Minute)
+		if err := a.c.sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		call, _ := storedCall(t, a.fake, "tel", "CA100")
+		if len(call.Legs) != 3 || call.Outcome != OutcomeAnswered || call.Legs[1].Status != StatusNoAnswer ||
+			call.Legs[2].Status != StatusCompleted || call.Legs[2].Duration != 31 {
+			t.Fatalf("call %+v", call)
+		}
+		if got := types(a.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
+			t.Errorf("events %v", got)
+		}
+	})
+}
+
+// TestPutIntakeSkipsTheRead: with an intake that records events in the
+// step of the call's write, no callback of a new call reads the call —
+// not even the first, whose event is recorded with the write — and every
+// callback is one store step. With one that cannot, the event-emitting
+// callback reads the call first.
+func TestPutIntakeSkipsTheRead(t *testing.T) {
+	eachIntake(t, func(t *testing.T, m intakeMode) {
+		rc := &readCounter{Records: newFakeRecords()}
+		e := m.on(newEnvWith(t, "tel", ProviderTwilio, rc, nil))
+		before := rc.reads.Load() // the sweeper's cursor
+		// ringing (emits call.inbound), in-progress, completed
+		for i := range 3 {
+			body, sig := benchCallback(i, e.sigBase)
+			if w := serve(e.c, benchRequest(body, sig)); w.Code != http.StatusNoContent {
+				t.Fatalf("callback %d: %d %s", i, w.Code, w.Body)
+			}
+		}
+		if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
+			t.Fatalf("events %v", got)
+		}
+		wantReads, wantPuts := int64(1), 0
+		if m == putting {
+			wantReads, wantPuts = 0, 1
+		}
+		if n := rc.reads.Load() - before; n != wantReads {
+			t.Errorf("%d reads of the call, want %d", n, wantReads)
+		}
+		if n := e.in.Puts(); n != wantPuts {
+			t.Errorf("%d events put with the call, want %d", n, wantPuts)
+		}
+		call, err := rc.GetRecord(t.Context(), callKey("tel", "CA"+strings.Repeat("0", 32)))
+		if err != nil || call.Version != 3 {
+			t.Errorf("call at version %d (%v), want 3: one write per callback", call.Version, err)
+		}
+	})
+}
+
+// TestStaleGuessRecordsNoEvent: a gateway that never saw a call folds its
+// callback into an empty call, which emits call.inbound again; the call's
+// stored version refutes that guess, so the event is not recorded on its
+// strength, and the fold from the stored call emits nothing new.
+func TestStaleGuessRecordsNoEvent(t *testing.T) {
+	eachIntake(t, func(t *testing.T, m intakeMode) {
+		a := m.on(newEnv(t, ProviderTwilio, nil))
+		b := newEnvWith(t, "tel", ProviderTwilio, a.rec, nil)
+		b.c.Push, _ = connectors.NewPush("telephony", connectors.Base{Name: "tel"}, connectors.Deps{Intake: a.in, Now: a.clk.Now}, DefaultMaxBody)
+		if w := a.postTwilio(t, in("ringing", 0)); w.Code != http.StatusNoContent {
+			t.Fatalf("a: %d %s", w.Code, w.Body)
+		}
+		if w := b.postTwilio(t, in("in-progress", 1)); w.Code != http.StatusNoContent {
+			t.Fatalf("b: %d %s", w.Code, w.Body)
+		}
+		if got := types(a.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
+			t.Errorf("events %v", got)
+		}
+		if n := a.in.Submits(); n != 1 {
+			t.Errorf("%d submits, want 1: the stale guess's event must not reach the intake", n)
+		}
+		call, _ := storedCall(t, a.fake, "tel", "CA100")
+		if call.Outcome != OutcomeAnswered || len(call.Events) != 1 {
+			t.Errorf("call %+v", call)
+		}
+		if n := a.fake.ListLen(callbacksKey("tel", "CA100")); n != 2 {
+			t.Errorf("%d callbacks stored, want 2", n)
+		}
+	})
 }

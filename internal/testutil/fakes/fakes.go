@@ -7,6 +7,7 @@ package fakes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -53,6 +54,8 @@ func (c *Clock) Set(t time.Time) {
 type Intake struct {
 	mu      sync.Mutex
 	down    bool
+	put     store.Records // SubmitWithPut's records; nil: unsupported
+	puts    int
 	seen    map[string]bool
 	events  []*normalize.Event
 	submits int
@@ -78,6 +81,57 @@ func (f *Intake) Submit(_ context.Context, ev *normalize.Event) (connectors.Resu
 	f.seen[ev.ID] = true
 	f.events = append(f.events, ev)
 	return connectors.Result{EventID: ev.ID}, nil
+}
+
+var _ connectors.PutIntake = (*Intake)(nil)
+
+// PutWith makes SubmitWithPut work over r, the connector's records: with
+// r nil (the zero Intake) it answers errors.ErrUnsupported, as the
+// gateway's intake does on a store that is not a store.EventsPutter.
+func (f *Intake) PutWith(r store.Records) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.put = r
+}
+
+// SubmitWithPut implements connectors.PutIntake over the records given to
+// PutWith: store.AppendAndPut, then, only if the put passed its check, each
+// event as Submit records it. Not one atomic step, unlike a real store's,
+// but with the same outcomes: no event on a lost check, nothing at all
+// while down.
+func (f *Intake) SubmitWithPut(ctx context.Context, evs []*normalize.Event, a store.ListAppend, p store.RecordPut) (connectors.PutResult, error) {
+	f.mu.Lock()
+	r, down := f.put, f.down
+	if r != nil {
+		f.puts++
+	}
+	f.mu.Unlock()
+	switch {
+	case r == nil:
+		return connectors.PutResult{}, errors.ErrUnsupported
+	case down:
+		return connectors.PutResult{}, fmt.Errorf("fake intake: %w", connectors.ErrUnavailable)
+	}
+	seq, dup, version, err := store.AppendAndPut(ctx, r, a, p)
+	res := connectors.PutResult{Seq: seq, Duplicate: dup, Version: version}
+	if err != nil {
+		return res, err
+	}
+	for _, ev := range evs {
+		er, err := f.Submit(ctx, ev)
+		if err != nil {
+			return connectors.PutResult{}, err
+		}
+		res.Events = append(res.Events, er)
+	}
+	return res, nil
+}
+
+// Puts counts the SubmitWithPut calls made over PutWith's records.
+func (f *Intake) Puts() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.puts
 }
 
 // Reject implements connectors.Intake; it records "connector/reason".
