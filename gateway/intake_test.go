@@ -116,8 +116,12 @@ func TestIntakeSubmitWithPut(t *testing.T) {
 	defer st.Close()
 	in := &intake{st: st, m: newMetrics(), log: slog.New(slog.DiscardHandler)}
 	ctx := context.Background()
-	app := func(id string) store.ListAppend { return store.ListAppend{Key: "call/1/cbs", ID: id, Value: []byte(id)} }
-	put := func(expect int64) store.RecordPut { return store.RecordPut{Key: "call/1", Value: []byte("s"), Expect: expect} }
+	app := func(id string) store.ListAppend {
+		return store.ListAppend{Key: "call/1/cbs", ID: id, Value: []byte(id)}
+	}
+	put := func(expect int64) store.RecordPut {
+		return store.RecordPut{Key: "call/1", Value: []byte("s"), Expect: expect}
+	}
 
 	res, err := in.SubmitWithPut(ctx, []*normalize.Event{batchEvent("ev-1")}, app("cb1"), put(0))
 	if err != nil || res.Version != 1 || res.Seq != 1 || len(res.Events) != 1 || res.Events[0].EventID != "ev-1" || res.Events[0].Duplicate {
