@@ -6,13 +6,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/stagegate/stagegate/connectors"
 	"github.com/stagegate/stagegate/internal/testutil/redisserver"
+	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
+	"github.com/stagegate/stagegate/store/bolt"
 	"github.com/stagegate/stagegate/store/redis"
 )
 
@@ -95,6 +99,76 @@ func BenchmarkTwilioHandlerRedis(b *testing.B) {
 			}
 		}
 	})
+}
+
+// boltIntake is the gateway's intake reduced to what the connector sees,
+// over a real bolt store: Submit appends, SubmitWithPut puts the events
+// with the call (store.EventsPutter).
+type boltIntake struct{ st *bolt.Store }
+
+func (b boltIntake) Submit(ctx context.Context, ev *normalize.Event) (connectors.Result, error) {
+	r, err := b.st.Append(ctx, ev)
+	if err != nil {
+		return connectors.Result{}, fmt.Errorf("%w: %w", connectors.ErrUnavailable, err)
+	}
+	return connectors.Result{EventID: ev.ID, Duplicate: r.Duplicate}, nil
+}
+
+func (b boltIntake) SubmitWithPut(ctx context.Context, evs []*normalize.Event, a store.ListAppend, p store.RecordPut) (connectors.PutResult, error) {
+	r, err := b.st.AppendListPutRecordEvents(ctx, a, p, evs)
+	out := connectors.PutResult{Seq: r.Seq, Duplicate: r.Duplicate, Version: r.Version}
+	if err != nil {
+		return out, err
+	}
+	for i, ev := range evs {
+		out.Events = append(out.Events, connectors.Result{EventID: ev.ID, Duplicate: r.Events[i].Duplicate})
+	}
+	return out, nil
+}
+
+func (boltIntake) Reject(string, string) {}
+
+// BenchmarkTwilioHandlerBolt is BenchmarkTwilioHandler on a real bolt
+// file from about 64 goroutines, the three callbacks of a call sent by
+// different goroutines at once (as wrk sends them in make bench), the
+// events put with the call as the gateway's intake does on bolt. It
+// reports what each callback costs the file (pages/callback) and how
+// many share a commit.
+func BenchmarkTwilioHandlerBolt(b *testing.B) {
+	st, err := bolt.Open(store.Config{Path: filepath.Join(b.TempDir(), "sg.db")}, bolt.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	e := newEnvWith(b, "tel", ProviderTwilio, st, nil)
+	e.c.Push, _ = connectors.NewPush("telephony", connectors.Base{Name: "tel"}, connectors.Deps{Intake: boltIntake{st}}, DefaultMaxBody)
+	bodies, sigs := make([]string, b.N), make([]string, b.N)
+	for i := range b.N {
+		bodies[i], sigs[i] = benchCallback(i, e.sigBase)
+	}
+	var n atomic.Int64
+	before := st.WriteStats()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(n.Add(1)) - 1
+			w := httptest.NewRecorder()
+			e.c.ServeHTTP(w, benchRequest(bodies[i], sigs[i]))
+			if w.Code != http.StatusNoContent {
+				b.Errorf("%d %s", w.Code, w.Body)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	after := st.WriteStats()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "callbacks/s")
+	b.ReportMetric(float64(after.Pages-before.Pages)/float64(b.N), "pages/callback")
+	if c := after.Commits - before.Commits; c > 0 {
+		b.ReportMetric(float64(b.N)/float64(c), "callbacks/commit")
+	}
 }
 
 // BenchmarkFold measures the state machine alone: a call's three callbacks.
