@@ -166,6 +166,7 @@ func BenchmarkTwilioHandlerBolt(b *testing.B) {
 	after := st.WriteStats()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "callbacks/s")
 	b.ReportMetric(float64(after.Pages-before.Pages)/float64(b.N), "pages/callback")
+	b.ReportMetric(float64(e.c.refolds.Load())/float64(b.N), "refolds/callback")
 	if c := after.Commits - before.Commits; c > 0 {
 		b.ReportMetric(float64(b.N)/float64(c), "callbacks/commit")
 	}

@@ -52,8 +52,8 @@ type AcceptedEvent struct {
 // callback list, folded into the call, the events submitted, the call
 // written back. A nil error means all of that is durable.
 //
-// A callback first folds into the state this process cached (see
-// callCache). If that changes the call (and its settle time stays), the
+// A callback takes its call's turn (see turns), then folds into the state
+// this process cached (see callCache). If that changes the call (and its settle time stays), the
 // append, the call's write expecting the cached version and the events the
 // fold emits go to the store as one step: store.AppendAndPut when there is
 // no event (one commit, one round trip), the intake's SubmitWithPut when
@@ -71,6 +71,11 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 	}
 	app := store.ListAppend{Key: callbacksKey(c.Name(), root), ID: cb.ID, Value: val, TTL: c.retention}
 	pending, dup := &app, false // pending: the append is still to be made
+	done, err := c.turns.take(ctx, root)
+	if err != nil {
+		return Answer{}, fmt.Errorf("telephony %s: call %s: wait for its other callbacks: %w", c.Name(), root, err)
+	}
+	defer done()
 	cur, version := c.calls.get(root, c.Now())
 	if next, events, changed := Fold(cur, cb, cb.ReceivedAt, c.opts); changed && next.SettleAt.Equal(cur.SettleAt) {
 		data, err := json.Marshal(next)
@@ -96,6 +101,7 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 			return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup, Outcome: next.Outcome, Events: accepted}, nil
 		case errors.Is(err, store.ErrConflict):
 			pending = nil // appended; the cache was behind: fold again from the store
+			c.refolds.Add(1)
 		case errors.Is(err, errors.ErrUnsupported):
 			// nothing written: the safe way makes every step
 		default:

@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/stagegate/stagegate/connectors"
@@ -54,6 +55,10 @@ type Connector struct {
 	opts      FoldOptions
 	retention time.Duration
 	calls     *callCache
+	turns     *turns // callbacks of one call, one at a time
+	// refolds counts the callbacks whose cached state lost its
+	// compare-and-set (read and folded again), for tests and benchmarks.
+	refolds atomic.Int64
 
 	twilio   *twilioVerifier
 	sigBases []string // spellings of the URL Twilio signs, without sub-path and query
@@ -84,6 +89,7 @@ func New(base connectors.Base, cfg *Config, deps connectors.Deps) (*Connector, e
 		nums:      newNumbers(region),
 		retention: cfg.Retention,
 		calls:     newCallCache(),
+		turns:     newTurns(),
 		opts: FoldOptions{
 			Connector: base.Name, Provider: cfg.Provider,
 			VoicemailIsMissed: cfg.VoicemailIsMissed, Settle: cfg.Settle,

@@ -184,15 +184,18 @@ func TestRecordsDown(t *testing.T) {
 	})
 }
 
-// TestConflictRefolds: another writer changes the call between our read
-// and our write; the fold starts again from its version.
+// TestConflictRefolds: another writer (a second gateway on the store)
+// changes the call between our read and our write; the fold starts again
+// from its version.
 func TestConflictRefolds(t *testing.T) {
 	eachIntake(t, func(t *testing.T, m intakeMode) {
 		e := m.on(newEnv(t, ProviderTwilio, nil))
+		other := newEnvWith(t, "tel", ProviderTwilio, e.rec, nil)
+		other.c.Push, _ = connectors.NewPush("telephony", connectors.Base{Name: "tel"}, connectors.Deps{Intake: e.in, Now: e.clk.Now}, DefaultMaxBody)
 		var fired atomic.Bool
 		e.fake.SetBeforePut(func(key string) {
 			if key == callKey("tel", "CA100") && fired.CompareAndSwap(false, true) {
-				if w := e.postTwilio(t, child("CA201", agentA, "in-progress", 1)); w.Code != http.StatusNoContent {
+				if w := other.postTwilio(t, child("CA201", agentA, "in-progress", 1)); w.Code != http.StatusNoContent {
 					t.Errorf("concurrent writer: %d %s", w.Code, w.Body)
 				}
 			}
@@ -206,6 +209,11 @@ func TestConflictRefolds(t *testing.T) {
 		}
 		if evs := e.in.Events(); len(evs) != 1 {
 			t.Errorf("events %v", types(evs))
+		}
+		// With events put with the call the cached path lost its check
+		// (stepwise, the read-fold-write loop retried instead).
+		if n := e.c.refolds.Load(); m == putting && n != 1 {
+			t.Errorf("%d refolds, want 1", n)
 		}
 	})
 }
@@ -245,6 +253,14 @@ func TestConcurrentCallbacks(t *testing.T) {
 		}
 		if n := e.fake.ListLen(callbacksKey("tel", "CA100")); n != 7 {
 			t.Errorf("%d callbacks stored, want 7", n)
+		}
+		// One process: each callback took its turn and found the state
+		// its predecessor cached.
+		if n := e.c.refolds.Load(); n != 0 {
+			t.Errorf("%d callbacks lost their compare-and-set in one process, want 0", n)
+		}
+		if n := e.c.turns.len(); n != 0 {
+			t.Errorf("%d calls still hold a turn", n)
 		}
 	})
 }
