@@ -53,16 +53,16 @@ type AcceptedEvent struct {
 // written back. A nil error means all of that is durable.
 //
 // A callback takes its call's turn (see turns), then folds into the state
-// this process cached (see callCache). If that changes the call (and its settle time stays), the
-// append, the call's write expecting the cached version and the events the
-// fold emits go to the store as one step: store.AppendAndPut when there is
-// no event (one commit, one round trip), the intake's SubmitWithPut when
-// there is (one commit on bolt; the events are recorded only if the
-// version check proves the cached state current). Anything else — nothing
-// to change, a new settle time, a lost version check, an intake that
-// cannot put (Redis) — goes the safe way, apply, which reads the call and
-// makes the append (if not done yet) in the same store step as the call's
-// write.
+// this process cached (see callCache). If that changes the call, the call
+// is scheduled for its settle time when that is new (see schedule), then
+// the append, the call's write expecting the cached version and the events
+// the fold emits go to the store as one step: store.AppendAndPut when
+// there is no event (one commit, one round trip), the intake's
+// SubmitWithPut when there is (one commit on bolt; the events are recorded
+// only if the version check proves the cached state current). Anything
+// else — nothing to change, a lost version check, an intake that cannot
+// put (Redis) — goes the safe way, apply, which reads the call and makes
+// the append (if not done yet) in the same store step as the call's write.
 func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 	root := cb.RootID()
 	val, err := json.Marshal(storedCallback{Callback: *cb, Raw: string(cb.Raw)})
@@ -77,7 +77,14 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 	}
 	defer done()
 	cur, version := c.calls.get(root, c.Now())
-	if next, events, changed := Fold(cur, cb, cb.ReceivedAt, c.opts); changed && next.SettleAt.Equal(cur.SettleAt) {
+	if next, events, changed := Fold(cur, cb, cb.ReceivedAt, c.opts); changed {
+		if !next.SettleAt.IsZero() && !next.SettleAt.Equal(cur.SettleAt) {
+			// Due first, written second: scheduling is idempotent, and a
+			// schedule whose write then fails finds nothing to settle.
+			if err := c.schedule(ctx, root, next.SettleAt, cb.ReceivedAt); err != nil {
+				return Answer{}, err
+			}
+		}
 		data, err := json.Marshal(next)
 		if err != nil {
 			return Answer{}, fmt.Errorf("telephony %s: call %s: encode: %w", c.Name(), root, err)
