@@ -164,6 +164,9 @@ func SubmitEach(ctx context.Context, in Intake, evs []*normalize.Event) ([]Resul
 type PutIntake interface {
 	Intake
 	SubmitWithPut(ctx context.Context, evs []*normalize.Event, a store.ListAppend, p store.RecordPut) (PutResult, error)
+	// CanPut reports whether SubmitWithPut works with this intake's store
+	// (when false it answers errors.ErrUnsupported).
+	CanPut() bool
 }
 
 // PutResult is the answer of PutIntake.SubmitWithPut.
@@ -172,6 +175,12 @@ type PutResult struct {
 	Duplicate bool  // the append's
 	Version   int64 // the record's new version; 0 when the check was lost
 	Events    []Result
+}
+
+// CanPut reports whether in is a PutIntake whose SubmitWithPut works.
+func CanPut(in Intake) bool {
+	pi, ok := in.(PutIntake)
+	return ok && pi.CanPut()
 }
 
 // SubmitWithPut is in's PutIntake.SubmitWithPut when in has one, else

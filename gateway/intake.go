@@ -52,6 +52,13 @@ func (in *intake) count(ev *normalize.Event, res store.AppendResult) connectors.
 
 var _ connectors.PutIntake = (*intake)(nil)
 
+// CanPut implements connectors.PutIntake: true when the store is a
+// store.EventsPutter.
+func (in *intake) CanPut() bool {
+	_, ok := in.st.(store.EventsPutter)
+	return ok
+}
+
 // SubmitWithPut implements connectors.PutIntake when the store is a
 // store.EventsPutter (bolt), and answers errors.ErrUnsupported otherwise
 // (Redis: the connector makes the steps one by one).

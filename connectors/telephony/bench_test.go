@@ -128,6 +128,8 @@ func (b boltIntake) SubmitWithPut(ctx context.Context, evs []*normalize.Event, a
 
 func (boltIntake) Reject(string, string) {}
 
+func (boltIntake) CanPut() bool { return true }
+
 // BenchmarkTwilioHandlerBolt is BenchmarkTwilioHandler on a real bolt
 // file from about 64 goroutines, the three callbacks of a call sent by
 // different goroutines at once (as wrk sends them in make bench), the

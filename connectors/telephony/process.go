@@ -76,50 +76,90 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 		return Answer{}, fmt.Errorf("telephony %s: call %s: wait for its other callbacks: %w", c.Name(), root, err)
 	}
 	defer done()
-	cur, version := c.calls.get(root, c.Now())
-	if next, events, changed := Fold(cur, cb, cb.ReceivedAt, c.opts); changed {
-		if !next.SettleAt.IsZero() && !next.SettleAt.Equal(cur.SettleAt) {
-			// Due first, written second: scheduling is idempotent, and a
-			// schedule whose write then fails finds nothing to settle.
-			if err := c.schedule(ctx, root, next.SettleAt, cb.ReceivedAt); err != nil {
-				return Answer{}, err
-			}
+	cur, version, known := c.calls.get(root, c.Now())
+	canPut := connectors.CanPut(c.Intake())
+	if !known && canPut {
+		// Not cached: read it here (cheap on the stores that can put), so
+		// that the write expects the stored version.
+		cur = Call{ID: root}
+		if version, err = store.GetJSON(ctx, c.records, callKey(c.Name(), root), &cur); err != nil {
+			return Answer{}, fmt.Errorf("telephony %s: call %s: %w", c.Name(), root, err)
 		}
-		data, err := json.Marshal(next)
-		if err != nil {
-			return Answer{}, fmt.Errorf("telephony %s: call %s: encode: %w", c.Name(), root, err)
-		}
-		put := store.RecordPut{Key: callKey(c.Name(), root), Value: data, Expect: version, TTL: c.retention}
-		accepted := []AcceptedEvent{}
-		var v int64
-		if len(events) == 0 {
-			_, dup, v, err = store.AppendAndPut(ctx, c.records, app, put)
-		} else {
-			var res connectors.PutResult
-			res, err = connectors.SubmitWithPut(ctx, c.Intake(), events, app, put)
-			dup, v = res.Duplicate, res.Version
-			for i, r := range res.Events {
-				accepted = append(accepted, AcceptedEvent{EventID: r.EventID, Type: events[i].Type, Duplicate: r.Duplicate})
-			}
-		}
+		known = version == 0 || cur.ID == root // else apply says what is stored there
+	}
+	if known {
+		ans, outcome, err := c.fromState(ctx, cb, app, cur, version, canPut)
 		switch {
-		case err == nil:
-			c.calls.put(next, v, c.Now())
-			return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup, Outcome: next.Outcome, Events: accepted}, nil
-		case errors.Is(err, store.ErrConflict):
-			pending = nil // appended; the cache was behind: fold again from the store
-			c.refolds.Add(1)
-		case errors.Is(err, errors.ErrUnsupported):
-			// nothing written: the safe way makes every step
-		default:
-			return Answer{}, fmt.Errorf("telephony %s: call %s: append callback: %w", c.Name(), root, err)
+		case err != nil:
+			return Answer{}, err
+		case outcome == wrote:
+			return ans, nil
+		case outcome == appended:
+			pending, dup = nil, ans.Duplicate
 		}
 	}
-	call, events, adup, err := c.apply(ctx, root, cb, cb.ReceivedAt, pending)
+	call, accepted, adup, err := c.apply(ctx, root, cb, cb.ReceivedAt, pending)
 	if err != nil {
 		return Answer{}, err
 	}
-	return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup || adup, Outcome: call.Outcome, Events: events}, nil
+	return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup || adup, Outcome: call.Outcome, Events: accepted}, nil
+}
+
+// What fromState did.
+type stateOutcome int
+
+const (
+	untouched stateOutcome = iota // nothing written: apply makes every step
+	appended                      // the callback appended, the call's write refused: apply folds again
+	wrote                         // the callback, the call and its events are durable
+)
+
+// fromState folds cb into cur, the call's state at version as this
+// process knows it, and writes what that changes in one store step (see
+// record). A fold that changes nothing, or emits events the intake cannot
+// put with the call, is left to apply.
+func (c *Connector) fromState(ctx context.Context, cb *Callback, app store.ListAppend, cur Call, version int64, canPut bool) (Answer, stateOutcome, error) {
+	root := cur.ID
+	next, events, changed := Fold(cur, cb, cb.ReceivedAt, c.opts)
+	if !changed || len(events) > 0 && !canPut {
+		return Answer{}, untouched, nil
+	}
+	if !next.SettleAt.IsZero() && !next.SettleAt.Equal(cur.SettleAt) {
+		// Due first, written second: scheduling is idempotent, and a
+		// schedule whose write then fails finds nothing to settle.
+		if err := c.schedule(ctx, root, next.SettleAt, cb.ReceivedAt); err != nil {
+			return Answer{}, untouched, err
+		}
+	}
+	data, err := json.Marshal(next)
+	if err != nil {
+		return Answer{}, untouched, fmt.Errorf("telephony %s: call %s: encode: %w", c.Name(), root, err)
+	}
+	put := store.RecordPut{Key: callKey(c.Name(), root), Value: data, Expect: version, TTL: c.retention}
+	ans := Answer{CallID: root, CallbackID: cb.ID, Outcome: next.Outcome, Events: []AcceptedEvent{}}
+	var v int64
+	if len(events) == 0 {
+		_, ans.Duplicate, v, err = store.AppendAndPut(ctx, c.records, app, put)
+	} else {
+		var res connectors.PutResult
+		res, err = connectors.SubmitWithPut(ctx, c.Intake(), events, app, put)
+		ans.Duplicate, v = res.Duplicate, res.Version
+		for i, r := range res.Events {
+			ans.Events = append(ans.Events, AcceptedEvent{EventID: r.EventID, Type: events[i].Type, Duplicate: r.Duplicate})
+		}
+	}
+	switch {
+	case err == nil:
+		c.calls.put(next, v, c.Now())
+		return ans, wrote, nil
+	case errors.Is(err, store.ErrConflict):
+		c.refolds.Add(1) // the state was behind the store's
+		return ans, appended, nil
+	case errors.Is(err, errors.ErrUnsupported):
+		return Answer{}, untouched, nil
+	default:
+		return Answer{}, untouched, fmt.Errorf("telephony %s: call %s: append callback: %w", c.Name(), root, err)
+	}
 }
 
 // apply runs the state machine for the call root: read the call, fold cb

@@ -445,12 +445,11 @@ func TestTwoGatewaysShareCalls(t *testing.T) {
 	})
 }
 
-// TestPutIntakeSkipsTheRead: with an intake that records events in the
-// step of the call's write, no callback of a new call reads the call —
-// not even the first, whose event is recorded with the write — and every
-// callback is one store step. With one that cannot, the event-emitting
-// callback reads the call first.
-func TestPutIntakeSkipsTheRead(t *testing.T) {
+// TestOneStepPerCallback: the three callbacks of a new call read the call
+// once (the first: nothing cached) and write it once each; with an intake
+// that records events in the step of the call's write, the first
+// callback's event goes with its write.
+func TestOneStepPerCallback(t *testing.T) {
 	eachIntake(t, func(t *testing.T, m intakeMode) {
 		rc := &readCounter{Records: newFakeRecords()}
 		e := m.on(newEnvWith(t, "tel", ProviderTwilio, rc, nil))
@@ -465,12 +464,12 @@ func TestPutIntakeSkipsTheRead(t *testing.T) {
 		if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
 			t.Fatalf("events %v", got)
 		}
-		wantReads, wantPuts := int64(1), 0
-		if m == putting {
-			wantReads, wantPuts = 0, 1
+		if n := rc.reads.Load() - before; n != 1 {
+			t.Errorf("%d reads of the call, want 1", n)
 		}
-		if n := rc.reads.Load() - before; n != wantReads {
-			t.Errorf("%d reads of the call, want %d", n, wantReads)
+		wantPuts := 0
+		if m == putting {
+			wantPuts = 1
 		}
 		if n := e.in.Puts(); n != wantPuts {
 			t.Errorf("%d events put with the call, want %d", n, wantPuts)
@@ -482,33 +481,44 @@ func TestPutIntakeSkipsTheRead(t *testing.T) {
 	})
 }
 
-// TestStaleGuessRecordsNoEvent: a gateway that never saw a call folds its
-// callback into an empty call, which emits call.inbound again; the call's
-// stored version refutes that guess, so the event is not recorded on its
-// strength, and the fold from the stored call emits nothing new.
-func TestStaleGuessRecordsNoEvent(t *testing.T) {
+// TestStaleCacheRecordsNoEvent: a gateway whose cached call is behind the
+// store folds a callback into it that emits call.inbound, which the
+// stored call has emitted already; the call's version refutes the cached
+// state, so the event is not recorded on its strength, and the fold from
+// the stored call emits nothing new.
+func TestStaleCacheRecordsNoEvent(t *testing.T) {
 	eachIntake(t, func(t *testing.T, m intakeMode) {
 		a := m.on(newEnv(t, ProviderTwilio, nil))
 		b := newEnvWith(t, "tel", ProviderTwilio, a.rec, nil)
 		b.c.Push, _ = connectors.NewPush("telephony", connectors.Base{Name: "tel"}, connectors.Deps{Intake: a.in, Now: a.clk.Now}, DefaultMaxBody)
-		if w := a.postTwilio(t, in("ringing", 0)); w.Code != http.StatusNoContent {
-			t.Fatalf("a: %d %s", w.Code, w.Body)
+		steps := []struct {
+			gw *env
+			p  url.Values
+		}{
+			{a, child("CA201", agentA, "ringing", 0)}, // a caches the call: no root leg, no event
+			{b, in("ringing", 0)},                     // b emits call.inbound
+			{a, in("in-progress", 1)},                 // a's cached call has not emitted it
 		}
-		if w := b.postTwilio(t, in("in-progress", 1)); w.Code != http.StatusNoContent {
-			t.Fatalf("b: %d %s", w.Code, w.Body)
+		for i, s := range steps {
+			if w := s.gw.postTwilio(t, s.p); w.Code != http.StatusNoContent {
+				t.Fatalf("step %d: %d %s", i, w.Code, w.Body)
+			}
 		}
 		if got := types(a.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
 			t.Errorf("events %v", got)
 		}
 		if n := a.in.Submits(); n != 1 {
-			t.Errorf("%d submits, want 1: the stale guess's event must not reach the intake", n)
+			t.Errorf("%d submits, want 1: the stale state's event must not reach the intake", n)
+		}
+		if n := a.c.refolds.Load(); m == putting && n != 1 {
+			t.Errorf("a: %d refolds, want 1 (its cached call lost the check)", n)
 		}
 		call, _ := storedCall(t, a.fake, "tel", "CA100")
-		if call.Outcome != OutcomeAnswered || len(call.Events) != 1 {
+		if call.Outcome != OutcomeActive || len(call.Events) != 1 || len(call.Legs) != 2 {
 			t.Errorf("call %+v", call)
 		}
-		if n := a.fake.ListLen(callbacksKey("tel", "CA100")); n != 2 {
-			t.Errorf("%d callbacks stored, want 2", n)
+		if n := a.fake.ListLen(callbacksKey("tel", "CA100")); n != 3 {
+			t.Errorf("%d callbacks stored, want 3", n)
 		}
 	})
 }

@@ -127,6 +127,13 @@ func (f *Intake) SubmitWithPut(ctx context.Context, evs []*normalize.Event, a st
 	return res, nil
 }
 
+// CanPut implements connectors.PutIntake: whether PutWith gave records.
+func (f *Intake) CanPut() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.put != nil
+}
+
 // Puts counts the SubmitWithPut calls made over PutWith's records.
 func (f *Intake) Puts() int {
 	f.mu.Lock()
