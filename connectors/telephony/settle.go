@@ -149,7 +149,7 @@ func (c *Connector) settleBucket(ctx context.Context, b int64, now time.Time) er
 			return fmt.Errorf("telephony %s: settle bucket %d: %w", c.Name(), b, err)
 		}
 		for _, e := range elems {
-			if _, _, _, err := c.apply(ctx, e.ID, nil, now, nil); err != nil {
+			if err := c.settle(ctx, e.ID, now); err != nil {
 				return err
 			}
 			after = e.Seq
@@ -158,4 +158,16 @@ func (c *Connector) settleBucket(ctx context.Context, b int64, now time.Time) er
 			return nil
 		}
 	}
+}
+
+// settle folds the clock into call root in the call's turn, so that the
+// state it caches cannot overwrite a newer one a callback cached meanwhile.
+func (c *Connector) settle(ctx context.Context, root string, now time.Time) error {
+	done, err := c.turns.take(ctx, root)
+	if err != nil {
+		return fmt.Errorf("telephony %s: call %s: wait for its callbacks: %w", c.Name(), root, err)
+	}
+	defer done()
+	_, _, _, err = c.apply(ctx, root, nil, now, nil)
+	return err
 }

@@ -522,3 +522,34 @@ func TestStaleCacheRecordsNoEvent(t *testing.T) {
 		}
 	})
 }
+
+// TestSweepTakesTheTurn: the sweeper settles a call in the call's turn, so
+// it waits for a callback of that call being recorded.
+func TestSweepTakesTheTurn(t *testing.T) {
+	e := newEnv(t, ProviderTwilio, func(c *Config) { c.Settle = 10 * time.Second })
+	if w := e.postTwilio(t, in("no-answer", 0)); w.Code != http.StatusNoContent {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	e.clk.Add(10*time.Second + 2*SettleBucket)
+	held, err := e.c.turns.take(t.Context(), "CA100") // a callback of the call in progress
+	if err != nil {
+		t.Fatal(err)
+	}
+	swept := make(chan error, 1)
+	go func() { swept <- e.c.sweep(context.Background()) }()
+	select {
+	case err := <-swept:
+		t.Fatalf("the sweep ended (%v) while the call's turn was held", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
+		t.Fatalf("events %v before the turn was given back", got)
+	}
+	held()
+	if err := <-swept; err != nil {
+		t.Fatal(err)
+	}
+	if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound, missed}) {
+		t.Fatalf("events %v", got)
+	}
+}
