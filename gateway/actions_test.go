@@ -350,7 +350,11 @@ func TestDelayedActionAcrossRestart(t *testing.T) {
 
 	tg = startActionsGateway(t, storeYAML, "{allow_private: true, poll: 50ms}", tt.srv.URL)
 	calls := tt.waitCalls(t, "/later", 1, 5*time.Second)
-	if at := calls[0].at.Sub(moved); at < 1500*time.Millisecond {
+	// Due times are wall-clock times (stored, compared with the runner's
+	// time.Now()), so the check is in wall time too: with the monotonic
+	// readings it failed once by 1.7 ms (2026-12-04), most likely the wall
+	// clock adjusted in between; the due time is kept in wall time.
+	if at := calls[0].at.Round(0).Sub(moved.Round(0)); at < 1500*time.Millisecond {
 		t.Fatalf("delayed action ran %v after the move, before its 1.5s", at)
 	}
 	var body struct{ Item store.Item }
