@@ -28,16 +28,16 @@ func (in *intake) Submit(ctx context.Context, ev *normalize.Event) (connectors.R
 	}
 	res, err := in.st.Append(ctx, ev)
 	if err != nil {
-		return connectors.Result{}, in.refused(ev, err)
+		in.refused(ev, err)
+		return connectors.Result{}, fmt.Errorf("intake %s: %w: %w", ev.ID, connectors.ErrUnavailable, err)
 	}
 	return in.count(ev, res), nil
 }
 
-// refused counts and logs the store's refusal of ev and says so.
-func (in *intake) refused(ev *normalize.Event, err error) error {
+// refused counts and logs the store's refusal of ev.
+func (in *intake) refused(ev *normalize.Event, err error) {
 	in.m.unavailable.WithLabelValues(ev.Connector).Inc()
 	in.log.Warn("intake: store refused event", "connector", ev.Connector, "event_id", ev.ID, "err", err)
-	return fmt.Errorf("intake %s: %w: %w", ev.ID, connectors.ErrUnavailable, err)
 }
 
 // count counts what the store did with ev.
@@ -76,16 +76,10 @@ func (in *intake) SubmitWithPut(ctx context.Context, evs []*normalize.Event, a s
 	case errors.Is(err, store.ErrConflict):
 		return out, fmt.Errorf("intake: %w", err)
 	case err != nil:
-		var first error
 		for _, ev := range evs {
-			if e := in.refused(ev, err); first == nil {
-				first = e
-			}
+			in.refused(ev, err)
 		}
-		if first == nil { // no events: the store's error as it is
-			first = fmt.Errorf("intake: %w: %w", connectors.ErrUnavailable, err)
-		}
-		return connectors.PutResult{}, first
+		return connectors.PutResult{}, fmt.Errorf("intake: %w: %w", connectors.ErrUnavailable, err)
 	}
 	out.Events = make([]connectors.Result, len(evs))
 	for i, ev := range evs {

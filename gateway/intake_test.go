@@ -21,16 +21,28 @@ func batchEvent(id string) *normalize.Event {
 		Subject: normalize.Subject{Email: id + "@client.test"}}
 }
 
-// TestIntakeSubmitBatch: a batch is recorded whole, each event once; an
-// event already in the log and an id twice in the batch answer Duplicate,
-// and the results follow the order of the events.
-func TestIntakeSubmitBatch(t *testing.T) {
+// boltIntake opens a bolt file for t (closed at its end) and an intake
+// over it.
+func boltIntake(t *testing.T) (*bolt.Store, *intake) {
+	t.Helper()
 	st, err := bolt.Open(store.Config{Path: filepath.Join(t.TempDir(), "sg.db"), DedupWindow: time.Hour}, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	in := &intake{st: st, m: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	t.Cleanup(func() { st.Close() })
+	return st, newIntake(st)
+}
+
+// newIntake is an intake over st with fresh metrics and no log.
+func newIntake(st store.Store) *intake {
+	return &intake{st: st, m: newMetrics(), log: slog.New(slog.DiscardHandler)}
+}
+
+// TestIntakeSubmitBatch: a batch is recorded whole, each event once; an
+// event already in the log and an id twice in the batch answer Duplicate,
+// and the results follow the order of the events.
+func TestIntakeSubmitBatch(t *testing.T) {
+	st, in := boltIntake(t)
 	ctx := context.Background()
 	if _, err := in.Submit(ctx, batchEvent("ev-old")); err != nil {
 		t.Fatal(err)
@@ -88,12 +100,7 @@ func TestIntakeSubmitBatch(t *testing.T) {
 // TestIntakeSubmitBatchInvalid: an invalid event fails the batch before
 // anything is written.
 func TestIntakeSubmitBatchInvalid(t *testing.T) {
-	st, err := bolt.Open(store.Config{Path: filepath.Join(t.TempDir(), "sg.db"), DedupWindow: time.Hour}, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	in := &intake{st: st, m: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	st, in := boltIntake(t)
 	bad := batchEvent("ev-bad")
 	bad.Type = "no such type"
 	if _, err := in.SubmitBatch(context.Background(), []*normalize.Event{batchEvent("ev-good"), bad}); err == nil {
@@ -109,12 +116,7 @@ func TestIntakeSubmitBatchInvalid(t *testing.T) {
 // outage); an invalid event writes nothing; a closed store is an outage;
 // a store that is not a store.EventsPutter answers errors.ErrUnsupported.
 func TestIntakeSubmitWithPut(t *testing.T) {
-	st, err := bolt.Open(store.Config{Path: filepath.Join(t.TempDir(), "sg.db"), DedupWindow: time.Hour}, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	in := &intake{st: st, m: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	st, in := boltIntake(t)
 	ctx := context.Background()
 	app := func(id string) store.ListAppend {
 		return store.ListAppend{Key: "call/1/cbs", ID: id, Value: []byte(id)}
@@ -142,7 +144,7 @@ func TestIntakeSubmitWithPut(t *testing.T) {
 		t.Fatalf("log = %d entries, %v; want ev-1 only", len(entries), err)
 	}
 
-	plain := &intake{st: struct{ store.Store }{st}, m: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	plain := newIntake(struct{ store.Store }{st})
 	if _, err := plain.SubmitWithPut(ctx, []*normalize.Event{batchEvent("ev-4")}, app("cb4"), put(1)); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("store without EventsPutter: %v, want errors.ErrUnsupported", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -247,4 +248,23 @@ type readCounter struct {
 func (r *readCounter) GetRecord(ctx context.Context, key string) (store.Record, error) {
 	r.reads.Add(1)
 	return r.Records.GetRecord(ctx, key)
+}
+
+// postAllThenSettle posts every callback of all at once (one goroutine
+// each), then moves the clock past settle and sweeps.
+func postAllThenSettle(t *testing.T, e *env, all []url.Values) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, p := range all {
+		wg.Go(func() {
+			if w := e.postTwilio(t, p); w.Code != http.StatusNoContent {
+				t.Errorf("%d %s", w.Code, w.Body)
+			}
+		})
+	}
+	wg.Wait()
+	e.clk.Add(DefaultSettle + 2*SettleBucket)
+	if err := e.c.sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -71,9 +71,9 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 	}
 	app := store.ListAppend{Key: callbacksKey(c.Name(), root), ID: cb.ID, Value: val, TTL: c.retention}
 	pending, dup := &app, false // pending: the append is still to be made
-	done, err := c.turns.take(ctx, root)
+	done, err := c.takeTurn(ctx, root)
 	if err != nil {
-		return Answer{}, fmt.Errorf("telephony %s: call %s: wait for its other callbacks: %w", c.Name(), root, err)
+		return Answer{}, err
 	}
 	defer done()
 	cur, version, known := c.calls.get(root, c.Now())
@@ -103,6 +103,16 @@ func (c *Connector) record(ctx context.Context, cb *Callback) (Answer, error) {
 		return Answer{}, err
 	}
 	return Answer{CallID: root, CallbackID: cb.ID, Duplicate: dup || adup, Outcome: call.Outcome, Events: accepted}, nil
+}
+
+// takeTurn waits for call root's turn in this process (see turns) and
+// returns the function that ends it.
+func (c *Connector) takeTurn(ctx context.Context, root string) (func(), error) {
+	done, err := c.turns.take(ctx, root)
+	if err != nil {
+		return nil, fmt.Errorf("telephony %s: call %s: wait for its other callbacks: %w", c.Name(), root, err)
+	}
+	return done, nil
 }
 
 // What fromState did.

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -88,19 +87,7 @@ func concurrentOn(t *testing.T, rec store.Records, m intakeMode) {
 			child("CA201", agentA, "completed", 2, "CallDuration", "70"),
 			child("CA202", agentB, "ringing", 0), child("CA202", agentB, "no-answer", 1))
 	}
-	var wg sync.WaitGroup
-	for _, p := range all {
-		wg.Go(func() {
-			if w := e.postTwilio(t, p); w.Code != 204 {
-				t.Errorf("%d %s", w.Code, w.Body)
-			}
-		})
-	}
-	wg.Wait()
-	e.clk.Add(DefaultSettle + 2*SettleBucket)
-	if err := e.c.sweep(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	postAllThenSettle(t, e, all)
 	if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
 		t.Errorf("events %v", got)
 	}

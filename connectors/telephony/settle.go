@@ -163,9 +163,9 @@ func (c *Connector) settleBucket(ctx context.Context, b int64, now time.Time) er
 // settle folds the clock into call root in the call's turn, so that the
 // state it caches cannot overwrite a newer one a callback cached meanwhile.
 func (c *Connector) settle(ctx context.Context, root string, now time.Time) error {
-	done, err := c.turns.take(ctx, root)
+	done, err := c.takeTurn(ctx, root)
 	if err != nil {
-		return fmt.Errorf("telephony %s: call %s: wait for its callbacks: %w", c.Name(), root, err)
+		return err
 	}
 	defer done()
 	_, _, _, err = c.apply(ctx, root, nil, now, nil)

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -231,19 +230,7 @@ func TestConcurrentCallbacks(t *testing.T) {
 				child("CA202", agentB, "ringing", 0), child("CA202", agentB, "canceled", 1))
 		}
 		rand.New(rand.NewPCG(3, 4)).Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-		var wg sync.WaitGroup
-		for _, p := range all {
-			wg.Go(func() {
-				if w := e.postTwilio(t, p); w.Code != http.StatusNoContent {
-					t.Errorf("%d %s", w.Code, w.Body)
-				}
-			})
-		}
-		wg.Wait()
-		e.clk.Add(DefaultSettle + 2*SettleBucket)
-		if err := e.c.sweep(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		postAllThenSettle(t, e, all)
 		if got := types(e.in.Events()); !slices.Equal(got, []normalize.Type{inbound}) {
 			t.Errorf("events %v", got)
 		}
