@@ -274,7 +274,10 @@ type Store interface {
 	// ErrConflict, ErrAlreadyApplied or ErrNotFound.
 	Move(ctx context.Context, req MoveRequest) (Item, error)
 	// AppendTimeline adds an entry; an entry with an ID the item already
-	// has is ignored.
+	// has is ignored. The entry of a move that applied an event (Move or
+	// ApplyBatch with an event) may be left out of that check: the event's
+	// applied marker keeps it single, and its ID is not one to append
+	// again (the engine's is "ev:" + the event id).
 	AppendTimeline(ctx context.Context, e TimelineEntry) error
 	// Timeline returns an item's entries, oldest first.
 	Timeline(ctx context.Context, itemID string) ([]TimelineEntry, error)

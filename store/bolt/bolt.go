@@ -67,32 +67,35 @@ var errClosed = fmt.Errorf("closed: %w", store.ErrUnavailable)
 
 // Bucket names.
 var (
-	bMeta       = []byte("meta")             // "layout" → u64(version of the file's layout)
-	bDedup      = []byte("dedup")            // event id → expiry (timeKey) + u64(rseq) (evref.go)
-	bExpiry     = []byte("expiry")           // timeKey(expiry) + event id → nil
-	bLog        = []byte("event_log")        // u64(seq) → u64(rseq)
-	bEvData     = []byte("event_data")       // u64(rseq) + kind [+ item id] → the event's record, state, decisions, markers (evref.go)
-	bUnmatched  = []byte("unmatched_events") // timeKey(ack) + u64(n) → u64(rseq)
-	bFailed     = []byte("failed_events")    // timeKey(ack) + u64(n) → u64(rseq) of a parked event
-	bDecisions  = []byte("decisions")        // event id \0 item id → ItemDecisions JSON, for an event without a record
-	bApplied    = []byte("applied")          // event id \0 item id → nil, for an event without a record
-	bContacts   = []byte("contacts")         // contact id → Contact JSON
-	bIdentities = []byte("identities")       // kind \0 value → contact id
-	bItems      = []byte("items")            // item id → Item JSON
-	bIdxAll     = []byte("idx_all")          // timeKey(created) + item id → nil
-	bIdxPipe    = []byte("idx_pipe")         // pipeline \0 timeKey + item id → nil
-	bIdxStage   = []byte("idx_stage")        // pipeline \0 stage \0 timeKey + item id → nil
-	bIdxContact = []byte("idx_contact")      // contact id \0 timeKey + item id → nil
-	bTimeline   = []byte("timeline")         // item id \0 kind … → an item's timeline entries (move.go)
-	bRecords    = []byte("records")          // record key → version, expiry, value (records.go)
-	bRecExpiry  = []byte("rec_expiry")       // timeKey(expiry) + record key → nil
-	bList       = []byte("list_data")        // list key \0 kind … → the lists' elements (lists.go)
-	bListExpiry = []byte("list_expiry")      // timeKey(expiry) + list key → nil
+	bMeta          = []byte("meta")             // "layout" → u64(version of the file's layout)
+	bDedup         = []byte("dedup")            // event id → expiry (timeKey) + u64(rseq) (evref.go)
+	bExpiry        = []byte("expiry")           // timeKey(expiry) + event id → nil
+	bLog           = []byte("event_log")        // u64(seq) → u64(rseq)
+	bEvData        = []byte("event_data")       // u64(rseq) + kind [+ item id] → the event's record, state, decisions, markers (evref.go)
+	bUnmatched     = []byte("unmatched_events") // timeKey(ack) + u64(n) → u64(rseq)
+	bFailed        = []byte("failed_events")    // timeKey(ack) + u64(n) → u64(rseq) of a parked event
+	bDecisions     = []byte("decisions")        // event id \0 item id → ItemDecisions JSON, for an event without a record
+	bApplied       = []byte("applied")          // event id \0 item id → nil, for an event without a record
+	bContacts      = []byte("contacts")         // contact id → Contact JSON
+	bIdentities    = []byte("identities")       // kind \0 value → contact id
+	bItems         = []byte("items")            // item id → Item JSON
+	bIdxAll        = []byte("idx_all")          // timeKey(created) + item id → nil
+	bIdxPipe       = []byte("idx_pipe")         // pipeline \0 timeKey + item id → nil
+	bIdxStage      = []byte("idx_stage")        // pipeline \0 stage \0 timeKey + item id → nil
+	bIdxContact    = []byte("idx_contact")      // contact id \0 timeKey + item id → nil
+	bTimelineEntry = []byte("timeline_entries") // u64(n) → u64(the item's previous n) + entry JSON (timeline.go)
+	bTimelineHead  = []byte("timeline_heads")   // item id → u64(n of its newest entry)
+	bTimelineID    = []byte("timeline_ids")     // item id \0 entry id → {1}
+	bRecords       = []byte("records")          // record key → version, expiry, value (records.go)
+	bRecExpiry     = []byte("rec_expiry")       // timeKey(expiry) + record key → nil
+	bList          = []byte("list_data")        // list key \0 kind … → the lists' elements (lists.go)
+	bListExpiry    = []byte("list_expiry")      // timeKey(expiry) + list key → nil
 )
 
 var allBuckets = [][]byte{
 	bMeta, bDedup, bExpiry, bLog, bEvData, bUnmatched, bFailed, bDecisions, bApplied,
-	bContacts, bIdentities, bItems, bIdxAll, bIdxPipe, bIdxStage, bIdxContact, bTimeline,
+	bContacts, bIdentities, bItems, bIdxAll, bIdxPipe, bIdxStage, bIdxContact,
+	bTimelineEntry, bTimelineHead, bTimelineID,
 	bRecords, bRecExpiry, bList, bListExpiry, bOutbox, bOutboxDue, bOutboxStatus, bOutboxItem,
 }
 
@@ -170,12 +173,12 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// upgradeFile brings a layout-1 file to layout 2 in steps of one
-// transaction each (upgradeStep), logging the start, every 100,000 events
+// upgradeFile brings a file of an earlier layout to the current one in
+// steps of one transaction each (upgradeStep), logging the start, every 100,000 events
 // and the end.
 func upgradeFile(db *bbolt.DB, path string, log *slog.Logger) error {
 	began := time.Now()
-	log.Info("bolt: upgrading the file to layout 2 (events by record sequence, one bucket for timelines and for lists)", "path", path)
+	log.Info("bolt: upgrading the file to layout 3 (events by record sequence, lists in one bucket, timelines one log chained per item)", "path", path)
 	events, logged := 0, 0
 	for {
 		done, n := false, 0
@@ -193,7 +196,7 @@ func upgradeFile(db *bbolt.DB, path string, log *slog.Logger) error {
 			log.Info("bolt: upgrading", "path", path, "events", events, "took", time.Since(began).Round(time.Millisecond))
 		}
 		if done {
-			log.Info("bolt: upgraded the file to layout 2", "path", path, "events", events, "took", time.Since(began).Round(time.Millisecond))
+			log.Info("bolt: upgraded the file to layout 3", "path", path, "events", events, "took", time.Since(began).Round(time.Millisecond))
 			return nil
 		}
 	}

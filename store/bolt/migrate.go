@@ -19,9 +19,16 @@ import (
 // bLists1.
 //
 // Version 2 keeps events by record sequence (evref.go), the log and the
-// indexes naming that sequence, all timelines in one bucket (bTimeline)
-// and all lists in one (bList).
-const layoutVersion = 2
+// indexes naming that sequence, all timelines in one bucket (bTimeline2:
+// item id \0 's' u64(n) → entry JSON, item id \0 'i' entry id → u64(n),
+// n counting the item's entries) and all lists in one (bList).
+//
+// Version 3 keeps the timelines as one log of entries chained per item
+// (timeline.go).
+const layoutVersion = 3
+
+// bTimeline2 is layout 2's timeline bucket, drained by the upgrade.
+var bTimeline2 = []byte("timeline")
 
 // The buckets of layout 1 that layout 2 does not have.
 var (
@@ -55,7 +62,7 @@ func checkLayout(tx *bbolt.Tx) (bool, error) {
 			return false, nil
 		}
 	}
-	for _, b := range [][]byte{bEvents1, bLog1, bUnmatched1, bFailed1, bTimelines1, bLists1} {
+	for _, b := range [][]byte{bEvents1, bLog1, bUnmatched1, bFailed1, bTimelines1, bLists1, bTimeline2} {
 		if tx.Bucket(b) != nil {
 			return true, nil
 		}
@@ -63,7 +70,8 @@ func checkLayout(tx *bbolt.Tx) (bool, error) {
 	return false, meta.Put(layoutKey, u64(layoutVersion))
 }
 
-// upgradeStep moves one chunk of a layout-1 file to layout 2 in tx and
+// upgradeStep moves one chunk of a layout-1 or layout-2 file towards the
+// current layout in tx and
 // reports whether the upgrade is complete (then the file is stamped) and
 // how many events it moved. Every step leaves the file consistent for the
 // next one: what it moved is deleted from the layout-1 buckets in the same
@@ -73,7 +81,8 @@ func checkLayout(tx *bbolt.Tx) (bool, error) {
 // The order matters: the log and the indexes are converted first, while
 // the layout-1 state of every event (its record sequence: the log
 // sequence of its latest entry, unique since each is handed out once) is
-// still there to look up; then the events; then the timelines and lists.
+// still there to look up; then the events; then the timelines and lists
+// into their layout-2 buckets; last the layout-2 timelines into layout 3's.
 func upgradeStep(tx *bbolt.Tx) (done bool, events int, err error) {
 	for _, m := range [][2][]byte{{bLog1, bLog}, {bUnmatched1, bUnmatched}, {bFailed1, bFailed}} {
 		if tx.Bucket(m[0]) != nil {
@@ -84,10 +93,16 @@ func upgradeStep(tx *bbolt.Tx) (done bool, events int, err error) {
 		n, err := moveEvents(tx)
 		return false, n, err
 	}
-	for _, f := range [][2][]byte{{bTimelines1, bTimeline}, {bLists1, bList}} {
+	for _, f := range [][2][]byte{{bTimelines1, bTimeline2}, {bLists1, bList}} {
 		if tx.Bucket(f[0]) != nil {
+			if _, err := tx.CreateBucketIfNotExists(f[1]); err != nil {
+				return false, 0, err
+			}
 			return false, 0, flatten(tx, f[0], f[1])
 		}
+	}
+	if tx.Bucket(bTimeline2) != nil {
+		return false, 0, chainTimelines(tx)
 	}
 	return true, 0, tx.Bucket(bMeta).Put(layoutKey, u64(layoutVersion))
 }
@@ -224,7 +239,7 @@ func moveEvents(tx *bbolt.Tx) (int, error) {
 
 // flatten moves up to upgradeChunk nested buckets of the layout-1 bucket
 // old into the flat bucket flat: key k of nested bucket b becomes b \0 k,
-// the form of bTimeline and bList.
+// the form of bTimeline2 and bList.
 func flatten(tx *bbolt.Tx, old, flat []byte) error {
 	ob, fb := tx.Bucket(old), tx.Bucket(flat)
 	var names [][]byte
@@ -246,6 +261,40 @@ func flatten(tx *bbolt.Tx, old, flat []byte) error {
 		}
 		if err := ob.DeleteBucket(name); err != nil {
 			return fmt.Errorf("%s %s: %w", old, name, err)
+		}
+	}
+	return nil
+}
+
+// chainTimelines moves up to upgradeChunk keys of layout 2's timeline
+// bucket into layout 3's (timeline.go), deleting the bucket once it is
+// empty. The keys come in order, an item's id index before its entries
+// and those oldest first, so each item's chain ends in its old order
+// however the chunks cut it. Keys of another kind were never read and are
+// dropped.
+func chainTimelines(tx *bbolt.Tx) error {
+	old := tx.Bucket(bTimeline2)
+	chunk := headChunk(old)
+	if len(chunk) == 0 {
+		return tx.DeleteBucket(bTimeline2)
+	}
+	ids := tx.Bucket(bTimelineID)
+	for _, e := range chunk {
+		if i := bytes.IndexByte(e.k, sep); i > 0 && i+1 < len(e.k) {
+			item, kind, tail := string(e.k[:i]), e.k[i+1], e.k[i+2:]
+			var err error
+			switch kind {
+			case 'i':
+				err = ids.Put(timelineIDKey(item, string(tail)), indexedMark)
+			case 's':
+				err = pushEntry(tx, item, e.v)
+			}
+			if err != nil {
+				return fmt.Errorf("timeline of %s: %w", item, err)
+			}
+		}
+		if err := old.Delete(e.k); err != nil {
+			return err
 		}
 	}
 	return nil

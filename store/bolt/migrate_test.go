@@ -245,9 +245,9 @@ func checkUpgradedLayout1(t *testing.T, path string) {
 		t.Fatalf("GetEvent(e-wait) after Ack = %+v, %v", rec, err)
 	}
 	if err := s.db.View(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bEvents1, bEvState1, bTimelines1, bLists1} {
+		for _, name := range [][]byte{bEvents1, bEvState1, bTimelines1, bLists1, bTimeline2} {
 			if tx.Bucket(name) != nil {
-				t.Errorf("bucket %s of layout 1 still there", name)
+				t.Errorf("bucket %s of an earlier layout still there", name)
 			}
 		}
 		if v := tx.Bucket(bMeta).Get(layoutKey); len(v) != 8 || v[7] != layoutVersion {

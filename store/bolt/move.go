@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,7 +115,13 @@ func moveTx(tx *bbolt.Tx, it *store.Item, p movePlan) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if _, err := appendEntryJSON(tx, it.ID, p.entryID, p.entry); err != nil {
+	if p.event.id == "" {
+		if _, err := appendEntryJSON(tx, it.ID, p.entryID, p.entry); err != nil {
+			return nil, err
+		}
+	} else if err := pushEntry(tx, it.ID, p.entry); err != nil {
+		// The applied marker written below keeps an event from moving the
+		// item twice, so its entry needs no id index (see timeline.go).
 		return nil, err
 	}
 	if err := addOutbox(tx, p.outbox, p.at); err != nil {
@@ -134,94 +139,6 @@ func moveTx(tx *bbolt.Tx, it *store.Item, p movePlan) ([]byte, error) {
 		}
 	}
 	return data, nil
-}
-
-// appendEntry adds e to its item's timeline unless the item has an entry
-// with e.ID; it reports whether it wrote. The entries of all items share
-// one bucket (timelineKey), so a move dirties the one leaf that holds its
-// item's newest entries, not an item bucket and its parent's header too.
-func appendEntry(tx *bbolt.Tx, e store.TimelineEntry) (bool, error) {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return false, err
-	}
-	return appendEntryJSON(tx, e.ItemID, e.ID, data)
-}
-
-// Keys of bTimeline: item id \0 'i' entry id → u64(n), and
-// item id \0 's' u64(n) → entry JSON, n counting the item's entries from 1.
-const (
-	tlEntryID = 'i'
-	tlEntry   = 's'
-)
-
-// timelineKey is the bTimeline key of kind for item, followed by tail.
-func timelineKey(item string, kind byte, tail []byte) []byte {
-	b := make([]byte, 0, len(item)+2+len(tail))
-	b = append(append(append(b, item...), sep, kind), tail...)
-	return b
-}
-
-// hasEntry reports whether item's timeline has an entry with id entryID.
-func hasEntry(tx *bbolt.Tx, item, entryID string) bool {
-	return tx.Bucket(bTimeline).Get(timelineKey(item, tlEntryID, []byte(entryID))) != nil
-}
-
-// appendEntryJSON is appendEntry with the entry encoded already.
-func appendEntryJSON(tx *bbolt.Tx, itemID, entryID string, data []byte) (bool, error) {
-	tb := tx.Bucket(bTimeline)
-	idKey := timelineKey(itemID, tlEntryID, []byte(entryID))
-	if tb.Get(idKey) != nil {
-		return false, nil
-	}
-	n := lastSeqUnder(tb, timelineKey(itemID, tlEntry, nil)) + 1
-	if err := tb.Put(timelineKey(itemID, tlEntry, u64(n)), data); err != nil {
-		return false, err
-	}
-	return true, tb.Put(idKey, u64(n))
-}
-
-// AppendTimeline adds e to the timeline of item e.ItemID, which must exist;
-// an entry with an ID the item already has is ignored.
-func (s *Store) AppendTimeline(ctx context.Context, e store.TimelineEntry) error {
-	if e.ItemID == "" || e.ID == "" {
-		return errors.New("bolt: append timeline: item id and entry id are required")
-	}
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		if tx.Bucket(bItems).Get([]byte(e.ItemID)) == nil {
-			return clean(store.ErrNotFound)
-		}
-		_, err := appendEntry(tx, e)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("bolt: append timeline %s: %w", e.ItemID, err)
-	}
-	return nil
-}
-
-// Timeline returns the entries of an item, oldest first.
-func (s *Store) Timeline(ctx context.Context, itemID string) ([]store.TimelineEntry, error) {
-	var out []store.TimelineEntry
-	err := s.view(func(tx *bbolt.Tx) error {
-		if tx.Bucket(bItems).Get([]byte(itemID)) == nil {
-			return store.ErrNotFound
-		}
-		prefix := timelineKey(itemID, tlEntry, nil)
-		c := tx.Bucket(bTimeline).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var e store.TimelineEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("entry %x: %w", k, err)
-			}
-			out = append(out, e)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bolt: timeline %s: %w", itemID, err)
-	}
-	return out, nil
 }
 
 // RecordDecisions stores d for (eventID, d.ItemID) unless a verdict is
