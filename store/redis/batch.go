@@ -154,7 +154,7 @@ for w = 1, tonumber(ARGV[12]) do
     st = 1
     conflict = true
   elseif move == '1' then
-    moveItem(P, ik, item, cur, to, closed, at, P .. 'timeline:' .. item, P .. 'timeline-ids:' .. item, eid, entry)
+    moveItem(P, ik, item, cur, to, closed, at, P .. 'timeline:' .. item, false, eid, entry)
     markApplied(KEYS[2], KEYS[6], KEYS[5], item, dec, ARGV[11], recOK, pend)
     marked[item] = true
     addOutbox(P, item, ob, nout)

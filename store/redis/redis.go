@@ -33,7 +33,7 @@
 //	P items:stage:<len(p)>:<p>:<s>  sorted set, same score, one per pipeline and stage
 //	P items:contact:<c>         sorted set, same score, one per contact
 //	P timeline:<item>           list: TimelineEntry JSON, oldest first
-//	P timeline-ids:<item>       set: entry ids already in the timeline
+//	P timeline-ids:<item>       set: entry ids already in the timeline (not of the moves that applied an event: their applied markers keep them single)
 //	P rec:<key>                 hash: v (version), d (value); PEXPIRE'd when put with a ttl
 //	P list:<key>                hash: seq (decimal, gapless from 1) → "<len(id)>:<id><value>"
 //	P list-ids:<key>            hash: element id → seq (not of elements appended Unique); expires together with P list:<key>

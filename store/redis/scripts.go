@@ -164,7 +164,11 @@ end
 if tonumber(cur[1]) ~= tonumber(ARGV[4]) then
   return {'conflict'}
 end
-moveItem(ARGV[1], KEYS[1], ARGV[2], cur, ARGV[5], ARGV[6], ARGV[7], KEYS[4], KEYS[5], ARGV[8], ARGV[9])
+local tik = KEYS[5]
+if ARGV[3] ~= '' then
+  tik = false -- the applied marker below keeps the entry single
+end
+moveItem(ARGV[1], KEYS[1], ARGV[2], cur, ARGV[5], ARGV[6], ARGV[7], KEYS[4], tik, ARGV[8], ARGV[9])
 if ARGV[3] ~= '' then
   markApplied(KEYS[6], KEYS[2], KEYS[3], ARGV[2], ARGV[10], ARGV[11], redis.call('EXISTS', KEYS[6]) == 1)
 end
@@ -236,9 +240,10 @@ end
 `
 
 // moveLua defines moveItem(prefix, item key, item id, {version, pipeline,
-// stage, score}, to, closed, updated_at, timeline key, timeline ids key,
-// entry id, entry JSON), which moves a checked item (version, stage,
-// stage indexes, timeline entry once per id), and addOutbox(prefix, item
+// stage, score}, to, closed, updated_at, timeline key, timeline ids key
+// (false for a move that applies an event), entry id, entry JSON), which
+// moves a checked item (version, stage, stage indexes, timeline entry once
+// per id), and addOutbox(prefix, item
 // id, first ARGV index, count), which adds the entered stage's outbox
 // entries whose id is new (per entry in ARGV, OUTBOX_ARGS values: id,
 // fixed JSON, due (ms), created (ms), stage entry group, action index; see
@@ -255,7 +260,9 @@ local function moveItem(P, ik, item, cur, to, closed, at, tk, tik, eid, entry)
     redis.call('ZREM', base .. cur[3], item)
     redis.call('ZADD', base .. to, cur[4], item)
   end
-  if redis.call('SADD', tik, eid) == 1 then
+  -- tik false: the entry of a move that applies an event, kept single by
+  -- the event's applied marker, so its id needs no place in the id set.
+  if not tik or redis.call('SADD', tik, eid) == 1 then
     redis.call('RPUSH', tk, entry)
   end
 end
