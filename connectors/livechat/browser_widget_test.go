@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,9 +37,13 @@ func newShop(t *testing.T, mutate func(cfg string) string) *shop {
 	g := startGateway(t, cfg, boltStore(t), "test", nil)
 	site.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		frame := "" // /two/…: a second page of the site beside it, as a second tab would be
+		if strings.HasPrefix(r.URL.Path, "/two/") {
+			frame = `<iframe id="tab-b" src="/contact" style="width:360px;height:520px;border:1px solid #999"></iframe>`
+		}
 		fmt.Fprintf(w, `<!doctype html><html><head><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Shop</title></head><body><h1>A shop: %s</h1>
-<script src="%s/in/chat/widget.js" data-channel="sales" async></script></body></html>`, r.URL.Path, g.base)
+<title>Shop</title></head><body><h1>A shop: %s</h1>%s
+<script src="%s/in/chat/widget.js" data-channel="sales" async></script></body></html>`, r.URL.Path, frame, g.base)
 	})
 	return &shop{g: g, site: site}
 }
@@ -264,5 +269,69 @@ func TestBrowserWidgetIdentifyLater(t *testing.T) {
 	}
 	if len(decisions) != 1 || decisions[0].ItemID != lead.ID {
 		t.Fatalf("chat.accepted (subject %+v) went to %+v, want the lead %s", rec.Event.Subject, decisions, lead.ID)
+	}
+}
+
+// Two pages of the site open at once (here a page and, in a frame, a
+// second one: they share the widget's saved state as two tabs do). A
+// message written in the first while it is offline stays saved while the
+// second writes and is acknowledged, and reaches the conversation once:
+// the second page sends it too. It used to be lost: the second page's save
+// overwrote the saved outbox, and the first page, reloaded before it could
+// send, found nothing to send.
+func TestBrowserWidgetTwoPagesKeepEachOthersMessages(t *testing.T) {
+	tab := browser(t)
+	sh := newShop(t, nil)
+	const b = `document.getElementById("tab-b").contentWindow`
+	status := func(win string) string {
+		return win + `.document.getElementById("sg-chat-status") && ` + win + `.document.getElementById("sg-chat-status").textContent`
+	}
+	shown := func(win string) string { // the visitor messages the conversation shows, stored ones only
+		return `Array.from(` + win + `.document.querySelectorAll("#sg-chat-log .sg-visitor[data-seq]")).map(n => n.textContent)`
+	}
+	once := func(win, text string) string {
+		return shown(win) + `.filter(s => s === ` + fmt.Sprintf("%q", text) + `).length === 1`
+	}
+	step(t, tab, "a first page: the visitor writes",
+		addInitScript(wsSpy),
+		chromedp.Navigate(sh.site.URL+"/pricing"),
+		waitJS(status("window")+` === "online"`),
+		chromedp.Evaluate[chromedp.Void](`window.StagegateChat.send("first")`),
+		waitJS(once("window", "first")),
+	)
+	step(t, tab, "two pages of the site open",
+		chromedp.Navigate(sh.site.URL+"/two/pricing"),
+		waitJS(status("window")+` === "online"`),
+		waitJS(status(b)+` === "online"`),
+		waitJS(once(b, "first")),
+	)
+	step(t, tab, "the first page offline writes",
+		chromedp.Evaluate[chromedp.Void](`window.__sgblock = true; window.__sgws.close()`),
+		waitJS(status("window")+` === "reconnecting…"`),
+		chromedp.Evaluate[chromedp.Void](`window.StagegateChat.send("written offline in A")`),
+		waitJS(`document.querySelectorAll("#sg-chat-log .sg-pending").length === 1`),
+	)
+	step(t, tab, "the second page writes; the first one's message goes with it",
+		chromedp.Evaluate[chromedp.Void](b+`.StagegateChat.send("written in B")`),
+		waitJS(once(b, "written in B")),
+		waitJS(once(b, "written offline in A")),
+		waitJS(b+`.StagegateChat.state().outbox.length === 0`),
+	)
+	shot(t, tab, "widget-two-pages")
+	step(t, tab, "reloaded, both pages show every message once",
+		chromedp.Reload(),
+		waitJS(status("window")+` === "online"`),
+		waitJS(status(b)+` === "online"`),
+		waitJS(once("window", "written offline in A")),
+		waitJS(`window.StagegateChat.state().outbox.length === 0`),
+	)
+	for _, win := range []string{"window", b} {
+		got, err := chromedp.Run(tab, chromedp.Evaluate[[]string](shown(win)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"first", "written in B", "written offline in A"}; !slices.Equal(slices.Sorted(slices.Values(got)), want) {
+			t.Errorf("%s shows %q, want each of %q once", win, got, want)
+		}
 	}
 }

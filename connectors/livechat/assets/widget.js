@@ -18,6 +18,7 @@
   // cursor, so a reconnect gets exactly what the page missed.
   st.last = 0;
   var ws = null, ready = false, backoff = 500, typingAt = 0, typingTimer = null, ask = [], el = {};
+  var gone = {}; // ids of the messages this page saw stored (see save)
 
   function load() {
     try {
@@ -26,7 +27,27 @@
     } catch (e) {}
     return { outbox: [], ident: {} };
   }
-  function save() { try { localStorage.setItem(key, JSON.stringify(st)); } catch (e) {} }
+  // save writes the state for the next page. Every tab of the site shares
+  // it, so the messages other tabs queued and this one did not see stored
+  // are kept (a tab closed while offline would lose them otherwise), and
+  // taken into this page's outbox: sent now when online, else with its
+  // next hello. The gateway stores a message id once, whoever sends it.
+  function save() {
+    try {
+      var cur = JSON.parse(localStorage.getItem(key)), have = {}, more = [];
+      st.outbox.forEach(function (m) { have[m.id] = true; });
+      ((cur && cur.outbox) || []).forEach(function (m) {
+        if (m && m.id && !have[m.id] && !gone[m.id]) { have[m.id] = true; more.push(m); }
+      });
+      st.outbox = st.outbox.concat(more);
+      localStorage.setItem(key, JSON.stringify(st));
+      if (ready) more.forEach(function (m) { tx({ type: "message", id: m.id, text: m.text }); });
+    } catch (e) {}
+  }
+  function stored(id) {
+    gone[id] = true;
+    st.outbox = st.outbox.filter(function (o) { return o.id !== id; });
+  }
   function tx(f) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(f)); }
 
   function h(tag, attrs, text) {
@@ -120,7 +141,7 @@
     if (m.from === "visitor") {
       var p = el.log.querySelector('.sg-pending[data-id="' + m.id + '"]');
       if (p) p.remove();
-      st.outbox = st.outbox.filter(function (o) { return o.id !== m.id; });
+      stored(m.id);
     }
     if (m.from === "agent") typed();
     render(m);
@@ -155,12 +176,12 @@
         (f.messages || []).forEach(add);
         el.log.querySelectorAll(".sg-pending").forEach(function (n) { n.remove(); });
         st.outbox.forEach(function (m) { render(m, true); });
-        ready = true; backoff = 500; save(); showAsk(); flush();
+        backoff = 500; save(); ready = true; showAsk(); flush(); // flush sends what save took in, too
         el.status.textContent = "online";
         break;
       case "message": add(f); break;
       case "ack":
-        st.outbox = st.outbox.filter(function (o) { return o.id !== f.id; }); save();
+        stored(f.id); save();
         break;
       case "typing":
         el.status.textContent = "typing…";
