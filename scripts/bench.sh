@@ -609,7 +609,7 @@ EOF
 
 # --- channel connectors and actions: their own Go benchmarks, raw lines ---------------
 if [ "${SKIP_CHANNELS:-0}" != 1 ]; then
-	log "channel benchmarks: actions, tracking, telephony, imap (Dovecot), live chat idle memory"
+	log "channel benchmarks: actions, tracking, telephony, imap (Dovecot), live chat idle memory and message → move latency"
 	{
 		echo
 		echo "## Channel connectors and actions (same machine, same run)"
@@ -633,6 +633,15 @@ if [ "${SKIP_CHANNELS:-0}" != 1 ]; then
 		fi
 		echo "# live chat: memory per idle visitor connection vs a bare gorilla echo server, 10,000 connections"
 		timeout 300 "$GO" run ./cmd/chatbench idle -n 10000 -sources 4 2>&1 | tail -n 5 || true
+		echo "# live chat: visitor message → item moved at 1,000 msg/s over 1,000 connections, whole gateway (bolt, then Redis)"
+		timeout 300 "$GO" run ./cmd/chatbench latency -conns 1000 -rate 1000 -duration 20s 2>&1 | tail -n 4 || true
+		if [[ " $STORES " == *" redis "* ]]; then
+			start_redis
+			timeout 300 "$GO" run ./cmd/chatbench latency -conns 1000 -rate 1000 -duration 20s -store redis \
+				-redis-url "redis://127.0.0.1:$REDIS_PORT/0" 2>&1 | tail -n 4 || true
+			stop_pid "$REDIS_PID" redis-server 10
+			REDIS_PID=""
+		fi
 		echo '```'
 	} >"$TMP/channels.md"
 else
