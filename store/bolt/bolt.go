@@ -174,8 +174,8 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 }
 
 // upgradeFile brings a file of an earlier layout to the current one in
-// steps of one transaction each (upgradeStep), logging the start, every 100,000 events
-// and the end.
+// steps of one transaction each (upgradeStep), logging the start, every
+// 100,000 events and the end.
 func upgradeFile(db *bbolt.DB, path string, log *slog.Logger) error {
 	began := time.Now()
 	log.Info("bolt: upgrading the file to layout 3 (events by record sequence, lists in one bucket, timelines one log chained per item)", "path", path)

@@ -71,10 +71,10 @@ func checkLayout(tx *bbolt.Tx) (bool, error) {
 }
 
 // upgradeStep moves one chunk of a layout-1 or layout-2 file towards the
-// current layout in tx and
-// reports whether the upgrade is complete (then the file is stamped) and
-// how many events it moved. Every step leaves the file consistent for the
-// next one: what it moved is deleted from the layout-1 buckets in the same
+// current layout in tx and reports whether the upgrade is complete (then
+// the file is stamped) and how many events it moved. Every step leaves the
+// file consistent for the next one: what it moved is deleted from the
+// earlier layout's buckets in the same
 // transaction, so a crash between steps resumes where it stopped on the
 // next Open (the gateway serves nothing until the upgrade is complete).
 //

@@ -115,13 +115,14 @@ func moveTx(tx *bbolt.Tx, it *store.Item, p movePlan) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if p.event.id == "" {
-		if _, err := appendEntryJSON(tx, it.ID, p.entryID, p.entry); err != nil {
+	// The entry of a move that applies an event needs no id index: the
+	// applied marker written below keeps the event from moving the item
+	// twice (timeline.go).
+	if p.event.id != "" {
+		if err := pushEntry(tx, it.ID, p.entry); err != nil {
 			return nil, err
 		}
-	} else if err := pushEntry(tx, it.ID, p.entry); err != nil {
-		// The applied marker written below keeps an event from moving the
-		// item twice, so its entry needs no id index (see timeline.go).
+	} else if _, err := appendEntryJSON(tx, it.ID, p.entryID, p.entry); err != nil {
 		return nil, err
 	}
 	if err := addOutbox(tx, p.outbox, p.at); err != nil {

@@ -243,8 +243,8 @@ end
 // stage, score}, to, closed, updated_at, timeline key, timeline ids key
 // (false for a move that applies an event), entry id, entry JSON), which
 // moves a checked item (version, stage, stage indexes, timeline entry once
-// per id), and addOutbox(prefix, item
-// id, first ARGV index, count), which adds the entered stage's outbox
+// per id), and addOutbox(prefix, item id, first ARGV index, count), which
+// adds the entered stage's outbox
 // entries whose id is new (per entry in ARGV, OUTBOX_ARGS values: id,
 // fixed JSON, due (ms), created (ms), stage entry group, action index; see
 // outbox.go). moveScript and applyEventScript share them.
