@@ -175,28 +175,31 @@ func Open(cfg store.Config, opts Options) (*Store, error) {
 
 // upgradeFile brings a file of an earlier layout to the current one in
 // steps of one transaction each (upgradeStep), logging the start, every
-// 100,000 events and the end.
+// 100,000 events or timeline entries and the end.
 func upgradeFile(db *bbolt.DB, path string, log *slog.Logger) error {
 	began := time.Now()
 	log.Info("bolt: upgrading the file to layout 3 (events by record sequence, lists in one bucket, timelines one log chained per item)", "path", path)
-	events, logged := 0, 0
+	var total upgraded
+	logged := 0
 	for {
-		done, n := false, 0
+		done := false
+		var n upgraded
 		err := db.Update(func(tx *bbolt.Tx) error {
 			var err error
 			done, n, err = upgradeStep(tx)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("upgrade the file's layout (%d events moved; the next start goes on from there): %w", events, err)
+			return fmt.Errorf("upgrade the file's layout (%d events, %d timeline entries moved; the next start goes on from there): %w", total.events, total.entries, err)
 		}
-		events += n
-		if events-logged >= 100000 {
-			logged = events
-			log.Info("bolt: upgrading", "path", path, "events", events, "took", time.Since(began).Round(time.Millisecond))
+		total.events += n.events
+		total.entries += n.entries
+		if total.events+total.entries-logged >= 100000 {
+			logged = total.events + total.entries
+			log.Info("bolt: upgrading", "path", path, "events", total.events, "timeline_entries", total.entries, "took", time.Since(began).Round(time.Millisecond))
 		}
 		if done {
-			log.Info("bolt: upgraded the file to layout 3", "path", path, "events", events, "took", time.Since(began).Round(time.Millisecond))
+			log.Info("bolt: upgraded the file to layout 3", "path", path, "events", total.events, "timeline_entries", total.entries, "took", time.Since(began).Round(time.Millisecond))
 			return nil
 		}
 	}

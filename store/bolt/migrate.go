@@ -72,7 +72,7 @@ func checkLayout(tx *bbolt.Tx) (bool, error) {
 
 // upgradeStep moves one chunk of a layout-1 or layout-2 file towards the
 // current layout in tx and reports whether the upgrade is complete (then
-// the file is stamped) and how many events it moved. Every step leaves the
+// the file is stamped) and how many events and timeline entries it moved. Every step leaves the
 // file consistent for the next one: what it moved is deleted from the
 // earlier layout's buckets in the same
 // transaction, so a crash between steps resumes where it stopped on the
@@ -83,29 +83,33 @@ func checkLayout(tx *bbolt.Tx) (bool, error) {
 // sequence of its latest entry, unique since each is handed out once) is
 // still there to look up; then the events; then the timelines and lists
 // into their layout-2 buckets; last the layout-2 timelines into layout 3's.
-func upgradeStep(tx *bbolt.Tx) (done bool, events int, err error) {
+func upgradeStep(tx *bbolt.Tx) (done bool, moved upgraded, err error) {
 	for _, m := range [][2][]byte{{bLog1, bLog}, {bUnmatched1, bUnmatched}, {bFailed1, bFailed}} {
 		if tx.Bucket(m[0]) != nil {
-			return false, 0, convertIndex(tx, m[0], m[1])
+			return false, moved, convertIndex(tx, m[0], m[1])
 		}
 	}
 	if tx.Bucket(bEvents1) != nil {
-		n, err := moveEvents(tx)
-		return false, n, err
+		moved.events, err = moveEvents(tx)
+		return false, moved, err
 	}
 	for _, f := range [][2][]byte{{bTimelines1, bTimeline2}, {bLists1, bList}} {
 		if tx.Bucket(f[0]) != nil {
 			if _, err := tx.CreateBucketIfNotExists(f[1]); err != nil {
-				return false, 0, err
+				return false, moved, err
 			}
-			return false, 0, flatten(tx, f[0], f[1])
+			return false, moved, flatten(tx, f[0], f[1])
 		}
 	}
 	if tx.Bucket(bTimeline2) != nil {
-		return false, 0, chainTimelines(tx)
+		moved.entries, err = chainTimelines(tx)
+		return false, moved, err
 	}
-	return true, 0, tx.Bucket(bMeta).Put(layoutKey, u64(layoutVersion))
+	return true, moved, tx.Bucket(bMeta).Put(layoutKey, u64(layoutVersion))
 }
+
+// upgraded counts what upgrade steps moved, for the log.
+type upgraded struct{ events, entries int }
 
 // stateSeq returns the record sequence of a layout-1 event: the sequence
 // its state holds, 0 if it has none.
@@ -268,17 +272,17 @@ func flatten(tx *bbolt.Tx, old, flat []byte) error {
 
 // chainTimelines moves up to upgradeChunk keys of layout 2's timeline
 // bucket into layout 3's (timeline.go), deleting the bucket once it is
-// empty. The keys come in order, an item's id index before its entries
+// empty, and returns how many entries it moved. The keys come in order, an item's id index before its entries
 // and those oldest first, so each item's chain ends in its old order
 // however the chunks cut it. Keys of another kind were never read and are
 // dropped.
-func chainTimelines(tx *bbolt.Tx) error {
+func chainTimelines(tx *bbolt.Tx) (int, error) {
 	old := tx.Bucket(bTimeline2)
 	chunk := headChunk(old)
 	if len(chunk) == 0 {
-		return tx.DeleteBucket(bTimeline2)
+		return 0, tx.DeleteBucket(bTimeline2)
 	}
-	ids := tx.Bucket(bTimelineID)
+	ids, entries := tx.Bucket(bTimelineID), 0
 	for _, e := range chunk {
 		if i := bytes.IndexByte(e.k, sep); i > 0 && i+1 < len(e.k) {
 			item, kind, tail := string(e.k[:i]), e.k[i+1], e.k[i+2:]
@@ -288,14 +292,15 @@ func chainTimelines(tx *bbolt.Tx) error {
 				err = ids.Put(timelineIDKey(item, string(tail)), indexedMark)
 			case 's':
 				err = pushEntry(tx, item, e.v)
+				entries++
 			}
 			if err != nil {
-				return fmt.Errorf("timeline of %s: %w", item, err)
+				return 0, fmt.Errorf("timeline of %s: %w", item, err)
 			}
 		}
 		if err := old.Delete(e.k); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return entries, nil
 }
