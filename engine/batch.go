@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/stagegate/stagegate/normalize"
 	"github.com/stagegate/stagegate/store"
@@ -48,6 +50,32 @@ type plan struct {
 	// outbox are the event's own actions (EventAction), queued with its ack.
 	outbox []store.OutboxEntry
 	done   bool // written and acknowledged
+	// sends counts the ApplyBatch calls that carried this plan; exact: the
+	// first one acknowledged it with every write OK, on a store of one
+	// process whose failed calls write nothing (bolt), so the store holds
+	// exactly this plan's outcome and decisions (applied).
+	sends int
+	exact bool
+}
+
+// applied is what the store holds for p's event once p is done, if the
+// engine knows it exactly (p.exact): its outcome and its decisions in
+// store.Store.GetEvent's order (by item id). Else nil: read the store.
+func (p *plan) applied() *Applied {
+	if !p.exact {
+		return nil
+	}
+	a := &Applied{Unmatched: p.res.Unmatched, Note: p.res.Note}
+	for _, w := range p.writes {
+		a.Decisions = append(a.Decisions, w.Decisions)
+	}
+	slices.SortFunc(a.Decisions, func(x, y store.ItemDecisions) int { return strings.Compare(x.ItemID, y.ItemID) })
+	for i := 1; i < len(a.Decisions); i++ {
+		if a.Decisions[i].ItemID == a.Decisions[i-1].ItemID {
+			return nil // one verdict per item is stored: not this plan's list
+		}
+	}
+	return a
 }
 
 // lookupBatch reads what the events of plans name.
@@ -99,6 +127,16 @@ func (e *Engine) applyPlans(ctx context.Context, plans []*plan) error {
 	return e.write(ctx, bs, plans)
 }
 
+// allOK reports whether every write of an event succeeded.
+func allOK(ws []store.WriteStatus) bool {
+	for _, w := range ws {
+		if w != store.WriteOK {
+			return false
+		}
+	}
+	return true
+}
+
 // write sends the decided plans in one ApplyBatch, then decides again the
 // writes that conflicted and sends those, until every plan is acknowledged
 // or maxMoveAttempts rounds are spent.
@@ -112,6 +150,7 @@ func (e *Engine) write(ctx context.Context, bs *batchState, plans []*plan) error
 	for attempt := 1; len(send) > 0; attempt++ {
 		entries := make([]store.BatchEntry, len(send))
 		for i, p := range send {
+			p.sends++
 			be := store.BatchEntry{Entry: p.entry, Outcome: store.Outcome{Unmatched: p.res.Unmatched, Note: p.res.Note}, Outbox: p.outbox}
 			for _, k := range p.sent {
 				be.Writes = append(be.Writes, p.writes[k])
@@ -141,6 +180,7 @@ func (e *Engine) write(ctx context.Context, bs *batchState, plans []*plan) error
 					conflicted[p.writes[k].ItemID] = true
 				}
 			}
+			p.exact = e.single && p.sends == 1 && r.Acked[i] && allOK(r.Writes[i])
 			p.sent = retry
 			if r.Acked[i] {
 				p.done = true

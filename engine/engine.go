@@ -178,6 +178,15 @@ type Result struct {
 	Note      string
 }
 
+// Applied is what the store holds for an applied event, as its waiter is
+// told (Watcher.Applied): the outcome and the decisions, by item id, as
+// store.Store.GetEvent returns them.
+type Applied struct {
+	Unmatched bool
+	Note      string
+	Decisions []store.ItemDecisions
+}
+
 // Apply applies one event directly, not through the log: it resolves the
 // items the event concerns (architecture §4), evaluates and moves each, and
 // records the decisions, in one batch of one. Applying the same event again

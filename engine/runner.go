@@ -152,7 +152,7 @@ func (e *Engine) finished(plans []*plan) {
 			continue
 		}
 		e.obs.Applied(p.ev, now.Sub(p.ev.ReceivedAt), p.res)
-		e.waiters.notify(p.ev.ID)
+		e.waiters.notify(p.ev.ID, p.applied())
 	}
 }
 
@@ -166,7 +166,7 @@ func (e *Engine) park(ctx context.Context, p *plan, failures int) {
 		err := e.st.Ack(ctx, p.entry, store.Outcome{Failed: true, Note: note})
 		if err == nil {
 			e.obs.Applied(p.ev, e.now().Sub(p.ev.ReceivedAt), Result{Note: note})
-			e.waiters.notify(p.ev.ID)
+			e.waiters.notify(p.ev.ID, nil)
 			return
 		}
 		e.log.Warn("park failed, will retry", "event_id", p.ev.ID, "err", err)
@@ -192,16 +192,29 @@ func (e *Engine) Wait(ctx context.Context, eventID string) error {
 type Watcher struct {
 	e  *Engine
 	id string
-	ch chan struct{}
+	w  *waiter
 }
 
 // Watch registers a wait for eventID; call Close when done with it.
 func (e *Engine) Watch(eventID string) *Watcher {
-	return &Watcher{e: e, id: eventID, ch: e.waiters.add(eventID)}
+	return &Watcher{e: e, id: eventID, w: e.waiters.add(eventID)}
 }
 
 // Close unregisters the wait.
-func (w *Watcher) Close() { w.e.waiters.remove(w.id, w.ch) }
+func (w *Watcher) Close() { w.e.waiters.remove(w.id, w.w) }
+
+// Applied returns, after Wait returned nil, what the store holds for the
+// event when this process's engine applied it and knows that exactly (on
+// bolt, an event applied at its first try); nil means: read it from the
+// store (GetEvent).
+func (w *Watcher) Applied() *Applied {
+	select {
+	case <-w.w.ch:
+		return w.w.out
+	default:
+		return nil
+	}
+}
 
 // Wait blocks until the event is applied or ctx is done. This process's
 // engine wakes the waiter at once; the store is polled only as a fallback
@@ -224,7 +237,7 @@ func (w *Watcher) Wait(ctx context.Context, fresh bool) error {
 	defer timer.Stop()
 	for {
 		select {
-		case <-w.ch:
+		case <-w.w.ch:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -251,35 +264,43 @@ func (w *Watcher) Wait(ctx context.Context, fresh bool) error {
 // woken waits for this process's engine to wake the watcher.
 func (w *Watcher) woken(ctx context.Context) error {
 	select {
-	case <-w.ch:
+	case <-w.w.ch:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
+// waiter is one registered wait: ch is closed when the event is applied,
+// after out is set (nil when the engine does not know exactly what was
+// stored).
+type waiter struct {
+	ch  chan struct{}
+	out *Applied
+}
+
 // waiters lets API calls wait for an event to be applied.
 type waiters struct {
 	mu sync.Mutex
-	m  map[string][]chan struct{}
+	m  map[string][]*waiter
 }
 
-func newWaiters() *waiters { return &waiters{m: map[string][]chan struct{}{}} }
+func newWaiters() *waiters { return &waiters{m: map[string][]*waiter{}} }
 
-func (w *waiters) add(id string) chan struct{} {
-	ch := make(chan struct{})
+func (w *waiters) add(id string) *waiter {
+	x := &waiter{ch: make(chan struct{})}
 	w.mu.Lock()
-	w.m[id] = append(w.m[id], ch)
+	w.m[id] = append(w.m[id], x)
 	w.mu.Unlock()
-	return ch
+	return x
 }
 
-func (w *waiters) remove(id string, ch chan struct{}) {
+func (w *waiters) remove(id string, x *waiter) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	list := w.m[id]
 	for i, c := range list {
-		if c == ch {
+		if c == x {
 			list = append(list[:i], list[i+1:]...)
 			break
 		}
@@ -291,12 +312,14 @@ func (w *waiters) remove(id string, ch chan struct{}) {
 	}
 }
 
-func (w *waiters) notify(id string) {
+// notify wakes the waiters of id, telling each out (shared: read only).
+func (w *waiters) notify(id string, out *Applied) {
 	w.mu.Lock()
 	list := w.m[id]
 	delete(w.m, id)
 	w.mu.Unlock()
-	for _, ch := range list {
-		close(ch)
+	for _, x := range list {
+		x.out = out
+		close(x.ch)
 	}
 }

@@ -84,12 +84,17 @@ func (g *Gateway) apiPostEvent(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusAccepted, reply)
 		return
 	}
-	rec, ds, err := g.st.GetEvent(r.Context(), ev.ID)
-	if err != nil {
-		g.storeError(w, r, err)
-		return
+	if a := watch.Applied(); a != nil {
+		// What this process's engine just stored, known exactly: no read.
+		reply.Unmatched, reply.Note, reply.Decisions = a.Unmatched, a.Note, a.Decisions
+	} else {
+		rec, ds, err := g.st.GetEvent(r.Context(), ev.ID)
+		if err != nil {
+			g.storeError(w, r, err)
+			return
+		}
+		reply.Unmatched, reply.Note, reply.Decisions = rec.Unmatched, rec.Note, ds
 	}
-	reply.Unmatched, reply.Note, reply.Decisions = rec.Unmatched, rec.Note, ds
 	if reply.Decisions == nil {
 		reply.Decisions = []store.ItemDecisions{}
 	}
