@@ -152,7 +152,7 @@ func (e *Engine) finished(plans []*plan) {
 			continue
 		}
 		e.obs.Applied(p.ev, now.Sub(p.ev.ReceivedAt), p.res)
-		e.waiters.notify(p.ev.ID, p.applied())
+		e.waiters.notify(p.ev.ID, p.applied)
 	}
 }
 
@@ -312,12 +312,21 @@ func (w *waiters) remove(id string, x *waiter) {
 	}
 }
 
-// notify wakes the waiters of id, telling each out (shared: read only).
-func (w *waiters) notify(id string, out *Applied) {
+// notify wakes the waiters of id, telling each what applied returns
+// (shared: read only). applied (nil for nothing) runs only when id has
+// waiters: most events have none.
+func (w *waiters) notify(id string, applied func() *Applied) {
 	w.mu.Lock()
 	list := w.m[id]
 	delete(w.m, id)
 	w.mu.Unlock()
+	if len(list) == 0 {
+		return
+	}
+	var out *Applied
+	if applied != nil {
+		out = applied()
+	}
 	for _, x := range list {
 		x.out = out
 		close(x.ch)
