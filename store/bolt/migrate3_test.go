@@ -79,7 +79,12 @@ func TestUpgradeLayout2Timelines(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "sg.db")
 			writeLayout2(t, path)
 			if tc.stop > 0 {
-				stepLayout2(t, path, tc.stop)
+				interruptUpgrade(t, path, tc.stop, func(tx *bbolt.Tx) error {
+					if b := tx.Bucket(bTimeline2); b == nil || b.Stats().KeyN == 0 {
+						return errors.New("the interruption is not in the middle of the timelines")
+					}
+					return nil
+				})
 			}
 			ctx := t.Context()
 			for round := range 2 { // and once more after a second Open
@@ -122,49 +127,5 @@ func TestUpgradeLayout2Timelines(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// stepLayout2 runs n upgrade steps of the layout-2 file at path and stops,
-// as a killed upgrade would.
-func stepLayout2(t *testing.T, path string, n int) {
-	t.Helper()
-	db, err := bbolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		upgrade, err := checkLayout(tx)
-		if err == nil && !upgrade {
-			err = errors.New("a layout-2 file is not upgraded")
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for range n {
-		if err := db.Update(func(tx *bbolt.Tx) error {
-			done, _, err := upgradeStep(tx)
-			if done {
-				return errors.New("upgrade done too early")
-			}
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.View(func(tx *bbolt.Tx) error {
-		if b := tx.Bucket(bTimeline2); b == nil || b.Stats().KeyN == 0 {
-			return errors.New("the interruption is not in the middle of the timelines")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
 	}
 }

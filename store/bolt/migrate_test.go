@@ -136,24 +136,42 @@ func TestUpgradeInSmallSteps(t *testing.T) {
 // there on the next Open, with nothing lost or doubled.
 func TestUpgradeResumesAfterInterruption(t *testing.T) {
 	path := layout1File(t, 1)
+	// Log, unmatched and failed (converted, then dropped: 5 steps), then
+	// one event.
+	interruptUpgrade(t, path, 6, func(tx *bbolt.Tx) error {
+		if b := tx.Bucket(bEvents1); b == nil || b.Stats().KeyN != 2 {
+			return errors.New("the interruption is not in the middle of the events")
+		}
+		return nil
+	})
+	checkUpgradedLayout1(t, path)
+}
+
+// interruptUpgrade runs n upgrade steps of the file at path and stops, as
+// a killed upgrade would; where reports whether it stopped where the test
+// wants it.
+func interruptUpgrade(t *testing.T, path string, n int, where func(tx *bbolt.Tx) error) {
+	t.Helper()
 	db, err := bbolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer db.Close()
 	if err := db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
-		_, err := checkLayout(tx)
+		upgrade, err := checkLayout(tx)
+		if err == nil && !upgrade {
+			err = errors.New("the file is not upgraded")
+		}
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Log, unmatched and failed (converted, then dropped: 5 steps), then
-	// one event.
-	for range 6 {
+	for range n {
 		if err := db.Update(func(tx *bbolt.Tx) error {
 			done, _, err := upgradeStep(tx)
 			if done {
@@ -164,16 +182,9 @@ func TestUpgradeResumesAfterInterruption(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := db.View(func(tx *bbolt.Tx) error {
-		if b := tx.Bucket(bEvents1); b == nil || b.Stats().KeyN != 2 {
-			t.Fatalf("the interruption is not in the middle of the events")
-		}
-		return nil
-	}); err != nil {
+	if err := db.View(where); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	checkUpgradedLayout1(t, path)
 }
 
 // checkUpgradedLayout1 opens the file writeLayout1 wrote (whole, or partly
